@@ -1,0 +1,1 @@
+"""Hardware families; each folder is self-contained (config, driver, cli, README)."""
