@@ -1,0 +1,258 @@
+"""The whole config as pydantic models, and one load() whose errors name key path and line."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Optional, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
+
+from agent.section import SecretFile, Section
+from drivers.registry import available_specs, load_object
+
+DEFAULT_CONFIG_PATH = Path("/etc/commune-agent/agent.yaml")
+
+
+class SiteConfig(Section):
+    """Who this agent is: site_id goes into every topic, so it must be topic-safe."""
+
+    site_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="commune admin code, e.g. 18241")
+    name: str = ""
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+
+class TlsConfig(Section):
+    ca_file: SecretFile
+    cert_file: SecretFile | None = None
+    key_file: SecretFile | None = None
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class CocConfig(Section):
+    """The COC's MQTT broker and how this agent talks to it."""
+
+    host: str
+    port: int = Field(1883, ge=1, le=65535)
+    tls: TlsConfig | None = None
+    username: str | None = None
+    password_file: SecretFile | None = None
+    client_id: str | None = None
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    topic_prefix: str = Field("commune/v1", pattern=r"^[^#+]+$")
+    mqtt_version: Literal["5", "3.1.1"] = "5"
+    batch_size: int = Field(500, ge=1, le=10000)
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(60.0, gt=0)
+    command_key_file: SecretFile | None = None
+    command_window_s: int = Field(300, ge=5, le=86400)
+    max_command_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
+
+    @model_validator(mode="after")
+    def _checks(self) -> CocConfig:
+        if self.password_file is not None and not self.username:
+            raise ValueError("password_file needs username")
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+
+class SpoolConfig(Section):
+    """Where readings wait for the COC; bounded so a long outage cannot fill the disk."""
+
+    path: Path | None = None
+    max_bytes: ByteSize = Field(ByteSize(256 * 1024 * 1024), ge=64 * 1024)
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = {}
+
+
+_CORE_FIELDS: dict[str, Any] = {
+    "site": (SiteConfig, ...),
+    "coc": (CocConfig, ...),
+    "data_dir": (Path, Path("/var/lib/commune-agent")),
+    "spool": (SpoolConfig, SpoolConfig()),
+    "logging": (LoggingConfig, LoggingConfig()),
+}
+
+
+def _build_model() -> type[BaseModel]:
+    fields = dict(_CORE_FIELDS)
+    for spec in available_specs():
+        section_cls = load_object(spec.config)
+        default = section_cls() if spec.section == "health" else None
+        fields[spec.section] = (section_cls if default is not None else Optional[section_cls], default)
+    return create_model("AgentConfig", __base__=Section, **fields)
+
+
+AgentConfig = _build_model()
+
+
+def spool_path(cfg: Any) -> Path:
+    return cfg.spool.path or cfg.data_dir / "spool.db"
+
+
+@dataclass
+class LoadedConfig:
+    config: Any
+    sha: str
+    path: Path
+
+
+class ConfigError(Exception):
+    """Carries every problem as a ready-to-print line; never a traceback."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _line_map(text: str) -> dict[tuple[Any, ...], int]:
+    """Map every key path in the YAML to the 1-based line where it is written."""
+    lines: dict[tuple[Any, ...], int] = {}
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                lines[path + (i,)] = v.start_mark.line + 1
+                walk(v, path + (i,))
+
+    if root is not None:
+        lines[()] = root.start_mark.line + 1
+        walk(root, ())
+    return lines
+
+
+def _line_for(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int | None:
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop pydantic's union/function markers so the path is what the user wrote."""
+    return tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+
+
+_SECRET_KEY = re.compile(r"(password|secret|token|api_key)$")
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section model that owns the keys at loc, following nested models, lists and dicts."""
+    model: Any = AgentConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return None
+        model = _inner_model(field.annotation)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _reason(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = err["type"]
+    key = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        if _SECRET_KEY.search(key):
+            return f"unknown key (secrets are read from files: use {key}_file)"
+        owner = _model_at(loc[:-1])
+        close = difflib.get_close_matches(key, list(owner.model_fields), n=1) if owner else []
+        return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(err["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def validate(data: Any, text: str = "") -> Any:
+    """Validate parsed YAML; raise ConfigError with one line per problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["config error: <top>: the file must be a mapping of sections (line 1)"])
+    try:
+        return AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = _line_map(text) if text else {}
+        out = []
+        for err in exc.errors(include_url=False):
+            loc = _clean_loc(tuple(err["loc"]))
+            dotted = ".".join(str(p) for p in loc) or "<top>"
+            line = _line_for(loc, lines)
+            where = f" (line {line})" if line else ""
+            out.append(f"config error: {dotted}: {_reason(err, loc)}{where}")
+        raise ConfigError(out) from None
+
+
+def load(path: str | Path | None) -> LoadedConfig:
+    """Read, parse and validate one config file."""
+    p = Path(path) if path else DEFAULT_CONFIG_PATH
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError([f"config error: {p}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"config error: {p}: not UTF-8 text (byte {exc.start})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError([f"config error: <yaml>: {problem}{where}"]) from None
+    cfg = validate(data, text)
+    return LoadedConfig(cfg, hashlib.sha256(raw).hexdigest()[:12], p)
+
+
+def load_or_exit(path: str | Path | None) -> Any:
+    """For CLI commands: the config, or its errors on stderr and exit code 2."""
+    try:
+        return load(path).config
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None

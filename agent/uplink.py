@@ -1,0 +1,293 @@
+"""The only MQTT client to the COC: birth/LWT, the spool drained in order, commands in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+import threading
+import time
+from typing import Any, Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.commands import CommandRouter
+from agent.config import CocConfig
+from agent.driver import Priority
+from agent.logs import KvLogger
+from agent.section import read_secret
+from agent.spool import Record, Spool, Stored
+
+CONNECT_TIMEOUT_S = 15.0
+ACK_TIMEOUT_S = 30.0
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def with_envelope(row: Stored, boot_id: str) -> bytes:
+    """Prefix the stored JSON object with seq, boot_id and historical without re-parsing it."""
+    historical = row.historical or row.boot_id != boot_id
+    head = f'{{"seq":{row.seq},"boot_id":"{row.boot_id}","historical":{"true" if historical else "false"}'
+    body = row.payload[1:]
+    return head.encode() + (b"," + body if body.strip() != b"}" else body)
+
+
+class _Session:
+    """State of one MQTT connection, shared between paho's thread and the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.connack: asyncio.Future[ReasonCode | int] = loop.create_future()
+        self.closed = asyncio.Event()
+        self.lock = threading.Lock()
+        self.acks: dict[int, bool] = {}
+        self.ack_event = asyncio.Event()
+        self.waiting_for = 0
+        self.disconnect_reason = ""
+
+
+class Uplink:
+    """Connects with capped backoff plus jitter; at-least-once delivery from the spool."""
+
+    def __init__(self, cfg: CocConfig, site_id: str, spool: Spool, boot_id: str, router: CommandRouter,
+                 birth: Callable[[], dict[str, Any]], health: Callable[[], dict[str, Any]], log: KvLogger,
+                 on_change: Callable[[], None] = lambda: None) -> None:
+        self.cfg = cfg
+        self.base = f"{cfg.topic_prefix.rstrip('/')}/{site_id}"
+        self.spool = spool
+        self.boot_id = boot_id
+        self.router = router
+        self.birth = birth
+        self.health = health
+        self.log = log
+        self.on_change = on_change
+        self.state = "starting"
+        self.detail = ""
+        self.connected_since: float | None = None
+        self.published = 0
+        self.rejected = 0
+        self.connects = 0
+        self.wakeup = asyncio.Event()
+        self._client: mqtt.Client | None = None
+        self._session: _Session | None = None
+        self._stopping = False
+
+    @property
+    def connected(self) -> bool:
+        return self.state == "connected"
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.base}/{suffix}"
+
+    def stats(self) -> dict[str, Any]:
+        return {"state": self.state, "detail": self.detail, "connected_since": self.connected_since,
+                "published": self.published, "rejected": self.rejected, "connects": self.connects}
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        if (state, detail) != (self.state, self.detail):
+            self.state, self.detail = state, detail
+            self.on_change()
+
+    # -- connection ----------------------------------------------------------------------
+    def _make_client(self, session: _Session) -> mqtt.Client:
+        cfg = self.cfg
+        v5 = cfg.mqtt_version == "5"
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"commune-agent-{self.base}",
+                             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, reconnect_on_failure=False,
+                             clean_session=None if v5 else True)
+        client.max_inflight_messages_set(1000)
+        client.max_queued_messages_set(0)
+        client.will_set(self.topic("status"), dumps({"online": False, "boot_id": self.boot_id}), qos=1, retain=True)
+        if cfg.username:
+            client.username_pw_set(cfg.username, read_secret(cfg.password_file))
+        if cfg.tls is not None:
+            client.tls_set(ca_certs=str(cfg.tls.ca_file),
+                           certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
+                           keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None,
+                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        loop = session.loop
+
+        def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any = None) -> None:
+            loop.call_soon_threadsafe(lambda: session.connack.done() or session.connack.set_result(rc))
+
+        def on_disconnect(c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any = None) -> None:
+            session.disconnect_reason = str(rc)
+            loop.call_soon_threadsafe(session.closed.set)
+            loop.call_soon_threadsafe(lambda: session.connack.done() or session.connack.set_result(rc))
+
+        def on_publish(c: mqtt.Client, u: Any, mid: int, rc: ReasonCode, props: Any = None) -> None:
+            with session.lock:
+                session.acks[mid] = not rc.is_failure
+                if session.waiting_for and len(session.acks) >= session.waiting_for:
+                    loop.call_soon_threadsafe(session.ack_event.set)
+
+        def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+            loop.call_soon_threadsafe(self._command_arrived, msg.topic, bytes(msg.payload))
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_publish = on_publish
+        client.on_message = on_message
+        return client
+
+    async def run(self) -> None:
+        """Connect, serve one session, back off, again — until cancelled."""
+        backoff = self.cfg.reconnect_min_s
+        while not self._stopping:
+            served = await self._connect_and_serve()
+            if self._stopping:
+                return
+            if served:
+                backoff = self.cfg.reconnect_min_s
+            delay = backoff + random.uniform(0, backoff * 0.3)
+            self.log.info("uplink_retry", in_s=round(delay, 2), state=self.state, detail=self.detail)
+            await asyncio.sleep(delay)
+            backoff = min(backoff * 2, self.cfg.reconnect_max_s)
+
+    async def _connect_and_serve(self) -> bool:
+        loop = asyncio.get_running_loop()
+        session = _Session(loop)
+        self._set_state("connecting", f"{self.cfg.host}:{self.cfg.port}")
+        try:
+            client = self._make_client(session)
+            await asyncio.to_thread(client.connect, self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self._set_state("disconnected", f"connect failed: {exc}")
+            self.log.warning("uplink_connect_failed", host=self.cfg.host, port=self.cfg.port, error=str(exc))
+            return False
+        client.loop_start()
+        try:
+            try:
+                rc = await asyncio.wait_for(asyncio.shield(session.connack), CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                self._set_state("disconnected", "no CONNACK from broker")
+                return False
+            if session.closed.is_set() or (isinstance(rc, ReasonCode) and rc.is_failure):
+                reason = str(rc)
+                state = "auth_failed" if "authori" in reason.lower() or "password" in reason.lower() else "disconnected"
+                self._set_state(state, f"broker refused: {reason}")
+                self.log.warning("uplink_refused", reason=reason)
+                return False
+            self._client, self._session = client, session
+            self.connects += 1
+            self.connected_since = time.time()
+            client.subscribe(self.topic("cmd/+"), qos=1)
+            self._publish_now("status", self.birth(), retain=True)
+            self._publish_now("health", self.health(), retain=True)
+            self._set_state("connected")
+            self.log.info("uplink_connected", host=self.cfg.host, port=self.cfg.port, mqtt=self.cfg.mqtt_version)
+            await self._drain(session)
+            return True
+        finally:
+            self._client = None
+            self._session = None
+            if not self._stopping:
+                client.loop_stop()
+                if client.is_connected():
+                    client.disconnect()
+                if self.state == "connected":
+                    self._set_state("disconnected", session.disconnect_reason or "connection lost")
+                    self.log.warning("uplink_lost", reason=session.disconnect_reason)
+                self.connected_since = None
+
+    # -- publishing ----------------------------------------------------------------------
+    def _publish_now(self, suffix: str, payload: dict[str, Any], retain: bool = False) -> bool:
+        """Fire-and-forget QoS1 publish of live state (status, health) while connected."""
+        client = self._client
+        if client is None:
+            return False
+        client.publish(self.topic(suffix), dumps(payload), qos=1, retain=retain)
+        return True
+
+    def publish_state(self, suffix: str, payload: dict[str, Any], retain: bool = True) -> bool:
+        return self._publish_now(suffix, payload, retain)
+
+    async def _drain(self, session: _Session) -> None:
+        """Publish spool rows in order, a batch at a time; delete a row only after its PUBACK."""
+        after: dict[int, int] = {}
+        deletes: list[asyncio.Future[Any]] = []
+        client = self._client
+        assert client is not None
+        while not session.closed.is_set():
+            self.wakeup.clear()
+            rows = await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, after)
+            if not rows:
+                waiter = asyncio.ensure_future(self.wakeup.wait())
+                closed = asyncio.ensure_future(session.closed.wait())
+                await asyncio.wait({waiter, closed}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                closed.cancel()
+                continue
+            with session.lock:
+                session.acks.clear()
+                session.ack_event.clear()
+                session.waiting_for = len(rows)
+            mids: dict[int, Stored] = {}
+            for row in rows:
+                payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
+                info = client.publish(self.topic(row.topic), payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                mids[info.mid] = row
+            if len(mids) < len(rows):
+                with session.lock:
+                    session.waiting_for = len(mids)
+            if mids:
+                closed = asyncio.ensure_future(session.closed.wait())
+                acked = asyncio.ensure_future(session.ack_event.wait())
+                with session.lock:
+                    if len(session.acks) >= len(mids):
+                        session.ack_event.set()
+                await asyncio.wait({acked, closed}, timeout=ACK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+                acked.cancel()
+                closed.cancel()
+            with session.lock:
+                acks = dict(session.acks)
+                session.waiting_for = 0
+            done = [(row.id, row.size) for mid, row in mids.items() if mid in acks]
+            refused = [row for mid, row in mids.items() if acks.get(mid) is False]
+            if refused:
+                self.rejected += len(refused)
+                self.log.warning("uplink_publish_refused", count=len(refused), topic=refused[0].topic)
+            self.published += len(done) - len(refused)
+            if done:
+                deletes.append(asyncio.ensure_future(self.spool.delete(done)))
+            if len(done) < len(mids):
+                break  # an unacknowledged row must go again, in order: reconnect and resend
+            for row in rows:
+                after[row.priority] = max(after.get(row.priority, 0), row.id)
+            deletes = [d for d in deletes if not d.done()]
+        if deletes:
+            await asyncio.gather(*deletes, return_exceptions=True)
+
+    def _command_arrived(self, topic: str, payload: bytes) -> None:
+        name = topic.rsplit("/", 1)[-1]
+        asyncio.ensure_future(self._run_command(name, payload))
+
+    async def _run_command(self, name: str, payload: bytes) -> None:
+        result = await self.router.handle(name, payload)
+        safe = name if name and len(name) <= 64 and "/" not in name else "invalid"
+        await self.spool.put([Record(f"cmd/{safe}/result", dumps(result), Priority.ALARM, envelope=False)])
+        self.wakeup.set()
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        """Announce a clean shutdown (retained offline status) and disconnect."""
+        self._stopping = True
+        client = self._client
+        if client is None:
+            return
+        try:
+            info = client.publish(self.topic("status"),
+                                  dumps({"online": False, "boot_id": self.boot_id, "reason": "shutdown"}),
+                                  qos=1, retain=True)
+            await asyncio.to_thread(info.wait_for_publish, timeout)
+        except (RuntimeError, ValueError) as exc:
+            self.log.warning("uplink_offline_status_failed", error=str(exc))
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self._set_state("stopped")
