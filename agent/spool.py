@@ -244,10 +244,13 @@ class Spool:
         rows = []
         for rec in records:
             size = rec.size
-            if self.bytes + size > self.max_bytes and not self._make_room(db, size, rec.priority):
-                self._count_drop(rec.priority)
-                dropped += 1
-                continue
+            if self.bytes + size > self.max_bytes:
+                self._insert_rows(db, rows)  # rows of this batch must be visible to eviction
+                rows = []
+                if not self._make_room(db, size, rec.priority):
+                    self._count_drop(rec.priority)
+                    dropped += 1
+                    continue
             seq = None
             if rec.envelope:
                 self._seq += 1
@@ -255,9 +258,14 @@ class Spool:
             rows.append((rec.priority, rec.topic, self.boot_id, seq, int(rec.historical), now, rec.payload, size))
             self.bytes += size
             self.depth += 1
-        db.executemany("INSERT INTO msgs(prio, topic, boot_id, seq, historical, created, payload, size) "
-                       "VALUES (?,?,?,?,?,?,?,?)", rows)
+        self._insert_rows(db, rows)
         return dropped
+
+    @staticmethod
+    def _insert_rows(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            db.executemany("INSERT INTO msgs(prio, topic, boot_id, seq, historical, created, payload, size) "
+                           "VALUES (?,?,?,?,?,?,?,?)", rows)
 
     def _make_room(self, db: sqlite3.Connection, need: int, priority: int) -> bool:
         """Evict lowest-priority oldest rows (never above `priority`) until `need` fits."""

@@ -144,8 +144,9 @@ class DriverRunner:
 class Supervisor:
     """The agent process: the only global state lives here."""
 
-    def __init__(self, loaded: LoadedConfig) -> None:
+    def __init__(self, loaded: LoadedConfig, extra: dict[str, tuple[DriverSpec, Any]] | None = None) -> None:
         self.loaded = loaded
+        self._extra = extra or {}
         self.config = loaded.config
         self.boot_id = uuid.uuid4().hex
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -183,6 +184,7 @@ class Supervisor:
             section = getattr(self.config, spec.section, None)
             if section is not None and getattr(section, "enabled", True):
                 out[spec.section] = (spec, section)
+        out.update(self._extra)
         return out
 
     # -- what drivers call ---------------------------------------------------------------

@@ -117,6 +117,7 @@ class Recorder:
     user: str = "coc"
     password: str = "coc-pass"
     topics: tuple[str, ...] = ("#",)
+    persistent: bool = False  # keep a broker-side session so nothing is missed while it reconnects
     messages: list[Message] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -124,15 +125,18 @@ class Recorder:
         self._connected = threading.Event()
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                                   protocol=mqtt.MQTTv5, client_id=f"recorder-{time.monotonic_ns()}")
+        self.client.reconnect_delay_set(0.1, 0.5)
         self.client.username_pw_set(self.user, self.password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
-        if not rc.is_failure:
+        if rc.is_failure:
+            return
+        if not (self.persistent and flags.session_present):
             for t in self.topics:
                 client.subscribe(t, qos=1)
-            self._connected.set()
+        self._connected.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
@@ -140,7 +144,15 @@ class Recorder:
                                          getattr(msg, "properties", None)))
 
     def start(self) -> Recorder:
-        self.client.connect("127.0.0.1", self.port, keepalive=30)
+        props = None
+        if self.persistent:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", self.port, keepalive=30, clean_start=not self.persistent,
+                            properties=props)
         self.client.loop_start()
         if not self._connected.wait(10):
             raise AssertionError("recorder could not connect")

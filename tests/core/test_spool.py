@@ -1,0 +1,110 @@
+"""The spool keeps what it accepted, bounds its bytes, evicts lowest priority first, survives corruption."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from agent.driver import Priority
+from agent.logs import KvLogger
+from agent.spool import Record, Spool
+
+
+def open_spool(path: Path, max_bytes: int = 10_000_000, boot: str = "b1") -> Spool:
+    s = Spool(path, max_bytes, boot, KvLogger("test.spool"))
+    s.open()
+    return s
+
+
+def rec(topic: str, n: int, prio: Priority = Priority.TELEMETRY, size: int = 10) -> Record:
+    return Record(topic, b'{"n":%d,"pad":"%s"}' % (n, b"x" * size), int(prio))
+
+
+def test_put_is_persistent_and_seq_is_gap_free(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    s.put_sync([rec("telemetry/a", i) for i in range(50)])
+    s.put_sync([Record("snapshot/c/e", b"\xff\xd8jpeg", int(Priority.BULK), envelope=False)])
+    rows = s.fetch(100)
+    assert [r.seq for r in rows if r.seq is not None] == list(range(1, 51))
+    assert rows[-1].seq is None and rows[-1].payload == b"\xff\xd8jpeg"
+    s.close()
+    s2 = open_spool(tmp_path / "s.db", boot="b2")
+    assert s2.depth == 51
+    assert s2.fetch(1)[0].boot_id == "b1"
+    s2.close()
+
+
+def test_fetch_orders_by_priority_then_age_and_keeps_stream_order(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    s.put_sync([rec("telemetry/a", 1), rec("event/x", 2, Priority.EVENT), rec("telemetry/a", 3),
+                rec("event/alarm", 4, Priority.ALARM), rec("event/x", 5, Priority.EVENT)])
+    topics = [r.topic for r in s.fetch(10)]
+    assert topics == ["event/alarm", "event/x", "event/x", "telemetry/a", "telemetry/a"]
+    first = s.fetch(2)
+    after = {first[-1].priority: first[-1].id, first[0].priority: first[0].id}
+    rest = s.fetch(10, after)
+    assert [r.topic for r in rest] == ["event/x", "telemetry/a", "telemetry/a"]
+    s.close()
+
+
+def test_byte_bound_evicts_lowest_priority_oldest_and_counts(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db", max_bytes=70_000)
+    s.put_sync([rec("event/e", i, Priority.EVENT, 200) for i in range(40)])
+    s.put_sync([rec("snapshot/c/1", i, Priority.BULK, 1000) for i in range(20)])
+    s.put_sync([rec("telemetry/t", i, Priority.TELEMETRY, 300) for i in range(200)])
+    assert s.bytes <= 70_000
+    stats = s.stats()
+    assert stats["spool_dropped_by_priority"]["bulk"] == 20, stats
+    assert stats["spool_dropped_by_priority"]["event"] == 0
+    telemetry = [r for r in s.fetch(1000) if r.topic == "telemetry/t"]
+    # the oldest telemetry went first: what remains is the newest, contiguous run
+    ns = [int(r.payload.split(b",")[0].split(b":")[1]) for r in telemetry]
+    assert ns == list(range(200 - len(ns), 200)) and 0 < len(ns) < 200
+    assert stats["spool_dropped"] == 20 + (200 - len(ns))
+    # an alarm still gets in by pushing out telemetry; events are never evicted for telemetry
+    s.put_sync([rec("event/alarm", 1, Priority.ALARM, 5000)])
+    assert any(r.topic == "event/alarm" for r in s.fetch(1000))
+    assert sum(1 for r in s.fetch(1000) if r.topic == "event/e") == 40
+    s.close()
+
+
+def test_lower_priority_record_is_dropped_rather_than_evicting_higher(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db", max_bytes=70_000)
+    s.put_sync([rec("event/alarm", i, Priority.ALARM, 1000) for i in range(60)])
+    before = s.depth
+    s.put_sync([rec("telemetry/t", 0, Priority.TELEMETRY, 5000)])
+    assert s.depth == before and s.stats()["spool_dropped_by_priority"]["telemetry"] == 1
+    s.close()
+
+
+def test_delete_after_ack_frees_bytes(tmp_path: Path) -> None:
+    s = open_spool(tmp_path / "s.db")
+    s.put_sync([rec("telemetry/a", i) for i in range(10)])
+    rows = s.fetch(10)
+    s.delete_sync([(r.id, r.size) for r in rows[:4]])
+    assert s.depth == 6 and len(s.fetch(10)) == 6
+    s.delete_sync([(r.id, r.size) for r in rows[:4]])  # deleting twice is harmless
+    assert s.depth == 6
+    s.close()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_database_is_moved_aside_and_reported(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "s.db"
+    s = open_spool(path)
+    s.put_sync([rec("telemetry/a", i, size=500) for i in range(500)])
+    s.close()
+    data = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(data[:100] + b"\x00garbage" * 2000 + data[16100:])
+    else:
+        path.write_bytes(data[:4096 + 10])
+    s2 = open_spool(path)
+    assert s2.notices and s2.notices[0]["kind"] == "spool_corrupt"
+    assert Path(s2.notices[0]["moved_to"]).exists()
+    s2.put_sync([rec("telemetry/a", 1)])
+    assert s2.depth == 1
+    s2.close()
+    assert sqlite3.connect(path).execute("PRAGMA quick_check").fetchone()[0] == "ok"
