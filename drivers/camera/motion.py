@@ -1,0 +1,90 @@
+"""Motion on a small grey frame: running-average background, threshold, morphology, contours.
+
+Global light changes (IR switch, lights, clouds) recalibrate the background instead of firing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from drivers.camera.config import MotionConfig
+
+Box = tuple[int, int, int, int]  # x, y, w, h
+SETTLE_FRAMES = 3  # frames after a light change during which the background just follows the picture
+
+
+@dataclass
+class MotionResult:
+    boxes: list[Box] = field(default_factory=list)
+    changed: float = 0.0  # fraction of the (unmasked) frame that changed
+    recalibrated: bool = False
+
+
+def mask_image(polygons: list[list[tuple[float, float]]], width: int, height: int) -> np.ndarray | None:
+    """255 where motion counts, 0 inside the masked polygons (given as fractions of the frame)."""
+    if not polygons:
+        return None
+    img = np.full((height, width), 255, np.uint8)
+    for poly in polygons:
+        pts = np.array([[round(x * (width - 1)), round(y * (height - 1))] for x, y in poly], np.int32)
+        cv2.fillPoly(img, [pts], 0)
+    return img
+
+
+class MotionDetector:
+    """Feed it grey frames of one fixed size; it returns the moving blobs."""
+
+    def __init__(self, cfg: MotionConfig, width: int, height: int) -> None:
+        self.cfg = cfg
+        self.size = (width, height)
+        self.mask = mask_image(cfg.masks, width, height)
+        active = int(np.count_nonzero(self.mask)) if self.mask is not None else width * height
+        self.active_px = max(active, 1)
+        self.min_area_px = max(4.0, cfg.min_area_pct / 100.0 * width * height)
+        self.kernel_open = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+        self.kernel_dilate = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+        self.background: np.ndarray | None = None
+        self.settle = 0
+        self.recalibrations = 0
+
+    def _blur(self, grey: np.ndarray) -> np.ndarray:
+        k = self.cfg.blur
+        return cv2.GaussianBlur(grey, (k, k), 0) if k > 1 else grey
+
+    def _recalibrate(self, frame: np.ndarray) -> MotionResult:
+        self.background = frame.astype(np.float32)
+        self.settle = SETTLE_FRAMES
+        self.recalibrations += 1
+        return MotionResult(recalibrated=True)
+
+    def detect(self, grey: np.ndarray) -> MotionResult:
+        frame = self._blur(grey)
+        if self.background is None:
+            self.background = frame.astype(np.float32)
+            return MotionResult()
+        if self.settle > 0:
+            self.settle -= 1
+            self.background = frame.astype(np.float32)
+            return MotionResult(recalibrated=True)
+        bg = cv2.convertScaleAbs(self.background)
+        shift = cv2.mean(frame, self.mask)[0] - cv2.mean(bg, self.mask)[0]
+        if abs(shift) > self.cfg.brightness_jump:
+            return self._recalibrate(frame)
+        diff = cv2.absdiff(frame, bg)
+        _, th = cv2.threshold(diff, self.cfg.threshold, 255, cv2.THRESH_BINARY)
+        if self.mask is not None:
+            th = cv2.bitwise_and(th, self.mask)
+        th = cv2.morphologyEx(th, cv2.MORPH_OPEN, self.kernel_open)  # drops speckle noise and thin rain streaks
+        changed = cv2.countNonZero(th) / self.active_px
+        if changed * 100.0 > self.cfg.max_changed_pct:
+            return self._recalibrate(frame)
+        cv2.accumulateWeighted(frame, self.background, self.cfg.learn_rate)
+        if changed == 0.0:
+            return MotionResult()
+        th = cv2.dilate(th, self.kernel_dilate, iterations=2)
+        contours, _ = cv2.findContours(th, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        boxes = [cv2.boundingRect(c) for c in contours if cv2.contourArea(c) >= self.min_area_px]
+        return MotionResult(boxes=[tuple(int(v) for v in b) for b in boxes], changed=changed)  # type: ignore[misc]

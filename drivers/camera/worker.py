@@ -1,0 +1,208 @@
+"""One camera's capture and analysis, in its own process: a crashing codec takes down only this.
+
+Run as `python -m drivers.camera.worker`. The first stdin line is the job (JSON); later lines are
+commands. Every output is one JSON line on stdout: status, health, event, snapshot, reply, fatal.
+stdin closing means the agent is gone, so the worker exits.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from drivers.camera.config import CameraConfig
+
+
+@dataclass
+class Job:
+    camera: CameraConfig
+    url: str
+    timezone: str
+    open_timeout_s: float
+    read_timeout_s: float
+    reconnect_min_s: float
+    reconnect_max_s: float
+    heartbeat_s: float = 1.0
+
+    def to_json(self) -> str:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "camera"}
+        d["camera"] = self.camera.model_dump(mode="json")
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        d = json.loads(text)
+        d["camera"] = CameraConfig.model_validate(d["camera"])
+        return cls(**d)
+
+
+class Outbox:
+    """Serialises JSON lines onto stdout from the capture loop and the heartbeat thread."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def send(self, msg: dict[str, Any]) -> None:
+        line = json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+        with self.lock:
+            self.stream.write(line)
+            self.stream.flush()
+
+
+class Stats:
+    """Counters the heartbeat turns into rates; written by the capture loop only."""
+
+    def __init__(self) -> None:
+        self.grabbed = 0
+        self.analysed = 0
+        self.decode_errors = 0
+        self.reconnects = 0
+        self.last_frame = 0.0  # monotonic; 0 = never
+        self.connected = False
+        self.size = (0, 0)
+
+
+def heartbeat(out: Outbox, stats: Stats, analyzer: Any, period: float, stop: threading.Event) -> None:
+    """Health every period, even while the capture loop is blocked in a read that times out."""
+    prev_t, prev_g, prev_a = time.monotonic(), 0, 0
+    while not stop.wait(period):
+        now = time.monotonic()
+        g, a = stats.grabbed, stats.analysed
+        dt = max(now - prev_t, 1e-3)
+        out.send({"t": "health", "input_fps": round((g - prev_g) / dt, 2), "analysed_fps": round((a - prev_a) / dt, 2),
+                  "last_frame_age_s": round(now - stats.last_frame, 2) if stats.last_frame else None,
+                  "decode_errors": stats.decode_errors, "reconnects": stats.reconnects,
+                  "connected": stats.connected, "width": stats.size[0], "height": stats.size[1],
+                  "recalibrations": analyzer.recalibrations, "person_calls": analyzer.person_calls})
+        prev_t, prev_g, prev_a = now, g, a
+
+
+def read_commands(stream: IO[bytes], commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> None:
+    for line in stream:
+        try:
+            commands.put(json.loads(line))
+        except ValueError:
+            continue
+    stop.set()  # the agent closed our stdin: it is gone or wants us gone
+
+
+def encode_outputs(outputs: list[Any]) -> list[dict[str, Any]]:
+    from drivers.camera.events import EventOut
+
+    msgs = []
+    for o in outputs:
+        if isinstance(o, EventOut):
+            msgs.append({"t": "event", "kind": o.kind, "phase": o.phase, "event_id": o.event_id, "ts": o.ts,
+                         "data": o.data})
+        else:
+            msgs.append({"t": "snapshot", "kind": o.kind, "event_id": o.event_id, "score": o.score,
+                         "jpeg": base64.b64encode(o.jpeg).decode()})
+    return msgs
+
+
+def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> None:
+    from drivers.camera.analyzer import Analyzer
+    from drivers.camera.capture import Backoff, RtspCapture
+    from drivers.camera.person import PersonModelError
+    from drivers.camera.snapshots import encode_jpeg
+
+    cam = job.camera
+    try:
+        analyzer = Analyzer(cam, ZoneInfo(job.timezone))
+    except PersonModelError as exc:
+        out.send({"t": "fatal", "error": str(exc)})
+        return
+    stats = Stats()
+    threading.Thread(target=heartbeat, args=(out, stats, analyzer, job.heartbeat_s, stop), daemon=True).start()
+    backoff = Backoff(job.reconnect_min_s, job.reconnect_max_s)
+    interval = 1.0 / cam.detect_fps
+    latest: tuple[float, Any] | None = None
+
+    def serve(cmd: dict[str, Any]) -> None:
+        reply: dict[str, Any] = {"t": "reply", "request": cmd.get("request")}
+        if cmd.get("cmd") != "snapshot":
+            reply["error"] = f"unknown worker command {cmd.get('cmd')!r}"
+        elif latest is None or time.monotonic() - latest[0] > max(2.0, 3 * interval):
+            reply["error"] = "no recent frame from the camera"
+        else:
+            frame = latest[1]
+            jpeg = encode_jpeg(frame, cam.snapshot.width, cam.snapshot.quality)
+            reply.update(jpeg=base64.b64encode(jpeg).decode(), width=frame.shape[1], height=frame.shape[0])
+        out.send(reply)
+
+    while not stop.is_set():
+        cap = RtspCapture(job.url, job.open_timeout_s, job.read_timeout_s)
+        if not cap.open():
+            cap.close()
+            out.send({"t": "status", "connected": False, "detail": "open failed"})
+            while not commands.empty():
+                serve(commands.get_nowait())
+            stop.wait(backoff.next())
+            continue
+        stats.connected = True
+        stats.size = cap.size
+        out.send({"t": "status", "connected": True, "width": stats.size[0], "height": stats.size[1]})
+        next_t = 0.0
+        frames_this_session = 0
+        while not stop.is_set():
+            while not commands.empty():
+                serve(commands.get_nowait())
+            if not cap.grab():
+                break
+            now = time.monotonic()
+            stats.grabbed += 1
+            stats.last_frame = now
+            frames_this_session += 1
+            if frames_this_session == 25:
+                backoff.reset()  # only a connection that delivered frames earns a fresh backoff
+            if now < next_t:
+                continue
+            next_t = next_t + interval if now - next_t < interval else now + interval
+            frame = cap.retrieve()
+            if frame is None:
+                stats.decode_errors += 1
+                continue
+            stats.analysed += 1
+            latest = (now, frame)
+            for msg in encode_outputs(analyzer.process(frame, now, time.time())):
+                out.send(msg)
+        cap.close()
+        stats.connected = False
+        if stop.is_set():
+            break
+        stats.reconnects += 1
+        latest = None
+        out.send({"t": "status", "connected": False, "detail": "stream lost"})
+        for msg in encode_outputs(analyzer.flush(time.monotonic(), time.time())):
+            out.send(msg)
+        stop.wait(backoff.next())
+
+
+def main() -> int:
+    stdin = sys.stdin.buffer
+    first = stdin.readline()
+    if not first:
+        return 2
+    job = Job.from_json(first.decode())
+    out = Outbox(sys.stdout.buffer)
+    sys.stdout = sys.stderr  # nothing else may write into the message stream
+    commands: queue.Queue[dict[str, Any]] = queue.Queue()
+    stop = threading.Event()
+    threading.Thread(target=read_commands, args=(stdin, commands, stop), daemon=True).start()
+    try:
+        run(job, out, commands, stop)
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
