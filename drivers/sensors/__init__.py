@@ -1,0 +1,1 @@
+"""Farm sensors: MQTT and serial (line protocols, Modbus RTU) ingestion, normalisation, threshold alarms."""
