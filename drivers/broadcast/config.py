@@ -1,0 +1,147 @@
+"""The `broadcast` config section: zones (outputs), quiet hours, misfire and interrupt policy, speech."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from agent.section import SecretFile, Section
+
+ZONE_NAME = r"^[A-Za-z0-9_-]{1,32}$"
+
+
+class SoundcardZone(Section):
+    """The mini-PC's sound card into the amplifier of the wired loudspeakers."""
+
+    type: Literal["soundcard"]
+    device: str = Field("default", description="PyAudio output device name (substring match), or 'default'")
+    volume: float = Field(1.0, ge=0.0, le=2.0)
+    buffer_ms: int = Field(100, ge=20, le=2000)
+
+
+class RtpZone(Section):
+    """IP loudspeakers listening to an RTP multicast group (G.711 µ-law, 8 kHz, 20 ms packets)."""
+
+    type: Literal["rtp"]
+    group: str = "239.255.10.10"
+    port: int = Field(5004, ge=1, le=65535)
+    ttl: int = Field(1, ge=0, le=255)
+    interface: Optional[str] = Field(None, description="local IPv4 address that multicast leaves from")
+    volume: float = Field(1.0, ge=0.0, le=2.0)
+
+    @field_validator("group")
+    @classmethod
+    def _multicast(cls, v: str) -> str:
+        try:
+            addr = ipaddress.IPv4Address(v)
+        except ValueError:
+            raise ValueError(f"not an IPv4 address: {v!r}") from None
+        if not addr.is_multicast:
+            raise ValueError(f"{v} is not a multicast address (224.0.0.0/4)")
+        return v
+
+    @field_validator("interface")
+    @classmethod
+    def _ipv4(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.IPv4Address(v)
+            except ValueError:
+                raise ValueError(f"interface must be a local IPv4 address, not {v!r}") from None
+        return v
+
+
+class HttpZone(Section):
+    """An IP speaker that takes a POST of audio/basic (µ-law 8 kHz) with digest auth, as Axis speakers do."""
+
+    type: Literal["http"]
+    url: str = Field(description="e.g. http://10.0.0.21/axis-cgi/audio/transmit.cgi")
+    username: Optional[str] = None
+    password_file: Optional[SecretFile] = None
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    volume: float = Field(1.0, ge=0.0, le=2.0)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> HttpZone:
+        if self.password_file is not None and not self.username:
+            raise ValueError("password_file needs username")
+        return self
+
+
+Zone = Annotated[Union[SoundcardZone, RtpZone, HttpZone], Field(discriminator="type")]
+
+
+class QuietHours(Section):
+    """A nightly window in which only emergency bulletins are aired; may wrap midnight."""
+
+    start: time = time(21, 30)
+    end: time = time(5, 0)
+
+    def contains(self, t: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= t < self.end
+        return t >= self.start or t < self.end
+
+
+class TtsConfig(Section):
+    """Speech: gTTS first (cached on disk), espeak-ng offline fallback, both loudness-normalised."""
+
+    engines: list[Literal["gtts", "espeak"]] = Field(["gtts", "espeak"], min_length=1)
+    gtts_lang: str = "vi"
+    gtts_tld: str = "com.vn"
+    gtts_timeout_s: float = Field(15.0, gt=0, le=120)
+    espeak_voice: str = "vi"
+    espeak_speed_wpm: int = Field(140, ge=60, le=400)
+    sample_rate: Literal[8000, 16000] = 16000
+    target_dbfs: float = Field(-20.0, ge=-40.0, le=-6.0, description="gated RMS level both engines are set to")
+    max_chars: int = Field(20000, ge=100, le=200000)
+    cache_max_mb: int = Field(500, ge=10)
+    prerender_ahead_h: float = Field(48.0, gt=0, description="render bulletins airing within this many hours")
+    retry_gtts_s: float = Field(600.0, ge=30, description="retry gTTS this often for bulletins spoken by espeak")
+
+
+class BroadcastConfig(Section):
+    """Radio bulletins: where they come from, where they play, and the rules for airing them."""
+
+    zones: dict[str, Zone] = Field(min_length=1)
+    default_zones: Optional[list[str]] = Field(None, description="zones for bulletins that name none (all if unset)")
+    bulletin_dir: Optional[Path] = Field(None, description="watched directory of bulletin YAML files")
+    quiet_hours: Optional[QuietHours] = QuietHours()
+    misfire_grace_s: int = Field(300, ge=0, le=86400)
+    emergency_interrupt: Literal["requeue", "mark"] = "requeue"
+    wake_ahead_s: float = Field(1.5, ge=0.2, le=30)
+    chime_file: Optional[Path] = Field(None, description="WAV played as the chime (a built-in two-tone if unset)")
+    asrun_keep_days: int = Field(365, ge=1)
+    tts: TtsConfig = TtsConfig()
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_names(cls, v: dict[str, Zone]) -> dict[str, Zone]:
+        for name in v:
+            if not re.match(ZONE_NAME, name):
+                raise ValueError(f"zone name {name!r} must be 1-32 of A-Z a-z 0-9 _ -")
+        return v
+
+    @model_validator(mode="after")
+    def _known_defaults(self) -> BroadcastConfig:
+        for name in self.default_zones or []:
+            if name not in self.zones:
+                raise ValueError(f"default_zones names unknown zone {name!r}")
+        return self
+
+    def zones_for(self, wanted: list[str] | None) -> list[str]:
+        if wanted:
+            return list(wanted)
+        return list(self.default_zones or self.zones)

@@ -1,0 +1,78 @@
+"""RTP multicast to IP loudspeakers: G.711 µ-law, 8 kHz, 20 ms packets paced on absolute deadlines."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import struct
+import threading
+import time
+
+from drivers.broadcast.audio import Audio, resample, ulaw_encode
+from drivers.broadcast.config import RtpZone
+from drivers.broadcast.outputs import OutputError, PlayResult, wait_until
+
+RATE = 8000
+PACKET_S = 0.020
+PAYLOAD = 160  # 20 ms of 8 kHz µ-law
+PT_PCMU = 0
+
+
+def payloads(audio: Audio) -> list[bytes]:
+    """The µ-law frames an airing sends; the last one is padded with µ-law silence (0xFF)."""
+    data = ulaw_encode(resample(audio, RATE).samples)
+    if len(data) % PAYLOAD:
+        data += b"\xff" * (PAYLOAD - len(data) % PAYLOAD)
+    return [data[i: i + PAYLOAD] for i in range(0, len(data), PAYLOAD)]
+
+
+class RtpOutput:
+    def __init__(self, cfg: RtpZone) -> None:
+        self.cfg = cfg
+
+    def open(self, audio: Audio) -> RtpSession:
+        return RtpSession(self.cfg, payloads(audio))
+
+
+class RtpSession:
+    def __init__(self, cfg: RtpZone, frames: list[bytes]) -> None:
+        self.frames = frames
+        self.dest = (cfg.group, cfg.port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        try:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, cfg.ttl)
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+            if cfg.interface:
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(cfg.interface))
+        except OSError as exc:
+            self.sock.close()
+            raise OutputError(f"rtp {cfg.group}:{cfg.port}: {exc.strerror or exc}") from None
+        self.ssrc = secrets.randbits(32)
+        self.seq = secrets.randbits(16)
+        self.ts = secrets.randbits(32)
+
+    def _packet(self, k: int) -> bytes:
+        marker = 0x80 if k == 0 else 0
+        header = struct.pack("!BBHII", 0x80, marker | PT_PCMU, (self.seq + k) & 0xFFFF,
+                             (self.ts + k * PAYLOAD) & 0xFFFFFFFF, self.ssrc)
+        return header + self.frames[k]
+
+    def play(self, deadline: float, cancel: threading.Event) -> PlayResult:
+        if not wait_until(deadline, cancel):
+            now = time.time()
+            return PlayResult(now, now, True)
+        start = time.monotonic()
+        started = time.time()
+        try:
+            for k in range(len(self.frames)):
+                if k and not wait_until(start + k * PACKET_S, cancel):
+                    return PlayResult(started, time.time(), True)
+                self.sock.sendto(self._packet(k), self.dest)
+        except OSError as exc:
+            raise OutputError(f"rtp {self.dest[0]}:{self.dest[1]}: {exc.strerror or exc}") from None
+        # the last packet holds 20 ms of sound: the airing ends when that has played
+        wait_until(start + len(self.frames) * PACKET_S, threading.Event())
+        return PlayResult(started, time.time(), False)
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,131 @@
+"""One player per zone: plays its queue in order of priority, each zone in its own thread, in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Literal
+
+from agent.logs import KvLogger
+from drivers.broadcast.asrun import AsRun
+from drivers.broadcast.audio import Audio, scale
+from drivers.broadcast.bulletin import Bulletin
+from drivers.broadcast.outputs import Output, OutputError, PlayResult
+
+_seq = itertools.count()
+
+
+@dataclass
+class Job:
+    """One airing of one bulletin on one zone."""
+
+    bulletin: Bulletin
+    repeat: int
+    scheduled: float
+    audio: Audio
+    engine: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stopped_by: str | None = None
+    order: int = field(default_factory=lambda: next(_seq))
+
+    def sort_key(self) -> tuple[int, float, int]:
+        return (-self.bulletin.rank, self.scheduled, self.order)
+
+    def asrun(self, zone: str, outcome: str, reason: str | None = None, result: PlayResult | None = None) -> AsRun:
+        return AsRun(self.bulletin.id, self.bulletin.title, zone, self.bulletin.priority, self.repeat, self.scheduled,
+                     outcome, reason, result.started if result else None, result.ended if result else None,  # type: ignore[arg-type]
+                     self.engine)
+
+
+ResultSink = Callable[[AsRun], Awaitable[None]]
+
+
+class ZonePlayer:
+    """Emergencies interrupt whatever is playing at their airtime; the interrupted airing is requeued or marked."""
+
+    def __init__(self, name: str, output: Output, volume: float, sink: ResultSink,
+                 interrupt_policy: Literal["requeue", "mark"], log: KvLogger) -> None:
+        self.name = name
+        self.output = output
+        self.volume = volume
+        self.sink = sink
+        self.policy = interrupt_policy
+        self.log = log
+        self.queue: list[Job] = []
+        self.current: Job | None = None
+        self._wake = asyncio.Event()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"zone-{name}")
+
+    def submit(self, job: Job) -> None:
+        self.queue.append(job)
+        self._wake.set()
+        cur = self.current
+        if job.bulletin.priority == "emergency" and cur is not None and cur.bulletin.priority != "emergency":
+            delay = max(0.0, job.scheduled - time.time())
+            asyncio.get_running_loop().call_later(delay, self._interrupt, cur, job.bulletin.id)
+
+    def _interrupt(self, job: Job, by: str) -> None:
+        if self.current is job and not job.cancel.is_set():
+            job.stopped_by = f"emergency {by}"
+            job.cancel.set()
+
+    def stop_bulletin(self, bulletin_id: str, why: str) -> int:
+        """Drop a cancelled bulletin's waiting airings and stop it if it is on air now."""
+        dropped = [j for j in self.queue if j.bulletin.id == bulletin_id]
+        self.queue = [j for j in self.queue if j.bulletin.id != bulletin_id]
+        cur = self.current
+        if cur is not None and cur.bulletin.id == bulletin_id:
+            cur.stopped_by = why
+            cur.cancel.set()
+        return len(dropped)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                if not self.queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                job = min(self.queue, key=Job.sort_key)
+                self.queue.remove(job)
+                self.current = job
+                try:
+                    result = await loop.run_in_executor(self._pool, self._air, job)
+                except OutputError as exc:
+                    self.current = None
+                    self.log.warning("airing_failed", zone=self.name, bulletin=job.bulletin.id, error=str(exc))
+                    await self.sink(job.asrun(self.name, "failed", str(exc)))
+                    continue
+                self.current = None
+                await self._finished(job, result)
+        finally:
+            for job in [self.current, *self.queue]:
+                if job is not None:
+                    job.cancel.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _finished(self, job: Job, result: PlayResult) -> None:
+        if not result.interrupted:
+            await self.sink(job.asrun(self.name, "played", None, result))
+            return
+        why = job.stopped_by or "stopped"
+        if why.startswith("emergency") and self.policy == "requeue":
+            self.queue.append(Job(job.bulletin, job.repeat, job.scheduled, job.audio, job.engine))
+            self._wake.set()
+            why += "; requeued to play again after it"
+        await self.sink(job.asrun(self.name, "interrupted", f"interrupted by {why}", result))
+
+    def _air(self, job: Job) -> PlayResult:
+        """Runs in the zone's thread: open the output ahead of time, then start on the deadline."""
+        gain = self.volume * job.bulletin.volume
+        session = self.output.open(scale(job.audio, gain) if gain != 1.0 else job.audio)
+        try:
+            deadline = time.monotonic() + (job.scheduled - time.time())
+            return session.play(deadline, job.cancel)
+        finally:
+            session.close()

@@ -1,0 +1,152 @@
+"""Real receivers for the broadcast tests: an RTP multicast listener and an HTTP digest-auth speaker."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ASOUNDRC = ('pcm.!default {{ type plug; slave.pcm "cap" }}\n'
+            'pcm.cap {{ type file; slave.pcm "null"; file "{out}"; format "wav" }}\n')
+
+
+def alsa_home(home: Path, out: Path) -> Path:
+    """A HOME whose .asoundrc sends the default ALSA device into a WAV file (no sound card here)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / ".asoundrc").write_text(ASOUNDRC.format(out=out))
+    return home
+
+
+@dataclass
+class RtpPacket:
+    arrival: float  # monotonic
+    version: int
+    marker: bool
+    pt: int
+    seq: int
+    ts: int
+    ssrc: int
+    payload: bytes
+
+
+@dataclass
+class RtpReceiver:
+    """Joins a multicast group on 127.0.0.1 and records every RTP packet with its arrival time."""
+
+    group: str
+    port: int
+    packets: list[RtpPacket] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.group, self.port))
+        mreq = struct.pack("4s4s", socket.inet_aton(self.group), socket.inet_aton("127.0.0.1"))
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            now = time.monotonic()
+            if len(data) < 12:
+                continue
+            b0, b1, seq, ts, ssrc = struct.unpack("!BBHII", data[:12])
+            with self._lock:
+                self.packets.append(RtpPacket(now, b0 >> 6, bool(b1 & 0x80), b1 & 0x7F, seq, ts, ssrc, data[12:]))
+
+    def snapshot(self) -> list[RtpPacket]:
+        with self._lock:
+            return list(self.packets)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+def _h(algorithm: str, text: str) -> str:
+    return (hashlib.sha256 if algorithm == "SHA-256" else hashlib.md5)(text.encode()).hexdigest()
+
+
+class DigestSpeaker:
+    """An IP speaker's audio endpoint: POST audio/basic behind RFC 7616 digest auth (SHA-256 and MD5, qop=auth)."""
+
+    def __init__(self, user: str, password: str, path: str = "/axis-cgi/audio/transmit.cgi",
+                 algorithms: tuple[str, ...] = ("SHA-256", "MD5")) -> None:
+        self.user, self.password, self.path, self.algorithms = user, password, path, algorithms
+        self.realm = "AXIS_ACCC8E000000"
+        self.nonces: set[str] = set()
+        self.bodies: list[bytes] = []
+        self.rejected = 0
+        self.content_types: list[str] = []
+        speaker = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def _challenge(self) -> None:
+                nonce = secrets.token_hex(16)
+                speaker.nonces.add(nonce)
+                self.send_response(401)
+                for alg in speaker.algorithms:
+                    self.send_header("WWW-Authenticate", f'Digest realm="{speaker.realm}", nonce="{nonce}", '
+                                                         f'algorithm={alg}, qop="auth", opaque="abc"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.path != speaker.path:
+                    self.send_error(404)
+                    return
+                auth = self.headers.get("Authorization", "")
+                if not auth.startswith("Digest "):
+                    self._challenge()
+                    return
+                p = dict((k, v.strip('"')) for k, v in
+                         (item.strip().split("=", 1) for item in auth[7:].split(",")))
+                alg = p.get("algorithm", "MD5")
+                ha1 = _h(alg, f"{p.get('username')}:{speaker.realm}:{speaker.password}")
+                ha2 = _h(alg, f"POST:{p.get('uri')}")
+                expect = _h(alg, f"{ha1}:{p.get('nonce')}:{p.get('nc')}:{p.get('cnonce')}:{p.get('qop')}:{ha2}")
+                if (p.get("username") != speaker.user or p.get("nonce") not in speaker.nonces
+                        or p.get("response") != expect or p.get("qop") != "auth"):
+                    speaker.rejected += 1
+                    self._challenge()
+                    return
+                speaker.content_types.append(self.headers.get("Content-Type", ""))
+                speaker.bodies.append(body)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
