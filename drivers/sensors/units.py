@@ -38,6 +38,8 @@ _CONVERSIONS: dict[tuple[str, str], Callable[[float], float]] = {
     ("ft", "m"): lambda v: v * 0.3048,
     ("cm", "m"): lambda v: v / 100.0,
     ("mm", "m"): lambda v: v / 1000.0,
+    ("m", "cm"): lambda v: v * 100.0,
+    ("m", "mm"): lambda v: v * 1000.0,
 }
 
 

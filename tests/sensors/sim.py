@@ -116,14 +116,14 @@ class RtuServer:
         return self
 
     def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._server = ModbusSerialServer(self.devices, port=str(self.port), baudrate=9600,
                                           trace_packet=self._trace, reconnect_delay=0.1)
-        self._loop.call_soon(self._ready.set)
-        try:
-            self._loop.run_until_complete(self._server.serve_forever())
-        except Exception:  # stopping the loop from outside ends serve_forever
-            pass
+        self._ready.set()
+        await self._server.serve_forever()
 
     def stop(self) -> None:
         if self._loop is not None and self._server is not None:
