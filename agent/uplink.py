@@ -45,9 +45,9 @@ class _Session:
         self.connack: asyncio.Future[ReasonCode | int] = loop.create_future()
         self.closed = asyncio.Event()
         self.lock = threading.Lock()
-        self.acks: dict[int, bool] = {}
+        self.acks: dict[int, bool] = {}  # mid -> broker accepted it
+        self.expect: set[int] = set()  # mids of the batch in flight still without PUBACK
         self.ack_event = asyncio.Event()
-        self.waiting_for = 0
         self.disconnect_reason = ""
 
 
@@ -123,8 +123,10 @@ class Uplink:
         def on_publish(c: mqtt.Client, u: Any, mid: int, rc: ReasonCode, props: Any = None) -> None:
             with session.lock:
                 session.acks[mid] = not rc.is_failure
-                if session.waiting_for and len(session.acks) >= session.waiting_for:
-                    loop.call_soon_threadsafe(session.ack_event.set)
+                if mid in session.expect:
+                    session.expect.discard(mid)
+                    if not session.expect:
+                        loop.call_soon_threadsafe(session.ack_event.set)
 
         def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
             loop.call_soon_threadsafe(self._command_arrived, msg.topic, bytes(msg.payload))
@@ -226,7 +228,6 @@ class Uplink:
             with session.lock:
                 session.acks.clear()
                 session.ack_event.clear()
-                session.waiting_for = len(rows)
             mids: dict[int, Stored] = {}
             for row in rows:
                 payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
@@ -234,21 +235,20 @@ class Uplink:
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     break
                 mids[info.mid] = row
-            if len(mids) < len(rows):
-                with session.lock:
-                    session.waiting_for = len(mids)
+            with session.lock:
+                # PUBACKs may already be in: expect only the ones still missing
+                session.expect = set(mids) - set(session.acks)
+                if not session.expect:
+                    session.ack_event.set()
             if mids:
                 closed = asyncio.ensure_future(session.closed.wait())
                 acked = asyncio.ensure_future(session.ack_event.wait())
-                with session.lock:
-                    if len(session.acks) >= len(mids):
-                        session.ack_event.set()
                 await asyncio.wait({acked, closed}, timeout=ACK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
                 acked.cancel()
                 closed.cancel()
             with session.lock:
                 acks = dict(session.acks)
-                session.waiting_for = 0
+                session.expect = set()
             done = [(row.id, row.size) for mid, row in mids.items() if mid in acks]
             refused = [row for mid, row in mids.items() if acks.get(mid) is False]
             if refused:

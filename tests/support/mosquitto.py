@@ -32,6 +32,7 @@ class Broker:
         self.users = users if users is not None else {"agent": "agent-pass", "coc": "coc-pass"}
         self.port = port or free_port()
         self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._write_files()
 
@@ -57,11 +58,12 @@ class Broker:
             "log_type warning",
             f"listener {self.port} 127.0.0.1",
         ]
+        lines += ["allow_anonymous false", f"password_file {pw}"]
         if self.tls:
-            lines += [f"cafile {self.tls['ca']}", f"certfile {self.tls['cert']}", f"keyfile {self.tls['key']}",
-                      "require_certificate true", "use_identity_as_username true", "allow_anonymous false"]
-        else:
-            lines += ["allow_anonymous false", f"password_file {pw}"]
+            # a second listener where clients log in with a certificate (its CN is the username)
+            lines += [f"listener {self.tls_port} 127.0.0.1", f"cafile {self.tls['ca']}",
+                      f"certfile {self.tls['cert']}", f"keyfile {self.tls['key']}",
+                      "require_certificate true", "use_identity_as_username true"]
         lines.append(f"acl_file {acl}")
         (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
