@@ -1,0 +1,234 @@
+"""The `network` config section: links and their probes, failover policy, SNMP devices, LAN inventory.
+
+Imports only pydantic and the stdlib so the core can validate a config without pysnmp/scapy/pyroute2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Literal, Optional
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+
+from agent.section import SecretFile, Section
+
+NAME = r"^[A-Za-z0-9_.-]{1,32}$"
+IFNAME = r"^[A-Za-z0-9_.:@-]{1,15}$"
+
+
+class ProbeTarget(Section):
+    """One thing a link is probed against; always an IP address so probing never needs DNS."""
+
+    type: Literal["icmp", "tcp", "http", "dns"] = "icmp"
+    address: IPv4Address = Field(description="IP the probe goes to (for http: the IP to connect to)")
+    name: Optional[str] = Field(None, pattern=NAME, description="label in telemetry; default type:address")
+    port: Optional[int] = Field(None, ge=1, le=65535, description="tcp: required; http: default from url; dns: 53")
+    url: Optional[str] = Field(None, description="http only: http://host/path or https://host/path")
+    expect_status: list[int] = Field(default_factory=list, description="http: accepted codes; empty = 200-399")
+    verify_tls: bool = True
+    query: str = Field("example.com", pattern=r"^[A-Za-z0-9.-]{1,253}$", description="dns: name to resolve (A)")
+    interval_s: Optional[float] = Field(None, ge=0.1, le=300, description="default: the link's interval_s")
+    timeout_s: Optional[float] = Field(None, ge=0.05, le=30, description="default: the link's timeout_s")
+
+    @model_validator(mode="after")
+    def _per_type(self) -> ProbeTarget:
+        if self.type == "tcp" and self.port is None:
+            raise ValueError("a tcp probe needs port")
+        if self.type == "http":
+            if not self.url:
+                raise ValueError("an http probe needs url")
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"url must be http://host/... or https://host/..., got {self.url!r}")
+        elif self.url is not None:
+            raise ValueError("url is only for http probes")
+        if any(not 100 <= s <= 599 for s in self.expect_status):
+            raise ValueError("expect_status holds HTTP status codes (100-599)")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        port = f":{self.port}" if self.port and self.type in ("tcp", "http") else ""
+        return f"{self.type}:{self.address}{port}"
+
+
+class Thresholds(Section):
+    """When a link counts as down and when as up again; see README "What the thresholds mean"."""
+
+    down_consecutive: int = Field(11, ge=2, le=1000,
+                                  description="outage: this many probes in a row (all targets interleaved) "
+                                              "unanswered after timeout_s, spanning a majority of targets")
+    window_s: float = Field(30.0, ge=2, le=3600, description="sliding window for loss/RTT/jitter")
+    down_loss_pct: float = Field(50.0, gt=0, le=100, description="degraded: majority of targets lose >= this")
+    down_rtt_ms: float = Field(1500.0, gt=0, description="degraded: majority of targets average RTT >= this")
+    up_loss_pct: float = Field(10.0, ge=0, lt=100, description="recovery: majority of targets lose <= this ...")
+    up_rtt_ms: float = Field(500.0, gt=0, description="... and average RTT <= this ...")
+    up_after_s: float = Field(10.0, ge=0.5, le=3600, description="... over the last up_after_s")
+    min_hold_s: float = Field(5.0, ge=0, le=3600, description="a link keeps a new state at least this long")
+    min_samples: int = Field(10, ge=1, le=10000, description="answers per target needed to judge loss/RTT")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Thresholds:
+        if self.up_loss_pct >= self.down_loss_pct:
+            raise ValueError("up_loss_pct must be below down_loss_pct (hysteresis)")
+        if self.up_rtt_ms >= self.down_rtt_ms:
+            raise ValueError("up_rtt_ms must be below down_rtt_ms (hysteresis)")
+        return self
+
+
+class LinkConfig(Section):
+    """One WAN link: where it leaves the box, how it is probed, how much it is preferred."""
+
+    name: str = Field(pattern=NAME)
+    interface: str = Field(pattern=IFNAME)
+    gateway: Optional[IPv4Address] = Field(None, description="next hop; omit for point-to-point (ppp, wwan)")
+    source: IPv4Address = Field(description="this box's address on the link; probes leave from it")
+    priority: int = Field(1, ge=0, le=1000, description="lower = preferred (like mwan3 metric)")
+    weight: int = Field(1, ge=1, le=1000, description="breaks ties between equal priorities: higher wins")
+    metered: bool = Field(False, description="pay-per-byte (4G): other drivers go frugal while it is in use")
+    table: Optional[int] = Field(None, ge=1, le=252, description="policy table for probes; default 100 + position")
+    interval_s: float = Field(0.5, ge=0.1, le=300, description="each target is probed this often")
+    timeout_s: float = Field(0.75, ge=0.05, le=30, description="unanswered after this = counts toward an outage")
+    targets: list[ProbeTarget] = Field(min_length=2)
+    thresholds: Thresholds = Thresholds()
+
+    @model_validator(mode="after")
+    def _checks(self) -> LinkConfig:
+        labels = [t.label for t in self.targets]
+        dup = {x for x in labels if labels.count(x) > 1}
+        if dup:
+            raise ValueError(f"probe targets must be unique: {sorted(dup)}")
+        if self.gateway is not None and self.gateway == self.source:
+            raise ValueError("gateway and source must differ")
+        return self
+
+
+class Hook(Section):
+    """A program run on link events with a fixed argv; details arrive in COMMUNE_* env variables."""
+
+    argv: list[str] = Field(min_length=1)
+    on: list[Literal["failover", "failback", "link_down", "link_up"]] = Field(
+        default_factory=lambda: ["failover", "failback"])
+    timeout_s: float = Field(10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _absolute(self) -> Hook:
+        if not self.argv[0].startswith("/"):
+            raise ValueError("argv[0] must be an absolute path (hooks never go through a shell or PATH)")
+        return self
+
+
+class FailoverConfig(Section):
+    """How the default route follows the link judgements."""
+
+    enabled: bool = True
+    manage_routes: bool = Field(True, description="false = observe only: judge and report, never touch routes")
+    policy_routing: bool = Field(True, description="install `from <source> lookup <table>` so probes leave "
+                                                   "by their own link whatever the default route is")
+    route_table: int = Field(254, ge=1, le=4294967295, description="table whose default route is managed (main)")
+    route_metric: int = Field(0, ge=0, le=4294967295, description="metric of the managed default route")
+    rule_priority: int = Field(10000, ge=1, le=32000, description="first ip rule priority for probe policy rules")
+    failback_after_s: float = Field(30.0, ge=0, le=86400, description="preferred link healthy this long → failback")
+    max_switches_per_hour: int = Field(6, ge=1, le=3600, description="flap damping: voluntary switches per hour")
+    flush_conntrack: bool = Field(False, description="drop tracked connections of the dead link on failover")
+    hooks: list[Hook] = Field(default_factory=list)
+
+
+class SnmpDevice(Section):
+    """A switch/router/firewall polled over SNMP v2c or v3 authPriv."""
+
+    name: str = Field(pattern=NAME)
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(161, ge=1, le=65535)
+    version: Literal["2c", "3"] = "2c"
+    community: Optional[str] = Field(None, min_length=1, description="v2c read community (or community_file)")
+    community_file: Optional[SecretFile] = None
+    user: Optional[str] = Field(None, min_length=1, description="v3 user (authPriv)")
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "sha"
+    auth_key_file: Optional[SecretFile] = None
+    priv_protocol: Literal["des", "3des", "aes", "aes192", "aes256"] = "aes"
+    priv_key_file: Optional[SecretFile] = None
+    interval_s: float = Field(30.0, ge=1, le=86400)
+    timeout_s: float = Field(2.0, gt=0, le=60)
+    retries: int = Field(1, ge=0, le=10)
+    interfaces: list[str] = Field(default_factory=list, description="ifName/ifDescr to report; empty = all")
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SnmpDevice:
+        if self.version == "2c":
+            if (self.community is None) == (self.community_file is None):
+                raise ValueError("v2c needs exactly one of community, community_file")
+            if self.user or self.auth_key_file or self.priv_key_file:
+                raise ValueError("user/auth_key_file/priv_key_file are for version 3")
+        else:
+            if not (self.user and self.auth_key_file and self.priv_key_file):
+                raise ValueError("version 3 (authPriv) needs user, auth_key_file and priv_key_file")
+            if self.community or self.community_file:
+                raise ValueError("community is for version 2c")
+        return self
+
+
+class ScanSubnet(Section):
+    cidr: IPv4Network
+    interface: str = Field(pattern=IFNAME)
+
+    @model_validator(mode="after")
+    def _size(self) -> ScanSubnet:
+        if self.cidr.num_addresses > 4096:
+            raise ValueError(f"{self.cidr} is too large to ARP-scan (at most /20)")
+        return self
+
+
+class InventoryConfig(Section):
+    """ARP scan of the office LAN: who is connected, who appeared, who left."""
+
+    subnets: list[ScanSubnet] = Field(min_length=1)
+    interval_s: float = Field(300.0, ge=5, le=86400)
+    scan_timeout_s: float = Field(2.0, gt=0, le=30)
+    gone_after_s: float = Field(1800.0, ge=1, le=30 * 86400, description="unseen this long → device_gone")
+
+
+class NetworkConfig(Section):
+    """The whole `network:` section."""
+
+    links: list[LinkConfig] = Field(default_factory=list)
+    failover: FailoverConfig = FailoverConfig()
+    report_interval_s: float = Field(10.0, ge=1, le=3600, description="probe telemetry period")
+    snmp: list[SnmpDevice] = Field(default_factory=list)
+    inventory: Optional[InventoryConfig] = None
+    state_file: Path = Field(Path("links.json"), description="live state for `commune-agent links`, "
+                                                            "relative to the driver's data dir")
+
+    @model_validator(mode="after")
+    def _unique(self) -> NetworkConfig:
+        for what, values in (("link names", [x.name for x in self.links]),
+                             ("link interfaces", [x.interface for x in self.links]),
+                             ("link sources", [str(x.source) for x in self.links]),
+                             ("snmp device names", [x.name for x in self.snmp])):
+            dup = sorted({v for v in values if values.count(v) > 1})
+            if dup:
+                raise ValueError(f"{what} must be unique: {dup}")
+        tables = [self.table_of(i) for i in range(len(self.links))]
+        if len(set(tables)) != len(tables):
+            raise ValueError("links' policy tables must differ")
+        if self.failover.route_table in tables and self.failover.policy_routing:
+            raise ValueError("route_table must not be one of the links' probe tables")
+        return self
+
+    def table_of(self, index: int) -> int:
+        """The policy routing table a link's probes use."""
+        link = self.links[index]
+        return link.table if link.table is not None else 100 + index
+
+
+def is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,135 @@
+"""Kernel routing through netlink (pyroute2): the managed default route and per-link probe policy.
+
+Per link: table T holds `default via <gateway> dev <interface>` and a rule `from <source> lookup T`,
+so anything bound to the link's source address (probes, and NAT'd traffic of that link) leaves by
+that link whatever the main default route says. The default route itself is one route
+(`route_table`, `route_metric`) that `set_default` replaces atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import re
+import shutil
+from dataclasses import dataclass
+
+from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from agent.logs import KvLogger
+from drivers.network.config import LinkConfig
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultRoute:
+    gateway: str | None
+    interface: str | None
+
+
+class RouteError(Exception):
+    """A netlink operation failed; the message says which and why."""
+
+
+class RouteManager:
+    """Owns one netlink socket in the agent's network namespace."""
+
+    def __init__(self, table: int, metric: int, log: KvLogger) -> None:
+        self.table = table
+        self.metric = metric
+        self.log = log
+        self._ipr: AsyncIPRoute | None = None
+
+    async def open(self) -> None:
+        self._ipr = AsyncIPRoute()
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+    @property
+    def ipr(self) -> AsyncIPRoute:
+        if self._ipr is None:
+            raise RouteError("route manager is not open")
+        return self._ipr
+
+    async def ifindex(self, name: str) -> int:
+        found = await self.ipr.link_lookup(ifname=name)
+        if not found:
+            raise RouteError(f"no interface {name}")
+        return int(found[0])
+
+    async def ifname(self, index: int) -> str | None:
+        links = await self.ipr.link("get", index=index)
+        return links[0].get_attr("IFLA_IFNAME") if links else None
+
+    async def current_default(self) -> DefaultRoute | None:
+        """The managed default route as the kernel has it now (None if absent)."""
+        async for r in await self.ipr.route("dump", table=self.table):
+            if r.get("family") != 2 or r.get("dst_len") != 0 or r.get_attr("RTA_TABLE") != self.table:
+                continue
+            if (r.get_attr("RTA_PRIORITY") or 0) != self.metric:
+                continue
+            oif = r.get_attr("RTA_OIF")
+            return DefaultRoute(r.get_attr("RTA_GATEWAY"), await self.ifname(oif) if oif else None)
+        return None
+
+    async def _replace_default(self, table: int, link: LinkConfig, metric: int | None) -> None:
+        spec: dict[str, object] = {"dst": "0.0.0.0/0", "table": table, "oif": await self.ifindex(link.interface)}
+        if link.gateway is not None:
+            spec["gateway"] = str(link.gateway)
+        if metric:
+            spec["priority"] = metric
+        try:
+            await self.ipr.route("replace", **spec)
+        except NetlinkError as exc:
+            raise RouteError(f"default route via {link.name} ({link.interface}) in table {table}: "
+                             f"{exc.args[1] if len(exc.args) > 1 else exc}") from None
+
+    async def set_default(self, link: LinkConfig) -> None:
+        await self._replace_default(self.table, link, self.metric)
+
+    async def ensure_policy(self, link: LinkConfig, table: int, priority: int) -> None:
+        """Install (idempotently) the probe table and `from source` rule of one link."""
+        await self._replace_default(table, link, None)
+        try:
+            await self.ipr.rule("add", table=table, priority=priority, src=str(link.source), src_len=32)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise RouteError(f"rule from {link.source} lookup {table}: {exc}") from None
+
+    async def remove_policy(self, link: LinkConfig, table: int, priority: int) -> None:
+        for kind, args in (("rule", {"table": table, "priority": priority, "src": str(link.source), "src_len": 32}),
+                           ("route", {"dst": "0.0.0.0/0", "table": table})):
+            try:
+                await getattr(self.ipr, kind)("del", **args)
+            except NetlinkError as exc:
+                if exc.code not in (errno.ENOENT, errno.ESRCH):
+                    self.log.warning("policy_remove_failed", link=link.name, what=kind, error=str(exc))
+
+
+_DELETED = re.compile(rb"(\d+) flow entries have been deleted")
+
+
+async def flush_conntrack(source: str, timeout: float = 10.0) -> int:
+    """Delete tracked connections from or NAT'd to `source`; returns how many were deleted."""
+    tool = shutil.which("conntrack")
+    if tool is None:
+        raise RouteError("conntrack tool not installed")
+    deleted = 0
+    for selector in ("--orig-src", "--reply-dst"):
+        proc = await asyncio.create_subprocess_exec(tool, "-D", selector, source, stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.PIPE)
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise RouteError("conntrack timed out") from None
+        m = _DELETED.search(err or b"")
+        if m:
+            deleted += int(m.group(1))
+        elif proc.returncode not in (0, 1):
+            raise RouteError(f"conntrack exited {proc.returncode}: {(err or b'').decode(errors='replace')[:200]}")
+    return deleted

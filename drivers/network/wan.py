@@ -1,0 +1,309 @@
+"""The WAN side of the driver: link monitors → verdicts → failover decisions → routes, events, state file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.driver import Context, Event, LinkState, Priority, Reading
+from drivers.network.config import LinkConfig, NetworkConfig
+from drivers.network.failover import Decision, FailoverPolicy, LinkView
+from drivers.network.hooks import run_hooks
+from drivers.network.linkjudge import Verdict
+from drivers.network.monitor import LinkMonitor
+from drivers.network.routes import RouteError, RouteManager, flush_conntrack
+from drivers.network.statefile import write_json
+
+JUDGE_TICK_S = 0.25  # slow conditions (loss over the window, recovery) are re-judged at least this often
+POLICY_RETRY_S = 30.0  # probe policy rules are re-checked this often (an interface may appear later)
+
+
+def wall(mono: float) -> float:
+    """Convert a monotonic instant to wall time for reports."""
+    return time.time() - (time.monotonic() - mono)
+
+
+class WanSupervisor:
+    """Runs every link's probes and moves the default route when the verdicts say so."""
+
+    def __init__(self, ctx: Context, cfg: NetworkConfig) -> None:
+        self.ctx = ctx
+        self.cfg = cfg
+        self.log = ctx.log.child("wan")
+        self.links: dict[str, LinkConfig] = {link.name: link for link in cfg.links}
+        self.order = {link.name: i for i, link in enumerate(cfg.links)}
+        self._wake = asyncio.Event()
+        self.monitors = {link.name: LinkMonitor(link, self._wake.set) for link in cfg.links}
+        fo = cfg.failover
+        self.policy = FailoverPolicy(fo.failback_after_s, fo.max_switches_per_hour)
+        self.routes: RouteManager | None = None
+        self.current_since = time.monotonic()
+        self.all_down = False
+        self.state_path = state_path_of(cfg, ctx.data_dir)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        fo = self.cfg.failover
+        if fo.manage_routes or fo.policy_routing:
+            self.routes = RouteManager(fo.route_table, fo.route_metric, self.log)
+            await self.routes.open()
+        try:
+            await self._adopt_current_route()
+            self.write_state()
+            async with asyncio.TaskGroup() as tg:
+                for monitor in self.monitors.values():
+                    tg.create_task(monitor.run())
+                if fo.policy_routing:
+                    tg.create_task(self._maintain_policy())
+                tg.create_task(self._judge_loop())
+                tg.create_task(self._report_loop())
+        finally:
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            if self.routes is not None:
+                if fo.policy_routing:
+                    await self._remove_policy()
+                self.routes.close()
+
+    async def _adopt_current_route(self) -> None:
+        """Start from the link the kernel's default route already uses, so a restart moves nothing."""
+        if self.routes is None or not self.cfg.failover.manage_routes:
+            return
+        try:
+            route = await self.routes.current_default()
+        except (RouteError, OSError) as exc:
+            self.log.warning("default_route_unreadable", error=str(exc))
+            return
+        if route is None:
+            self.log.info("default_route_absent", table=self.cfg.failover.route_table)
+            return
+        for link in self.cfg.links:
+            if route.interface == link.interface and (link.gateway is None or str(link.gateway) == route.gateway):
+                self.policy.current = link.name
+                self.current_since = time.monotonic()
+                self.ctx.set_link(LinkState(link.name, link.metered, time.time()))
+                self.log.info("default_route_adopted", link=link.name, interface=link.interface)
+                return
+        self.log.info("default_route_foreign", gateway=route.gateway, interface=route.interface)
+
+    async def _maintain_policy(self) -> None:
+        assert self.routes is not None
+        while True:
+            for i, link in enumerate(self.cfg.links):
+                try:
+                    await self.routes.ensure_policy(link, self.cfg.table_of(i), self.cfg.failover.rule_priority + i)
+                except (RouteError, OSError) as exc:
+                    self.ctx.count("policy_route_error")
+                    self.log.warning("policy_route_failed", link=link.name, error=str(exc))
+            await asyncio.sleep(POLICY_RETRY_S)
+
+    async def _remove_policy(self) -> None:
+        assert self.routes is not None
+        for i, link in enumerate(self.cfg.links):
+            try:
+                await self.routes.remove_policy(link, self.cfg.table_of(i), self.cfg.failover.rule_priority + i)
+            except (RouteError, OSError) as exc:
+                self.log.warning("policy_remove_failed", link=link.name, error=str(exc))
+
+    # --- judging and deciding ---------------------------------------------------------------------
+
+    async def _judge_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), JUDGE_TICK_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            now = time.monotonic()
+            events: list[Event] = []
+            for monitor in self.monitors.values():
+                for verdict in monitor.judge.evaluate(now):
+                    events.append(self._verdict_event(verdict))
+            changed = bool(events)
+            if self.cfg.failover.enabled and self.links:
+                decision = self.policy.decide(self._views(), now)
+                if decision is not None:
+                    event = await self._apply(decision, now)
+                    if event is not None:
+                        events.append(event)
+                        changed = True
+                events.extend(self._all_down_event())
+            if changed:
+                self.write_state()
+                self._health()
+            if events:
+                await self.ctx.emit(*events)
+
+    def _views(self) -> list[LinkView]:
+        out = []
+        for name, monitor in self.monitors.items():
+            link, judge = self.links[name], monitor.judge
+            out.append(LinkView(name, link.priority, link.weight, self.order[name], judge.state, judge.since,
+                                judge.reason))
+        return out
+
+    def _verdict_event(self, verdict: Verdict) -> Event:
+        link_name, _, target = verdict.subject.partition("/")
+        data: dict[str, Any] = {"link": link_name, "reason": verdict.reason, "measured": verdict.measured}
+        if target:
+            data["target"] = target
+            kind = "probe_up" if verdict.state == "up" else "probe_down"
+            self.log.info(kind, link=link_name, target=target, reason=verdict.reason)
+            return Event(kind, data, severity="info")
+        kind = "link_up" if verdict.state == "up" else "link_down"
+        link = self.links[link_name]
+        data.update(interface=link.interface, in_use=self.policy.current == link_name)
+        self.log.info(kind, link=link_name, reason=verdict.reason, in_use=data["in_use"])
+        self._spawn(run_hooks(self.cfg.failover.hooks, kind, {"link": link_name, "reason": verdict.reason},
+                              self.log))
+        return Event(kind, data, severity="warning" if kind == "link_down" else "info")
+
+    def _all_down_event(self) -> list[Event]:
+        down = all(m.judge.state == "down" for m in self.monitors.values())
+        if down == self.all_down:
+            return []
+        self.all_down = down
+        if down:
+            reasons = {name: m.judge.reason for name, m in self.monitors.items()}
+            self.log.error("all_links_down", current=self.policy.current)
+            return [Event("all_links_down", {"links": reasons, "current": self.policy.current},
+                          severity="critical", priority=Priority.ALARM)]
+        self.log.info("links_restored")
+        return []
+
+    async def _apply(self, decision: Decision, now: float) -> Event | None:
+        link = self.links[decision.to]
+        fo = self.cfg.failover
+        if fo.manage_routes and self.routes is not None:
+            try:
+                await self.routes.set_default(link)
+            except (RouteError, OSError) as exc:
+                self.ctx.count("route_error")
+                self.log.error("route_change_failed", to=link.name, kind=decision.kind, error=str(exc))
+                return None
+        switched_at = time.monotonic()
+        self.policy.switched(decision, switched_at)
+        self.current_since = switched_at
+        self.ctx.set_link(LinkState(link.name, link.metered, time.time()))
+        self.log.info("link_switched" if decision.kind != "select" else "link_selected", kind=decision.kind,
+                      previous=decision.previous, to=link.name, reason=decision.reason,
+                      managed=fo.manage_routes)
+        if decision.kind == "select":
+            return None
+        previous = self.monitors[decision.previous].judge if decision.previous else None
+        data: dict[str, Any] = {
+            "from": decision.previous, "to": link.name, "reason": decision.reason, "metered": link.metered,
+            "route_changed": fo.manage_routes,
+            "decided_in_s": round(switched_at - now, 4),
+            "switches_last_hour": self.policy.switches_last_hour(switched_at),
+        }
+        if decision.kind == "failover" and previous is not None:
+            data["previous_down_for_s"] = round(switched_at - previous.since, 2)
+        if decision.kind == "failover" and fo.flush_conntrack and decision.previous:
+            self._spawn(self._flush(self.links[decision.previous]))
+        self._spawn(run_hooks(fo.hooks, decision.kind,
+                              {"from": decision.previous or "", "to": link.name, "reason": decision.reason},
+                              self.log))
+        return Event(decision.kind, data, severity="warning" if decision.kind == "failover" else "info",
+                     priority=Priority.ALARM if decision.kind == "failover" else Priority.EVENT)
+
+    async def _flush(self, link: LinkConfig) -> None:
+        try:
+            deleted = await flush_conntrack(str(link.source))
+        except (RouteError, OSError) as exc:
+            self.ctx.count("conntrack_error")
+            self.log.error("conntrack_flush_failed", link=link.name, error=str(exc))
+            return
+        self.log.info("conntrack_flushed", link=link.name, deleted=deleted)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _health(self) -> None:
+        current = self.policy.current
+        if not self.links:
+            return
+        if self.all_down:
+            self.ctx.health("degraded", "all WAN links are down")
+        elif current is None:
+            self.ctx.health("starting" if any(m.judge.state == "unknown" for m in self.monitors.values())
+                            else "degraded", "no WAN link selected yet")
+        elif self.monitors[current].judge.state == "down":
+            self.ctx.health("degraded", f"link in use {current} is down, no healthy alternative")
+        else:
+            self.ctx.health("ok", f"on {current}")
+
+    # --- reporting --------------------------------------------------------------------------------
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.report_interval_s)
+            now = time.monotonic()
+            readings: list[Reading] = []
+            for name, monitor in self.monitors.items():
+                judge = monitor.judge
+                for label, target in monitor.targets.items():
+                    st = judge.stats(label, now)
+                    tags = {"link": name, "target": label, "type": target.type}
+                    for key in ("loss_pct", "rtt_min_ms", "rtt_avg_ms", "rtt_max_ms", "jitter_ms"):
+                        value = getattr(st, key)
+                        if value is not None:
+                            unit = "%" if key == "loss_pct" else "ms"
+                            readings.append(Reading(f"probe_{key}", round(value, 3), unit, tags=tags))
+                if judge.state != "unknown":
+                    readings.append(Reading("link_up", int(judge.state == "up"), tags={"link": name}))
+                readings.append(Reading("link_in_use", int(self.policy.current == name), tags={"link": name}))
+            self.write_state()
+            if readings:
+                await self.ctx.emit(*readings)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live state: what `commune-agent links` prints and the `links` command returns."""
+        now = time.monotonic()
+        links = []
+        for name, monitor in self.monitors.items():
+            link, judge = self.links[name], monitor.judge
+            targets = []
+            for label, target in monitor.targets.items():
+                st = judge.stats(label, now)
+                targets.append({"target": label, "type": target.type, "state": judge.target_state[label],
+                                "sent": st.sent, "loss_pct": _r(st.loss_pct), "rtt_min_ms": _r(st.rtt_min_ms),
+                                "rtt_avg_ms": _r(st.rtt_avg_ms), "rtt_max_ms": _r(st.rtt_max_ms),
+                                "jitter_ms": _r(st.jitter_ms)})
+            links.append({"name": name, "interface": link.interface, "source": str(link.source),
+                          "gateway": str(link.gateway) if link.gateway else None, "priority": link.priority,
+                          "weight": link.weight, "metered": link.metered, "state": judge.state,
+                          "since": round(wall(judge.since), 3), "reason": judge.reason,
+                          "in_use": self.policy.current == name, "targets": targets})
+        return {
+            "updated": round(time.time(), 3), "pid": os.getpid(), "current": self.policy.current,
+            "current_since": round(wall(self.current_since), 3) if self.policy.current else None,
+            "mode": "managed" if self.cfg.failover.manage_routes else "observe-only",
+            "failover_enabled": self.cfg.failover.enabled,
+            "switches_last_hour": self.policy.switches_last_hour(now),
+            "failback_damped": self.policy.damped, "links": links,
+        }
+
+    def write_state(self) -> None:
+        try:
+            write_json(self.state_path, self.snapshot())
+        except OSError as exc:
+            self.ctx.count("state_write_error")
+            self.log.warning("state_write_failed", path=str(self.state_path), error=str(exc))
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def state_path_of(cfg: NetworkConfig, data_dir: Path) -> Path:
+    """Where the driver keeps its live link state (shared with the CLI)."""
+    return cfg.state_file if cfg.state_file.is_absolute() else data_dir / cfg.state_file
