@@ -1,0 +1,62 @@
+"""Vietnamese text normalisation: what a reader would say aloud."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from drivers.broadcast.normalize_vi import normalize, number_words
+
+SAMPLES = Path("/work/shared/data/bulletins-vi.txt")
+
+
+@pytest.mark.parametrize("n, words", [
+    (0, "không"), (5, "năm"), (10, "mười"), (15, "mười lăm"), (21, "hai mươi mốt"), (24, "hai mươi tư"),
+    (25, "hai mươi lăm"), (105, "một trăm linh năm"), (110, "một trăm mười"), (1005, "một nghìn không trăm linh năm"),
+    (2026, "hai nghìn không trăm hai mươi sáu"), (1_250_000, "một triệu hai trăm năm mươi nghìn"),
+    (3_000_000_000, "ba tỷ"),
+])
+def test_numbers(n: int, words: str) -> None:
+    assert number_words(n) == words
+
+
+@pytest.mark.parametrize("text, spoken", [
+    ("ngày 25/11/2026", "ngày hai mươi lăm tháng mười một năm hai nghìn không trăm hai mươi sáu"),
+    ("vào 03/12 và 04/12", "vào ngày mùng ba tháng mười hai và ngày mùng bốn tháng mười hai"),
+    ("tháng 12/2026", "tháng mười hai năm hai nghìn không trăm hai mươi sáu"),
+    ("từ 7h00 đến 11h00", "từ bảy giờ đến mười một giờ"),
+    ("lúc 19h30", "lúc mười chín giờ ba mươi phút"),
+    ("lúc 7:05", "lúc bảy giờ năm phút"),
+    ("gọi 0912 345 678.", "gọi không chín một hai, ba bốn năm, sáu bảy tám."),
+    ("số 0238 3851 234", "số không hai ba tám, ba tám năm một, hai ba bốn"),
+    ("mức thu 1.250.000 đồng", "mức thu một triệu hai trăm năm mươi nghìn đồng"),
+    ("phí 50.000đ", "phí năm mươi nghìn đồng"),
+    ("đạt 96,5%", "đạt chín mươi sáu phẩy năm phần trăm"),
+    ("mưa 150-200 mm", "mưa một trăm năm mươi đến hai trăm mi li mét"),
+    ("gió 60 km/h", "gió sáu mươi ki lô mét một giờ"),
+    ("UBND xã, HĐND xã, TP Vinh", "Ủy ban nhân dân xã, Hội đồng nhân dân xã, thành phố Vinh"),
+    ("Ban Chỉ huy PCTT và TKCN", "Ban Chỉ huy phòng chống thiên tai và tìm kiếm cứu nạn"),
+    ("thứ 4 tháng 4", "thứ tư tháng tư"),
+    ("bão số 7, cấp 12", "bão số bảy, cấp mười hai"),
+])
+def test_cases(text: str, spoken: str) -> None:
+    assert normalize(text) == spoken
+
+
+def test_sample_bulletins_have_no_digits_or_abbreviations_left() -> None:
+    blocks = [b for b in re.split(r"^# kind: .*$", SAMPLES.read_text(encoding="utf-8"), flags=re.M)[1:]]
+    assert len(blocks) == 4
+    for block in blocks:
+        spoken = normalize(block)
+        assert not re.search(r"\d", spoken), spoken
+        assert not re.search(r"\b(UBND|HĐND|TKCN)\b", spoken), spoken
+    assert "không chín một hai, ba bốn năm, sáu bảy tám" in normalize(blocks[2])
+
+
+def test_hostile_text_is_only_text() -> None:
+    out = normalize("a\x00b\x1b[31m c\u200b")
+    assert not any(ord(ch) < 32 or ch == "\u200b" for ch in out), out
+    assert normalize("   ") == ""
+    assert normalize("Xin chào 你好 Привет 123") == "Xin chào 你好 Привет một trăm hai mươi ba"
