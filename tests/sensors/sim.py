@@ -85,12 +85,13 @@ class LineDevice:
 
 
 class RtuServer:
-    """pymodbus RTU server (SimDevice) in its own thread; `silent` unit ids get no answer at all."""
+    """pymodbus RTU server (SimDevice) in its own thread; `silent` and unknown unit ids get no answer at all."""
 
     def __init__(self, port: Path, devices: dict[int, list[int]], silent: tuple[int, ...] = (),
                  delay_s: float = 0.0) -> None:
         self.port = port
-        self.silent = {bytes([u]) for u in silent}
+        self.silent = set(silent)
+        self.answering = set(devices)
         self.delay_s = delay_s
         action = self._delay if delay_s else None
         ids = sorted(set(devices) | set(silent))
@@ -107,7 +108,9 @@ class RtuServer:
         return None
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        return b"" if sending and data[:1] in self.silent else data
+        if sending and data and (data[0] in self.silent or data[0] not in self.answering):
+            return b""  # a unit that is not there (or is dead) sends nothing at all
+        return data
 
     def start(self) -> RtuServer:
         logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
