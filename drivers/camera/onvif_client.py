@@ -76,8 +76,9 @@ class OnvifClient:
 
         self.host, self.port, self.user = host, port, user or ""
         try:
+            transport = Transport(timeout=timeout_s, operation_timeout=timeout_s)
             self.cam = ONVIFCamera(host, port, user or "", password or "", _wsdl_dir(), no_cache=True,
-                                   adjust_time=True, transport=Transport(timeout=timeout_s, operation_timeout=timeout_s))
+                                   adjust_time=True, transport=transport)
             self.media = self.cam.create_media_service()
         except ONVIFError as exc:
             raise self._classify(exc) from None
@@ -109,8 +110,8 @@ class OnvifClient:
         reply = self._call(self.cam.devicemgmt.GetSystemDateAndTime)
         u = reply.UTCDateTime
         cam = dt.datetime(u.Date.Year, u.Date.Month, u.Date.Day, u.Time.Hour, u.Time.Minute, u.Time.Second,
-                          tzinfo=dt.timezone.utc)
-        return (cam - dt.datetime.now(dt.timezone.utc)).total_seconds()
+                          tzinfo=dt.UTC)
+        return (cam - dt.datetime.now(dt.UTC)).total_seconds()
 
     def device_info(self) -> dict[str, str]:
         info = self._call(self.cam.devicemgmt.GetDeviceInformation)

@@ -108,7 +108,8 @@ def encode_outputs(outputs: list[Any]) -> list[dict[str, Any]]:
     return msgs
 
 
-def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> None:
+def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> bool:
+    """Capture and analyse until stopped; False if the analysis cannot even start."""
     from drivers.camera.analyzer import Analyzer
     from drivers.camera.capture import Backoff, RtspCapture
     from drivers.camera.person import PersonModelError
@@ -119,7 +120,7 @@ def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: thre
         analyzer = Analyzer(cam, ZoneInfo(job.timezone))
     except PersonModelError as exc:
         out.send({"t": "fatal", "error": str(exc)})
-        return
+        return False
     stats = Stats()
     threading.Thread(target=heartbeat, args=(out, stats, analyzer, job.heartbeat_s, stop), daemon=True).start()
     backoff = Backoff(job.reconnect_min_s, job.reconnect_max_s)
@@ -155,9 +156,11 @@ def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: thre
         while not stop.is_set():
             while not commands.empty():
                 serve(commands.get_nowait())
-            if not cap.grab():
-                break
+            before = time.monotonic()
+            ok = cap.grab()
             now = time.monotonic()
+            if not ok or now - before >= 0.9 * job.read_timeout_s:
+                break  # FFmpeg's read timeout can still report success: a stall this long is a lost stream
             stats.grabbed += 1
             stats.last_frame = now
             frames_this_session += 1
@@ -184,6 +187,7 @@ def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: thre
         for msg in encode_outputs(analyzer.flush(time.monotonic(), time.time())):
             out.send(msg)
         stop.wait(backoff.next())
+    return True
 
 
 def main() -> int:
@@ -198,10 +202,9 @@ def main() -> int:
     stop = threading.Event()
     threading.Thread(target=read_commands, args=(stdin, commands, stop), daemon=True).start()
     try:
-        run(job, out, commands, stop)
+        return 0 if run(job, out, commands, stop) else 3
     except BrokenPipeError:
         return 0
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ import sys
 import time
 import types
 
+import ipycam.onvif as ipy_onvif
 from ipycam.config import CameraConfig as IpyConfig
 from ipycam.discovery import WSDiscoveryServer
 from ipycam.http import IPCameraHTTPHandler
 from ipycam.onvif import ONVIFService
 
-import ipycam.onvif as ipy_onvif
 from drivers.camera.discovery import interface_addresses, probe
 from drivers.camera.onvif_client import OnvifAuthError, OnvifClient, choose_profile
 
@@ -37,8 +37,9 @@ def skew_device_clock(offset_s: float) -> None:
 
 
 def start_device(port: int, user: str, password: str) -> None:
-    from ipycam.camera import ReusableThreadingTCPServer
     import threading
+
+    from ipycam.camera import ReusableThreadingTCPServer
 
     cfg = IpyConfig(name="cong-ubnd", local_ip="127.0.0.1", onvif_port=port, rtsp_port=8554)
     cfg.set_credentials(user, password)

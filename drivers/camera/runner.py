@@ -1,0 +1,354 @@
+"""One camera seen from the agent: its worker process, its online/offline state and its snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from agent.driver import CommandError, Event, Priority, Reading, Snapshot
+from agent.section import read_secret
+from drivers.camera.capture import Backoff
+from drivers.camera.config import CameraConfig, CamerasConfig
+from drivers.camera.onvif_client import (
+    OnvifAuthError,
+    OnvifClient,
+    OnvifError,
+    choose_profile,
+    redact,
+    with_credentials,
+)
+from drivers.camera.snapshots import SnapshotStore, reencode_jpeg
+from drivers.camera.worker import Job
+
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
+LINE_LIMIT = 32 * 1024 * 1024  # a base64 snapshot is one line
+HEARTBEAT_S = 1.0
+HUNG_AFTER_S = 15.0  # no heartbeat this long = the worker is wedged: kill it
+
+
+class CameraRunner:
+    """Starts and restarts one worker, turns its messages into emits, keeps the debounced online state."""
+
+    def __init__(self, cam: CameraConfig, cfg: CamerasConfig, ctx: Any) -> None:
+        self.cam = cam
+        self.cfg = cfg
+        self.ctx = ctx
+        self.log = ctx.log.child(cam.name)
+        self.store = SnapshotStore(ctx.data_dir / "snapshots" / cam.name, cam.snapshot.store_bytes)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started = time.monotonic()
+        self.online: bool | None = None  # None until the first decision
+        self.online_reported_offline = False  # camera_online only follows a camera_offline
+        self.last_frame = 0.0  # monotonic, derived from heartbeats
+        self.flowing_since: float | None = None
+        self.last_heartbeat = 0.0
+        self.health: dict[str, Any] = {}
+        self.clock_skew_s: float | None = None
+        self.skew_reported = False
+        self.problem = ""
+        self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.ffmpeg_errors = 0
+
+    # ---- source -------------------------------------------------------------------------------
+    def _password(self) -> str | None:
+        return read_secret(self.cam.password_file)
+
+    def _onvif_resolve(self) -> tuple[str, float]:
+        assert self.cam.onvif is not None
+        o = self.cam.onvif
+        client = OnvifClient(o.host, o.port, self.cam.username, self._password(), o.timeout_s)
+        profile = choose_profile(client.profiles(), o.profile)
+        uri = client.stream_uri(profile.token)
+        skew = client.clock_skew_s()
+        return uri, skew
+
+    async def resolve_url(self) -> str:
+        """The RTSP URL with credentials; for ONVIF cameras ask the camera, retrying with backoff."""
+        if self.cam.rtsp_url:
+            return with_credentials(self.cam.rtsp_url, self.cam.username, self._password())
+        backoff = Backoff(self.cfg.reconnect_min_s, max(30.0, self.cfg.reconnect_max_s))
+        while True:
+            try:
+                uri, skew = await asyncio.to_thread(self._onvif_resolve)
+            except OnvifAuthError as exc:
+                self._set_problem(str(exc))
+                self.log.error("onvif_auth_failed", camera=self.cam.name, error=str(exc))
+                self.ctx.count("onvif_auth_failed")
+                await asyncio.sleep(max(60.0, backoff.next()))
+                continue
+            except OnvifError as exc:
+                self._set_problem(str(exc))
+                self.log.warning("onvif_failed", camera=self.cam.name, error=str(exc))
+                await asyncio.sleep(backoff.next())
+                continue
+            await self.note_clock_skew(skew)
+            self.log.info("onvif_stream", camera=self.cam.name, uri=redact(uri))
+            return with_credentials(uri, self.cam.username, self._password())
+
+    async def note_clock_skew(self, skew: float) -> None:
+        """Telemetry always; an event when it crosses the limit (ONVIF auth fails on a skewed clock)."""
+        self.clock_skew_s = round(skew, 1)
+        too_far = abs(skew) > self.cfg.clock_skew_max_s
+        if too_far and not self.skew_reported:
+            self.skew_reported = True
+            self.log.warning("camera_clock_skew", camera=self.cam.name, skew_s=skew)
+            await self.ctx.emit(Event("camera_clock_skew", {"camera": self.cam.name, "skew_s": self.clock_skew_s,
+                                                             "max_s": self.cfg.clock_skew_max_s}, severity="warning"))
+        elif not too_far:
+            self.skew_reported = False
+
+    async def check_clock(self) -> None:
+        if self.cam.onvif is None:
+            return
+        o = self.cam.onvif
+
+        def ask() -> float:
+            return OnvifClient(o.host, o.port, self.cam.username, self._password(), o.timeout_s).clock_skew_s()
+
+        try:
+            await self.note_clock_skew(await asyncio.to_thread(ask))
+        except OnvifError as exc:
+            self.log.warning("onvif_clock_check_failed", camera=self.cam.name, error=str(exc))
+
+    def _set_problem(self, text: str) -> None:
+        self.problem = text
+
+    # ---- worker process -----------------------------------------------------------------------
+    async def run(self) -> None:
+        """Keep a worker running for this camera until cancelled."""
+        backoff = Backoff(1.0, 30.0)
+        while True:
+            url = await self.resolve_url()
+            job = Job(self.cam, url, str(self.ctx.timezone), self.cfg.open_timeout_s, self.cfg.read_timeout_s,
+                      self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, HEARTBEAT_S)
+            t0 = time.monotonic()
+            code = await self._run_worker(job)
+            if code == 3:  # fatal: the worker cannot analyse with this config
+                await asyncio.sleep(300)
+            if time.monotonic() - t0 > 60:
+                backoff.reset()
+            self.ctx.count("worker_restarts")
+            self.log.warning("worker_exited", camera=self.cam.name, code=code)
+            await asyncio.sleep(backoff.next())
+
+    async def _run_worker(self, job: Job) -> int | None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self.proc = proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "drivers.camera.worker", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, limit=LINE_LIMIT)
+        self.last_heartbeat = time.monotonic()
+        assert proc.stdin and proc.stdout and proc.stderr
+        proc.stdin.write(job.to_json().encode() + b"\n")
+        await proc.stdin.drain()
+        self.log.info("worker_started", camera=self.cam.name, pid=proc.pid)
+        tasks = [asyncio.create_task(self._read_stdout(proc.stdout)),
+                 asyncio.create_task(self._read_stderr(proc.stderr)), asyncio.create_task(self._watch_hung(proc))]
+        fatal = False
+        try:
+            fatal = bool(await tasks[0])
+            return 3 if fatal else await proc.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await self._stop(proc)
+            self.proc = None
+            for fut in self.replies.values():
+                if not fut.done():
+                    fut.set_exception(CommandError(f"camera {self.cam.name}: worker restarted"))
+            self.replies.clear()
+
+    async def _stop(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is not None:
+            return
+        with contextlib.suppress(Exception):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 3)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        except asyncio.CancelledError:  # cancelled again mid-cleanup: never leave the child behind
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            raise
+
+    async def _watch_hung(self, proc: asyncio.subprocess.Process) -> None:
+        while proc.returncode is None:
+            await asyncio.sleep(1.0)
+            if time.monotonic() - self.last_heartbeat > HUNG_AFTER_S:
+                self.log.error("worker_hung", camera=self.cam.name, pid=proc.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                return
+
+    async def _read_stderr(self, stream: asyncio.StreamReader) -> None:
+        """FFmpeg and Python write here; keep the log short and count decode complaints."""
+        while line := await stream.readline():
+            text = line.decode(errors="replace").strip()
+            if "error while decoding" in text or "corrupt" in text.lower():
+                self.ffmpeg_errors += 1
+            elif text:
+                self.log.debug("worker_stderr", camera=self.cam.name, line=text)
+
+    async def _read_stdout(self, stream: asyncio.StreamReader) -> bool:
+        """Handle the worker's messages until EOF; True if it reported a fatal error."""
+        while line := await stream.readline():
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                self.ctx.count("bad_worker_message")
+                continue
+            kind = msg.get("t")
+            if kind == "health":
+                self._on_health(msg)
+            elif kind == "status":
+                self._on_status(msg)
+            elif kind == "event":
+                await self._on_event(msg)
+            elif kind == "snapshot":
+                await self._on_snapshot(msg)
+            elif kind == "reply":
+                fut = self.replies.pop(str(msg.get("request")), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+            elif kind == "fatal":
+                self._set_problem(str(msg.get("error")))
+                self.log.error("worker_fatal", camera=self.cam.name, error=msg.get("error"))
+                return True
+        return False
+
+    def _on_health(self, msg: dict[str, Any]) -> None:
+        now = time.monotonic()
+        self.last_heartbeat = now
+        self.health = msg
+        age = msg.get("last_frame_age_s")
+        if age is not None:
+            self.last_frame = now - float(age)
+
+    def _on_status(self, msg: dict[str, Any]) -> None:
+        if msg.get("connected"):
+            self.log.info("stream_connected", camera=self.cam.name, width=msg.get("width"), height=msg.get("height"))
+        else:
+            self.log.info("stream_down", camera=self.cam.name, detail=msg.get("detail"))
+
+    async def _on_event(self, msg: dict[str, Any]) -> None:
+        phase, eid = msg.get("phase"), str(msg.get("event_id"))
+        event_id = eid if phase == "start" else f"{eid}-end" if phase == "end" else uuid.uuid4().hex
+        data = dict(msg.get("data") or {})
+        self.log.info("camera_event", camera=self.cam.name, kind=msg.get("kind"), phase=phase, event_id=eid,
+                      score=data.get("score"))
+        await self.ctx.emit(Event(str(msg.get("kind")), data, id=event_id, ts=float(msg.get("ts") or time.time())))
+
+    async def _on_snapshot(self, msg: dict[str, Any]) -> None:
+        try:
+            jpeg = base64.b64decode(msg["jpeg"])
+            event_id = str(msg["event_id"])
+        except (KeyError, ValueError):
+            self.ctx.count("bad_worker_message")
+            return
+        metered = self.ctx.link.metered
+        path = self.store.put(event_id, jpeg, pending=metered)
+        if not metered:
+            await self.ctx.emit(Snapshot(self.cam.name, event_id, jpeg))
+            self.store.mark_sent(path)
+        elif msg.get("kind") == "person":
+            snap = self.cam.snapshot
+            small = reencode_jpeg(jpeg, snap.metered_width, snap.metered_quality)
+            await self.ctx.emit(Snapshot(self.cam.name, event_id, small))
+            self.log.info("snapshot_small_now", camera=self.cam.name, event_id=event_id, bytes=len(small))
+        else:
+            self.log.info("snapshot_deferred", camera=self.cam.name, event_id=event_id, bytes=len(jpeg))
+
+    async def flush_pending(self) -> int:
+        """Send snapshots held back while the link was metered, oldest first."""
+        sent = 0
+        for event_id, path in self.store.pending():
+            if self.ctx.link.metered:
+                break
+            try:
+                jpeg = path.read_bytes()
+            except FileNotFoundError:  # trimmed meanwhile
+                continue
+            await self.ctx.emit(Snapshot(self.cam.name, event_id, jpeg, priority=Priority.BULK))
+            self.store.mark_sent(path)
+            sent += 1
+        return sent
+
+    # ---- commands and state -------------------------------------------------------------------
+    async def snapshot_now(self, timeout_s: float = 5.0) -> dict[str, Any]:
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.returncode is not None:
+            raise CommandError(f"camera {self.cam.name} is not running ({self.problem or 'starting'})")
+        request = uuid.uuid4().hex
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.replies[request] = fut
+        proc.stdin.write(json.dumps({"cmd": "snapshot", "request": request}).encode() + b"\n")
+        await proc.stdin.drain()
+        try:
+            reply = await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            self.replies.pop(request, None)
+            raise CommandError(f"camera {self.cam.name}: no picture within {timeout_s:g} s") from None
+        if reply.get("error"):
+            raise CommandError(f"camera {self.cam.name}: {reply['error']}")
+        jpeg = base64.b64decode(reply["jpeg"])
+        if self.ctx.link.metered:
+            jpeg = reencode_jpeg(jpeg, self.cam.snapshot.metered_width, self.cam.snapshot.metered_quality)
+        event_id = uuid.uuid4().hex
+        self.store.put(event_id, jpeg)
+        await self.ctx.emit(Snapshot(self.cam.name, event_id, jpeg))
+        return {"camera": self.cam.name, "event_id": event_id, "bytes": len(jpeg),
+                "width": reply.get("width"), "height": reply.get("height")}
+
+    def frame_age(self, now: float) -> float:
+        return now - (self.last_frame or self.started)
+
+    def decide_online(self, now: float) -> bool | None:
+        """Debounced state change: True/False when it flips, None when nothing changed."""
+        age = self.frame_age(now)
+        if age <= max(2.0, 2.0 / self.cam.detect_fps):
+            if self.flowing_since is None:
+                self.flowing_since = now
+            if self.online is not True and now - self.flowing_since >= self.cfg.online_after_s:
+                self.online = True
+                return True
+        else:
+            self.flowing_since = None
+            if self.online is not False and age > self.cfg.offline_after_s:
+                self.online = False
+                return False
+        return None
+
+    def readings(self) -> list[Reading]:
+        tags = {"camera": self.cam.name}
+        h = self.health
+        age = h.get("last_frame_age_s")
+        out = [
+            Reading("camera_online", bool(self.online), tags=tags),
+            Reading("input_fps", h.get("input_fps", 0.0), "fps", tags=tags),
+            Reading("analysed_fps", h.get("analysed_fps", 0.0), "fps", tags=tags),
+            Reading("last_frame_age_s", age if age is not None else None, "s", tags=tags),
+            Reading("decode_errors", int(h.get("decode_errors", 0)) + self.ffmpeg_errors, tags=tags),
+            Reading("reconnects", int(h.get("reconnects", 0)), tags=tags),
+            Reading("snapshot_store_bytes", self.store.total_bytes(), "B", tags=tags),
+        ]
+        if self.clock_skew_s is not None:
+            out.append(Reading("clock_skew_s", self.clock_skew_s, "s", tags=tags))
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {"online": self.online, "problem": self.problem, "pid": self.proc.pid if self.proc else None,
+                "clock_skew_s": self.clock_skew_s, **{k: v for k, v in self.health.items() if k != "t"}}

@@ -1,0 +1,184 @@
+"""The driver against real GStreamer RTSP servers: events, snapshots, restarts, freezes, dead cameras."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.driver import CommandError, LinkState
+from drivers.camera.config import CamerasConfig
+from drivers.camera.driver import CameraDriver
+from drivers.camera.runner import CameraRunner
+from drivers.camera.snapshots import encode_jpeg
+from tests.camera.servers import RtspServer
+from tests.support.context import RecordingContext
+from tests.support.wait import async_wait_until
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word: a camera that never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    conns: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conns.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        t.join()
+        for c in conns:
+            c.close()
+        srv.close()
+
+
+def camera(name: str, url: str, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "rtsp_url": url, "update_every_s": 60, **extra}
+
+
+class Running:
+    """The driver as a task on the test's loop, cancelled (and its workers stopped) at the end."""
+
+    def __init__(self, ctx: RecordingContext) -> None:
+        self.ctx = ctx
+        self.driver = CameraDriver()
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Running:
+        self.task = asyncio.create_task(self.driver.run(self.ctx))
+        await asyncio.sleep(0)  # run() builds its runners before its first await
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.task is not None
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+        assert all(r.proc is None for r in self.driver.runners.values()), "a worker outlived the driver"
+
+
+def events(ctx: RecordingContext, kind: str, camera: str, phase: str | None = None) -> list:
+    return [e for e in ctx.events if e.kind == kind and e.data.get("camera") == camera
+            and (phase is None or e.data.get("phase") == phase)]
+
+
+def test_scenes_events_snapshots_and_a_dead_camera(tmp_path: Path, silent_port: int) -> None:
+    asyncio.run(_scenes(tmp_path, silent_port))
+
+
+async def _scenes(tmp_path: Path, silent_port: int) -> None:
+    work = tmp_path / "scenes"
+    person = RtspServer(work, "astronaut").start()
+    light = RtspServer(work, "brightness", 320, 180, seconds=6).start()
+    noise = RtspServer(work, "noise", 320, 180, seconds=4).start()
+    try:
+        cfg = CamerasConfig.model_validate({
+            "devices": [camera("person", person.url), camera("light", light.url), camera("noise", noise.url),
+                        camera("dead", f"rtsp://127.0.0.1:{silent_port}/cam")],
+            "open_timeout_s": 2, "read_timeout_s": 2, "offline_after_s": 4, "health_interval_s": 2})
+        ctx = RecordingContext("cameras", cfg, tmp_path / "data")
+        async with Running(ctx):
+            await async_wait_until(lambda: events(ctx, "person", "person", "start"), timeout=45,
+                                   what="person event from the astronaut scene")
+            await async_wait_until(lambda: [e for e in ctx.events if e.kind == "camera_offline"], timeout=15,
+                                   what="camera_offline for the dead camera")
+            reply = await ctx.commands["snapshot"]({"camera": "light"})
+            assert reply["width"] == 320 and reply["bytes"] > 1000
+            with pytest.raises(CommandError, match="unknown camera"):
+                await ctx.commands["snapshot"]({"camera": "nope"})
+            await async_wait_until(lambda: [s for s in ctx.snapshots if s.camera == "person"
+                                            and s.event_id == events(ctx, "person", "person", "start")[0].id],
+                                   timeout=30, what="the person event's snapshot")
+            await async_wait_until(lambda: {r.tags.get("camera") for r in ctx.readings_named("analysed_fps")
+                                            if r.value} >= {"person", "light", "noise"}, timeout=10,
+                                   what="analysed fps from every live camera")
+        offline = [e for e in ctx.events if e.kind == "camera_offline"]
+        assert [e.data["camera"] for e in offline] == ["dead"]
+        assert events(ctx, "motion", "person", "start")
+        assert not events(ctx, "motion", "light") and not events(ctx, "motion", "noise")
+        assert not [e for e in ctx.events if e.kind == "person" and e.data["camera"] != "person"]
+        fps = [r.value for r in ctx.readings_named("analysed_fps") if r.tags["camera"] == "person" and r.value]
+        assert max(fps) <= 6.5  # 10 fps in, only detect fps (5) analysed
+        assert ctx.state == "degraded"
+        assert (tmp_path / "data" / "state.json").exists()
+    finally:
+        for s in (person, light, noise):
+            s.stop()
+
+
+def test_restart_freeze_and_return(tmp_path: Path) -> None:
+    asyncio.run(_restart(tmp_path))
+
+
+async def _restart(tmp_path: Path) -> None:
+    srv = RtspServer(tmp_path / "scenes", "mover", 320, 180, seconds=4).start()
+    try:
+        cfg = CamerasConfig.model_validate({
+            "devices": [camera("gate", srv.url)], "open_timeout_s": 2, "read_timeout_s": 3,
+            "reconnect_max_s": 2, "offline_after_s": 5, "online_after_s": 1, "health_interval_s": 60})
+        ctx = RecordingContext("cameras", cfg, tmp_path / "data")
+        async with Running(ctx) as run:
+            runner = run.driver.runners["gate"]
+            await async_wait_until(lambda: runner.online, timeout=20, what="camera online")
+
+            # the server restarts on the same port: frames must flow again within 5 s of it being back
+            srv.stop()
+            await async_wait_until(lambda: runner.frame_age(time.monotonic()) > 1.0, timeout=10, what="frames stop")
+            srv.start()
+            back = time.monotonic()
+            await async_wait_until(lambda: runner.frame_age(time.monotonic()) < 0.5 and runner.last_frame > back,
+                                   timeout=5.0, what="capture back within 5 s of the server")
+
+            # the server hangs (SIGSTOP): camera_offline within 10 s, then back online when it resumes
+            srv.freeze()
+            frozen = time.monotonic()
+            await async_wait_until(lambda: ctx.events_of("camera_offline"), timeout=10,
+                                   what="camera_offline within 10 s of a frozen server")
+            assert time.monotonic() - frozen <= 10
+            srv.thaw()
+            await async_wait_until(lambda: ctx.events_of("camera_online"), timeout=20, what="camera_online")
+            assert runner.health.get("reconnects", 0) >= 1
+    finally:
+        srv.stop()
+
+
+def test_metered_link_defers_snapshots(tmp_path: Path) -> None:
+    asyncio.run(_metered(tmp_path))
+
+
+async def _metered(tmp_path: Path) -> None:
+    cfg = CamerasConfig.model_validate({"devices": [camera("yard", "rtsp://127.0.0.1:9/x")]})
+    ctx = RecordingContext("cameras", cfg, tmp_path / "data")
+    runner = CameraRunner(cfg.devices[0], cfg, ctx)
+    jpeg = encode_jpeg(np.full((360, 640, 3), 128, np.uint8), 640, 80)
+    ctx.set_link(LinkState("wan2-4g", metered=True))
+    await runner._on_snapshot({"kind": "motion", "event_id": "m1", "jpeg": base64.b64encode(jpeg).decode()})
+    await runner._on_snapshot({"kind": "person", "event_id": "p1", "jpeg": base64.b64encode(jpeg).decode()})
+    assert [s.event_id for s in ctx.snapshots] == ["p1"]  # a person goes at once, small
+    assert len(ctx.snapshots[0].jpeg) < len(jpeg)
+    assert [eid for eid, _ in runner.store.pending()] == ["m1", "p1"]
+    assert await runner.flush_pending() == 0  # still metered
+    ctx.set_link(LinkState("wan1", metered=False))
+    assert await runner.flush_pending() == 2
+    assert [s.event_id for s in ctx.snapshots] == ["p1", "m1", "p1"] and ctx.snapshots[-1].jpeg == jpeg
+    assert runner.store.pending() == []
