@@ -10,7 +10,7 @@ APT_PACKAGES=(
   ffmpeg espeak-ng sox portaudio19-dev alsa-utils
   gstreamer1.0-tools gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly python3-gi
-  gcc python3-dev python3-venv
+  gcc python3-dev python3-venv openssl systemd
 )
 
 ensure_apt() {
@@ -32,10 +32,11 @@ ensure_venv() {
   [ -x "$PY" ] || python3 -m venv "$VENV"
   if [ ! -e "$stamp" ]; then
     echo "setup: installing Python packages into $VENV ($extras)" >&2
-    "$PY" -m pip install -q --upgrade pip >/dev/null
-    "$PY" -m pip install -q -e "$ROOT[$extras]"
+    local log="$VENV/pip-install.log"
+    "$PY" -m pip install -q --upgrade pip >"$log" 2>&1
+    "$PY" -m pip install -q -e "$ROOT[$extras]" >>"$log" 2>&1 || { tail -20 "$log" >&2; return 1; }
     # ipycam (a real ONVIF device for the camera tests) pins GUI deps it does not need
-    "$PY" -m pip install -q --no-deps "ipycam" || echo "setup: ipycam unavailable; ONVIF tests will skip" >&2
+    "$PY" -m pip install -q --no-deps "ipycam" >>"$log" 2>&1 || echo "setup: ipycam unavailable; ONVIF tests will skip" >&2
     touch "$stamp"
   fi
 }

@@ -33,7 +33,7 @@ CASES = {
                     "spool.max_bytez: unknown key (did you mean 'max_bytes'?) (line 7)"),
     "wrong_type": (GOOD.replace("host: 127.0.0.1", "host: 127.0.0.1\n  port: eighty"), "coc.port:"),
     "out_of_range": (GOOD.replace("host: 127.0.0.1", "host: 127.0.0.1\n  port: 70000"), "coc.port:"),
-    "missing_required": ("site:\n  name: x\ncoc:\n  host: h\n", "site.site_id: required key is missing (line 2)"),
+    "missing_required": ("site:\n  name: x\ncoc:\n  host: h\n", "site.site_id: required key is missing (line 1)"),
     "secret_inline": (GOOD.replace("host: 127.0.0.1", "host: 127.0.0.1\n  username: a\n  password: hunter2"),
                       "coc.password: unknown key (secrets are read from files: use password_file) (line 6)"),
     "secret_file_missing": (GOOD.replace("host: 127.0.0.1", "host: 127.0.0.1\n  username: a\n"

@@ -1,0 +1,154 @@
+"""The demo: a local COC broker, simulated commune devices, the agent on config/demo.yaml, and a readable
+view of what the COC receives. Ctrl-C (or --seconds) stops everything it started."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.mosquitto import Broker  # noqa: E402
+
+import paho.mqtt.client as mqtt  # noqa: E402
+
+WORKDIR = Path("/tmp/commune-demo")
+PORT = 18830
+FAMILIES = ("network", "camera", "broadcast", "sensors")
+USERS = {"agent": "agent-pass", "coc": "coc-pass", "sensor": "sensor-pass"}
+
+
+def summarize(topic: str, payload: bytes) -> str | None:
+    """One readable line per message; telemetry is condensed to names and values."""
+    parts = topic.split("/")
+    kind = parts[3] if len(parts) > 3 else topic
+    if kind == "snapshot":
+        return f"SNAPSHOT  {'/'.join(parts[4:])}  {len(payload)} bytes JPEG"
+    try:
+        body: Any = json.loads(payload)
+    except ValueError:
+        return f"{kind.upper():9} {topic} {len(payload)} bytes"
+    if kind == "status":
+        if body.get("online"):
+            return f"BIRTH     boot={body['boot_id'][:8]} version={body['version']} drivers={','.join(body['drivers'])}"
+        return f"OFFLINE   boot={body.get('boot_id', '')[:8]} {body.get('reason', '(last will)')}"
+    if kind == "health":
+        drivers = " ".join(f"{n}={d['state']}" for n, d in body.get("drivers", {}).items())
+        sp = body.get("spool", {})
+        return (f"HEALTH    {drivers}  spool={sp.get('spool_depth')} link={body.get('link', {}).get('name')} "
+                f"uplink={body.get('uplink', {}).get('state')}")
+    if kind == "telemetry":
+        rs = body.get("readings", [])
+        shown = ", ".join(f"{r['name']}{'[' + ','.join(r['tags'].values()) + ']' if r.get('tags') else ''}="
+                          f"{r['value']}{r.get('unit') or ''}" for r in rs[:6])
+        more = f" (+{len(rs) - 6} more)" if len(rs) > 6 else ""
+        hist = " historical" if body.get("historical") else ""
+        return f"TELEMETRY {parts[4]} seq={body.get('seq')}{hist}: {shown}{more}"
+    if kind == "event":
+        data = json.dumps(body.get("data", {}), ensure_ascii=False)
+        return f"EVENT     {body.get('kind')} [{body.get('severity')}] from {body.get('source')}: {data[:220]}"
+    if kind == "cmd" and topic.endswith("/result"):
+        return f"RESULT    {parts[4]}: {json.dumps(body, ensure_ascii=False)[:200]}"
+    return None
+
+
+def start_sims(workdir: Path) -> list[tuple[str, Callable[[], None]]]:
+    stops = []
+    for family in FAMILIES:
+        try:
+            module = importlib.import_module(f"scripts.demo.sim_{family}")
+        except ModuleNotFoundError as exc:
+            print(f"demo: no simulator for {family} ({exc.name})", flush=True)
+            continue
+        try:
+            stops.append((family, module.start(workdir)))
+            print(f"demo: simulated {family} devices started", flush=True)
+        except Exception as exc:  # one simulator failing must not spoil the rest of the demo
+            print(f"demo: could not start the {family} simulator: {type(exc).__name__}: {exc}", flush=True)
+    return stops
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0 = until Ctrl-C)")
+    ap.add_argument("--config", default=str(ROOT / "config" / "demo.yaml"))
+    args = ap.parse_args()
+    try:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", PORT))
+    except OSError:
+        print(f"demo: port {PORT} is in use (another demo still running?); stop it first", file=sys.stderr)
+        return 1
+    WORKDIR.mkdir(parents=True, exist_ok=True)
+    (WORKDIR / "agent.secret").write_text(USERS["agent"] + "\n")
+    broker = Broker(WORKDIR / "mosquitto", users=USERS, port=PORT).start()
+    print(f"demo: COC broker (mosquitto) on 127.0.0.1:{PORT}", flush=True)
+    stops: list[tuple[str, Callable[[], None]]] = []
+    agent: subprocess.Popen[bytes] | None = None
+    done = threading.Event()
+    coc = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-coc", protocol=mqtt.MQTTv5)
+    coc.username_pw_set("coc", USERS["coc"])
+    coc.on_connect = lambda c, u, f, rc, p=None: c.subscribe("commune/v1/#", qos=1)
+
+    def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+        line = summarize(msg.topic, msg.payload)
+        if line:
+            print(f"COC <- {line}", flush=True)
+
+    coc.on_message = on_message
+    try:
+        coc.connect("127.0.0.1", PORT)
+        coc.loop_start()
+        stops = start_sims(WORKDIR)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(WORKDIR / "home")}
+        (WORKDIR / "home").mkdir(exist_ok=True)
+        asoundrc = WORKDIR / "home" / ".asoundrc"
+        asoundrc.write_text('pcm.!default { type plug; slave.pcm "cap" }\n'
+                            f'pcm.cap {{ type file; slave.pcm "null"; file "{WORKDIR}/soundcard.wav"; '
+                            'format "wav" }\n')
+        log = open(WORKDIR / "agent.log", "ab")
+        agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "--config", args.config, "run"], cwd=ROOT,
+                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+        print(f"demo: agent started (pid {agent.pid}, log {WORKDIR / 'agent.log'}); Ctrl-C to stop", flush=True)
+        signal.signal(signal.SIGINT, lambda *a: done.set())
+        signal.signal(signal.SIGTERM, lambda *a: done.set())
+        deadline = time.monotonic() + args.seconds if args.seconds else None
+        while not done.is_set():
+            if agent.poll() is not None:
+                print(f"demo: the agent exited with {agent.returncode}; see {WORKDIR / 'agent.log'}", flush=True)
+                return 1
+            if deadline and time.monotonic() > deadline:
+                break
+            done.wait(0.5)
+        return 0
+    finally:
+        if agent is not None and agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+            try:
+                agent.wait(15)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+        time.sleep(0.3)
+        coc.loop_stop()
+        for family, stop in reversed(stops):
+            try:
+                stop()
+            except Exception as exc:
+                print(f"demo: stopping {family}: {exc}", flush=True)
+        broker.stop()
+        print("demo: stopped everything it started", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

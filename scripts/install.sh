@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Install commune-agent on a Debian/Ubuntu box; safe to run again (upgrades in place).
+#   sudo ./scripts/install.sh               apt packages, user, venv, config, systemd unit (enabled)
+#   sudo ./scripts/install.sh --no-systemd  the same without the unit (containers, no systemd)
+# Options: --skip-apt  (packages already there)   --extras LIST  (default: all; "" = core only)
+#          --start     (start or restart the service at the end)
+# Paths can be moved with PREFIX, ETC_DIR and STATE_DIR in the environment.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+PREFIX="${PREFIX:-/opt/commune-agent}"
+ETC_DIR="${ETC_DIR:-/etc/commune-agent}"
+STATE_DIR="${STATE_DIR:-/var/lib/commune-agent}"
+UNIT_DIR="${UNIT_DIR:-/etc/systemd/system}"
+USER_NAME=commune-agent
+systemd=1 apt=1 start=0 extras=all
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-systemd) systemd=0 ;;
+    --skip-apt) apt=0 ;;
+    --start) start=1 ;;
+    --extras) extras="$2"; shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ "$(id -u)" -eq 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }
+say() { echo "install: $*"; }
+
+if [ "$apt" -eq 1 ]; then
+  source "$ROOT/scripts/lib/setup-env.sh"
+  ensure_apt
+fi
+
+if ! getent passwd "$USER_NAME" >/dev/null; then
+  say "creating system user $USER_NAME"
+  useradd --system --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin "$USER_NAME"
+fi
+for g in dialout audio video; do
+  getent group "$g" >/dev/null && usermod -a -G "$g" "$USER_NAME"
+done
+
+say "installing into $PREFIX/venv (extras: ${extras:-none})"
+mkdir -p "$PREFIX"
+[ -x "$PREFIX/venv/bin/python" ] || python3 -m venv "$PREFIX/venv"
+"$PREFIX/venv/bin/pip" install -q --upgrade pip >/dev/null
+spec="$ROOT"
+[ -n "$extras" ] && spec="$ROOT[$extras]"
+"$PREFIX/venv/bin/pip" install -q --upgrade "$spec"
+install -m 0644 "$ROOT/README.md" "$PREFIX/README.md"
+
+install -d -m 0750 -o root -g "$USER_NAME" "$ETC_DIR"
+install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.example.yaml" "$ETC_DIR/agent.example.yaml"
+if [ -e "$ETC_DIR/agent.yaml" ]; then
+  say "keeping existing $ETC_DIR/agent.yaml (the new example is $ETC_DIR/agent.example.yaml)"
+else
+  install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.example.yaml" "$ETC_DIR/agent.yaml"
+  say "wrote $ETC_DIR/agent.yaml from the example: edit site, coc and the drivers, then check-config"
+fi
+install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$STATE_DIR"
+
+if [ "$systemd" -eq 1 ]; then
+  sed -e "s#/opt/commune-agent#$PREFIX#g" -e "s#/etc/commune-agent#$ETC_DIR#g" \
+    "$ROOT/systemd/commune-agent.service" > "$UNIT_DIR/commune-agent.service.tmp"
+  mv "$UNIT_DIR/commune-agent.service.tmp" "$UNIT_DIR/commune-agent.service"
+  systemctl daemon-reload
+  systemctl enable commune-agent.service >/dev/null
+  say "unit installed and enabled: systemctl start commune-agent; journalctl -u commune-agent -f"
+  if [ "$start" -eq 1 ]; then
+    systemctl restart commune-agent.service
+  fi
+else
+  say "no systemd: run it with  $PREFIX/venv/bin/commune-agent --config $ETC_DIR/agent.yaml run"
+fi
+"$PREFIX/venv/bin/commune-agent" --version
