@@ -134,7 +134,8 @@ class LinkJudge:
         out = []
         for target, w in self.windows.items():
             state = self.target_state[target]
-            recent = w.newest(self.th.down_consecutive)
+            decided = [s for s in w if s.answered or s.timed_out(now)]
+            recent = decided[-self.th.down_consecutive:]
             silent = len(recent) == self.th.down_consecutive and all(s.timed_out(now) for s in recent)
             if state != "down" and silent:
                 self.target_state[target] = "down"
@@ -142,7 +143,7 @@ class LinkJudge:
                                    f"{len(recent)} probes in a row unanswered", {"lost_in_row": len(recent)}))
             elif state != "up":
                 m = self._target_healthy(target, now, self.th.up_after_s, 3)
-                if m is not None and all(s.prompt() for s in w.newest(3)):
+                if m is not None and all(s.prompt() for s in decided[-3:]):
                     self.target_state[target] = "up"
                     out.append(Verdict(f"{self.name}/{target}", "up", "answering", m))
         return out

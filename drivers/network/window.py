@@ -72,9 +72,6 @@ class Window:
     def __iter__(self) -> Iterator[Sample]:
         return iter(self._samples)
 
-    def newest(self, n: int) -> list[Sample]:
-        return list(self._samples)[-n:]
-
     def stats(self, now: float, since: float = float("-inf")) -> Stats:
         """Loss counts probes failed or unanswered after their hard timeout; pending ones wait."""
         done = [s for s in self._samples if s.sent >= since and (s.answered or s.lost(now))]
