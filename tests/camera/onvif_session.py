@@ -50,6 +50,42 @@ def start_device(port: int, user: str, password: str) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
+def driver_view(port: int) -> dict:
+    """What the driver's runner makes of this camera: stream URL with credentials, skew event."""
+    import asyncio
+    import tempfile
+    from pathlib import Path
+
+    from drivers.camera.config import CamerasConfig
+    from drivers.camera.runner import CameraRunner
+    from tests.support.context import RecordingContext
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / "pw").write_text("s3cret\n")
+        cam = {"name": "gate", "username": "admin", "password_file": str(tmp / "pw"),
+               "onvif": {"host": "127.0.0.1", "port": port}}
+        cfg = CamerasConfig.model_validate({"devices": [cam]})
+        ctx = RecordingContext("cameras", cfg, tmp / "data")
+        runner = CameraRunner(cfg.devices[0], cfg, ctx)
+        url = asyncio.run(runner.resolve_url())
+    return {"url": url, "events": [(e.kind, e.data) for e in ctx.events],
+            "readings": [(r.name, r.value) for r in runner.readings() if r.name == "clock_skew_s"]}
+
+
+def cli_discover() -> list:
+    import argparse
+    import contextlib
+    import io
+
+    from drivers.camera.cli import cmd_discover
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        cmd_discover(argparse.Namespace(interface=["lo"], timeout=1.0, json=True, config=None))
+    return json.loads(buf.getvalue())
+
+
 def main() -> int:
     port, skew = int(sys.argv[1]), float(sys.argv[2])
     if skew:
@@ -71,6 +107,8 @@ def main() -> int:
     out["main_uri"] = client.stream_uri(profiles[0].token)
     out["snapshot_uri"] = client.snapshot_uri(chosen.token)
     out["skew_s"] = client.clock_skew_s()
+    out["driver"] = driver_view(port)
+    out["cli_discover"] = cli_discover()
     try:
         OnvifClient("127.0.0.1", port, "admin", "wrong")
         out["wrong_password"] = "accepted"

@@ -1,0 +1,51 @@
+"""Demo camera: a local GStreamer RTSP stream (rtsp://127.0.0.1:18554/cam) where a person walks by.
+
+start(workdir) renders the scene once (a photo of a person crossing a street, 640x360 at 10 fps, looping
+every 10 s) and serves it with the test suite's RTSP server under Debian's python3 (python3-gi), so the
+demo's `cameras` section sees motion and person events and sends their snapshots to the COC.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[2]
+PORT = 18554  # demo.yaml: rtsp://127.0.0.1:18554/cam
+WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 10, 10.0
+
+
+def start(workdir: Path) -> Callable[[], None]:
+    sys.path.insert(0, str(ROOT))
+    from tests.camera.scenes import SCENES, write_raw
+
+    camdir = workdir / "camera"
+    camdir.mkdir(parents=True, exist_ok=True)
+    raw = camdir / "street.raw"
+    if not raw.exists():
+        write_raw(SCENES["astronaut"].render(WIDTH, HEIGHT, FPS, SECONDS), raw)
+    log = open(camdir / "rtsp-server.log", "ab")
+    proc = subprocess.Popen(
+        ["/usr/bin/python3", str(ROOT / "tests" / "camera" / "rtsp_server.py"), "--port", str(PORT), "--raw", str(raw),
+         "--width", str(WIDTH), "--height", str(HEIGHT), "--fps", str(FPS)],
+        stdout=subprocess.PIPE, stderr=log, start_new_session=True)
+    assert proc.stdout is not None
+    if b"READY" not in proc.stdout.readline():
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"RTSP server did not start on 127.0.0.1:{PORT} (see {camdir / 'rtsp-server.log'})")
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+    return stop

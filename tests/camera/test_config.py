@@ -1,0 +1,52 @@
+"""The cameras section: its examples validate, and mistakes are refused with a reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from drivers.camera.config import CameraConfig, CamerasConfig
+
+HERE = Path(__file__).resolve().parents[2] / "drivers" / "camera"
+
+
+def test_demo_yaml_validates() -> None:
+    cfg = CamerasConfig.model_validate(yaml.safe_load((HERE / "demo.yaml").read_text())["cameras"])
+    assert cfg.devices[0].rtsp_url == "rtsp://127.0.0.1:18554/cam"
+
+
+def test_example_yaml_validates_with_its_secret_files(tmp_path: Path) -> None:
+    text = (HERE / "example.yaml").read_text()
+    for name in ("cam-cong-ubnd.pass", "cam-cho-xa.pass"):
+        (tmp_path / name).write_text("pw\n")
+        text = text.replace(f"/etc/commune-agent/secrets/{name}", str(tmp_path / name))
+    cfg = CamerasConfig.model_validate(yaml.safe_load(text)["cameras"])
+    assert [c.name for c in cfg.devices] == ["cong_ubnd", "cho_xa"]
+    assert cfg.devices[0].onvif is not None and len(cfg.devices[0].motion.masks) == 2
+
+
+@pytest.mark.parametrize("cam, reason", [
+    ({"name": "a"}, "exactly one of rtsp_url or onvif"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "onvif": {"host": "x"}}, "exactly one of rtsp_url or onvif"),
+    ({"name": "a", "rtsp_url": "http://x/"}, "must start with rtsp://"),
+    ({"name": "a", "rtsp_url": "rtsp://u:p@x/"}, "credentials"),
+    ({"name": "A b", "rtsp_url": "rtsp://x/"}, "pattern"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "motion": {"blur": 4}}, "odd"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "motion": {"masks": [[[0, 0], [2, 0], [1, 1]]]}}, "outside 0..1"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "person": {"detector": "onnx"}}, "needs model"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "person": {"confirm_hits": 4, "confirm_window": 3}}, "confirm_hits"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "detect_fps": 0}, "greater than 0"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "password": "x"}, "Extra inputs"),
+])
+def test_bad_camera_is_refused(cam: dict, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        CameraConfig.model_validate(cam)
+
+
+def test_duplicate_names_are_refused() -> None:
+    with pytest.raises(ValidationError, match="duplicate camera name"):
+        CamerasConfig.model_validate({"devices": [{"name": "a", "rtsp_url": "rtsp://x/"},
+                                                  {"name": "a", "rtsp_url": "rtsp://y/"}]})
