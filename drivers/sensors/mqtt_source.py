@@ -55,6 +55,7 @@ class MqttSourceRunner:
         self.badlog = RateLimitedLog(self.log)
         self.default_stale_s = default_stale_s
         self._was_up = False
+        self._stopping = False
         self._routes = [_Route(t) for t in cfg.topics]
         version = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
@@ -78,6 +79,7 @@ class MqttSourceRunner:
         self.client.loop_start()
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -95,6 +97,8 @@ class MqttSourceRunner:
         self._was_up = True
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, rc: Any, props: Any = None) -> None:
+        if self._stopping:
+            return
         self.ingest.set_status(self.cfg.name, False, f"disconnected: {rc}")
         self.log.warning("mqtt_disconnected", host=self.cfg.host, port=self.cfg.port, reason=str(rc))
         if self._was_up:
