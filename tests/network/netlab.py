@@ -57,6 +57,11 @@ class Lab:
     def nft(self, ns: str, ruleset: str) -> None:
         run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input_text=ruleset)
 
+    def delete(self, ns: str) -> None:
+        """Delete one namespace now (a host leaving the network)."""
+        run(["ip", "netns", "del", ns])
+        self.namespaces.remove(ns)
+
     def close(self) -> None:
         for name in reversed(self.namespaces):
             run(["ip", "netns", "del", name], check=False)
