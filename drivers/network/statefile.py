@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from drivers.network.config import NetworkConfig
+
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic replace: a reader sees the old or the new file, never half of one."""
@@ -34,3 +36,8 @@ def read_json(path: Path) -> Any | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def state_path_of(cfg: NetworkConfig, data_dir: Path) -> Path:
+    """Where the driver keeps its live link state (shared with the CLI)."""
+    return cfg.state_file if cfg.state_file.is_absolute() else data_dir / cfg.state_file

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from agent.driver import Context, Event, LinkState, Priority, Reading
@@ -15,7 +14,7 @@ from drivers.network.hooks import run_hooks
 from drivers.network.linkjudge import Verdict
 from drivers.network.monitor import LinkMonitor
 from drivers.network.routes import RouteError, RouteManager, flush_conntrack
-from drivers.network.statefile import write_json
+from drivers.network.statefile import state_path_of, write_json
 
 JUDGE_TICK_S = 0.25  # slow conditions (loss over the window, recovery) are re-judged at least this often
 POLICY_RETRY_S = 30.0  # probe policy rules are re-checked this often (an interface may appear later)
@@ -302,8 +301,3 @@ class WanSupervisor:
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
-
-
-def state_path_of(cfg: NetworkConfig, data_dir: Path) -> Path:
-    """Where the driver keeps its live link state (shared with the CLI)."""
-    return cfg.state_file if cfg.state_file.is_absolute() else data_dir / cfg.state_file
