@@ -5,7 +5,6 @@ Imports only pydantic and the stdlib so the core can validate a config without p
 
 from __future__ import annotations
 
-import ipaddress
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Literal, Optional
@@ -112,7 +111,7 @@ class Hook(Section):
     """A program run on link events with a fixed argv; details arrive in COMMUNE_* env variables."""
 
     argv: list[str] = Field(min_length=1)
-    on: list[Literal["failover", "failback", "link_down", "link_up"]] = Field(
+    events: list[Literal["failover", "failback", "link_down", "link_up"]] = Field(
         default_factory=lambda: ["failover", "failback"])
     timeout_s: float = Field(10.0, gt=0, le=600)
 
@@ -225,10 +224,3 @@ class NetworkConfig(Section):
         link = self.links[index]
         return link.table if link.table is not None else 100 + index
 
-
-def is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

@@ -38,6 +38,6 @@ async def run_hook(hook: Hook, kind: str, details: dict[str, str], log: KvLogger
 
 async def run_hooks(hooks: list[Hook], kind: str, details: dict[str, str], log: KvLogger) -> None:
     """All hooks subscribed to `kind`, concurrently; a failing hook never stops the others."""
-    chosen = [h for h in hooks if kind in h.on]
+    chosen = [h for h in hooks if kind in h.events]
     if chosen:
         await asyncio.gather(*(run_hook(h, kind, details, log) for h in chosen))

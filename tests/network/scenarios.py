@@ -6,6 +6,7 @@ nftables, and returns what it measured; times are monotonic seconds from the tes
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 from tests.network.netlab import TARGETS, DualWan, link_config
 from tests.network.nsdriver import NsDriver
 from tests.support.wait import wait_until
+
+HOOK_SCRIPT = ("import os, sys; open(sys.argv[1], 'a').write(' '.join(os.environ[k] for k in "
+               "('COMMUNE_EVENT', 'COMMUNE_FROM', 'COMMUNE_TO')) + chr(10))")
 
 
 def _config(failover: dict[str, Any] | None = None, thresholds: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -40,7 +44,9 @@ def total_loss_then_recovery(workdir: Path, tag: str, failback_after_s: float = 
     lab = DualWan(tag)
     drv = None
     try:
-        drv = NsDriver(lab.router, _config({"failback_after_s": failback_after_s}), workdir)
+        hook_log = workdir / "hook.log"
+        hook = {"argv": [sys.executable, "-c", HOOK_SCRIPT, str(hook_log)], "events": ["failover"]}
+        drv = NsDriver(lab.router, _config({"failback_after_s": failback_after_s, "hooks": [hook]}), workdir)
         _both_up(drv, 5.5)
         assert lab.default_dev() == "wan1", "wan1 must carry the default route at start"
         t_block = time.monotonic()
@@ -63,6 +69,7 @@ def total_loss_then_recovery(workdir: Path, tag: str, failback_after_s: float = 
             "failback_s": failback["mono"] - t_heal,
             "dev_after_failback": lab.default_dev(),
             "links_seen": [x["name"] for x in drv.snapshot() if x["t"] == "link"],
+            "hook_log": hook_log.read_text() if hook_log.exists() else "",
         }
     finally:
         if drv is not None:

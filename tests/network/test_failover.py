@@ -45,6 +45,7 @@ def test_total_loss_moves_traffic_to_wan2_quickly(runs: dict[str, Future[dict[st
     # the target is 3 s; allow slack for a busy 2-core test machine (the benchmark measures speed)
     assert r["detect_switch_s"] < 6.0, r
     assert r["links_seen"][-2:] == ["wan2", "wan1"]
+    assert r["hook_log"] == "failover wan1 wan2\n"  # the hook ran with a fixed argv, details in its env
 
 
 def test_failback_only_after_hold_time(runs: dict[str, Future[dict[str, Any]]]) -> None:
