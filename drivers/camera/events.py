@@ -122,6 +122,8 @@ class EventTracker:
             return self.flush(wall, mono)
         self.streak = self.streak + 1 if motion_boxes else 0
         end_after = self.cam.motion.end_after_s
+        if self.person is not None and self.motion is not None and motion_boxes:
+            self.person.last_seen = mono  # HOG misses some frames: the person stays while their motion goes on
         for name in ("person", "motion"):
             act: Activity | None = getattr(self, name)
             if act and (mono - act.last_seen >= end_after or mono - act.started_mono >= self.cam.max_event_s):

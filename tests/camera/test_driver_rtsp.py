@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import signal
 import socket
 import threading
 import time
@@ -140,6 +142,16 @@ async def _restart(tmp_path: Path) -> None:
         async with Running(ctx) as run:
             runner = run.driver.runners["gate"]
             await async_wait_until(lambda: runner.online, timeout=20, what="camera online")
+
+            # the worker dies (a codec crash): the driver starts a new one and frames flow again
+            assert runner.proc is not None
+            crashed = runner.proc.pid
+            os.kill(crashed, signal.SIGKILL)
+            await async_wait_until(lambda: runner.proc is not None and runner.proc.pid != crashed, timeout=10,
+                                   what="a new worker after a crash")
+            restarted = time.monotonic()
+            await async_wait_until(lambda: runner.last_frame > restarted, timeout=10, what="frames after the crash")
+            assert ctx.counters["worker_restarts"] == 1
 
             # the server restarts on the same port: frames must flow again within 5 s of it being back
             srv.stop()
