@@ -107,10 +107,6 @@ class AlarmEngine:
                 "unit": t.unit, "direction": direction, "threshold": threshold, "hysteresis": rule.hysteresis,
                 "since": t.since_wall}
 
-    def active(self) -> list[dict[str, object]]:
-        return [{"rule": self.rules[k[0]].label, "source": k[1], "device": k[2], "reading": k[3], "state": t.state,
-                 "value": t.last_value} for k, t in self._tracks.items() if t.state != "normal"]
-
 
 @dataclass
 class _Freshness:

@@ -97,7 +97,7 @@ class SensorsDriver:
 
     def _report_health(self, ctx: Context, ingest: Ingest, staleness: Staleness) -> None:
         problems = []
-        for name, st in sorted(ingest.status.items()):
+        for name, st in sorted(ingest.snapshot_status().items()):
             if not st.up:
                 problems.append(f"{name}: {st.detail or 'down'}")
             problems.extend(f"{name}/{dev}: {why}" for dev, why in sorted(st.devices_down.items()))

@@ -74,6 +74,11 @@ class Ingest:
             else:
                 st.devices_down[device] = problem
 
+    def snapshot_status(self) -> dict[str, SourceStatus]:
+        """A copy the event loop can read while source threads keep updating."""
+        with self._lock:
+            return {k: SourceStatus(v.up, v.detail, dict(v.devices_down)) for k, v in self.status.items()}
+
     def drain(self) -> tuple[list[Batch], list[Event], Counter[str]]:
         with self._lock:
             batches, self._batches = list(self._batches), deque()
@@ -122,6 +127,6 @@ def ingest_payload(ingest: Ingest, badlog: RateLimitedLog, decoder: Decoder, pay
     if not result.readings:
         return 0
     now = time.time()
-    tags = {"source": source, "device": device}
-    ingest.put(Batch(source, device, [Reading(n, v, u, now, tags) for n, v, u in result.readings], stale_after_s))
+    readings = [Reading(n, v, u, now, {"source": source, "device": device}) for n, v, u in result.readings]
+    ingest.put(Batch(source, device, readings, stale_after_s))
     return len(result.readings)

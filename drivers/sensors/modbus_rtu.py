@@ -244,7 +244,7 @@ class ModbusBusPoller:
                 return "error", f"short answer: {len(resp.registers)} of {block.count} registers"
             ts = time.time()
             for reg, value in decode_block(block, resp.registers):
-                out.append(Reading(reg.name, value, reg.unit, ts, unit.tags))
+                out.append(Reading(reg.name, value, reg.unit, ts, dict(unit.tags)))
             if attempt:
                 self.ingest.count("modbus_retry_ok")
             return "ok", ""
