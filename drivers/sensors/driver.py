@@ -18,6 +18,8 @@ FINAL_FLUSH_TIMEOUT_S = 3.0
 
 
 class _Source(Protocol):
+    failure: Exception | None
+
     def start(self) -> None: ...
     def stop(self) -> None: ...
 
@@ -48,6 +50,9 @@ class SensorsDriver:
             while True:
                 await asyncio.sleep(cfg.flush_interval_s)
                 await self._flush(ctx, cfg, ingest, alarms, staleness)
+                for src in started:
+                    if src.failure is not None:
+                        raise RuntimeError(f"a sensor source thread failed: {src.failure!r}") from src.failure
         finally:
             await asyncio.shield(asyncio.to_thread(_stop_all, started))
             try:  # what the sources already accepted goes to the spool before we leave

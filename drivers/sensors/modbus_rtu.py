@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from agent.logs import KvLogger
 from drivers.sensors.config import ModbusBus, ModbusDevice, Register, SerialPort
 from drivers.sensors.ingest import Batch, Ingest, RateLimitedLog
 from drivers.sensors.serial_source import PortPresence
+from drivers.sensors.worker import SourceThread
 
 MAX_REGISTERS_PER_READ = 125
 REQUEST_BYTES = 8  # unit, function, address(2), count(2), crc(2)
@@ -120,10 +120,11 @@ class _Unit:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-class ModbusBusPoller:
+class ModbusBusPoller(SourceThread):
     """One thread per bus owns the port; units are polled in due order, one transaction at a time."""
 
     def __init__(self, cfg: ModbusBus, ingest: Ingest, log: KvLogger, default_stale_s: float) -> None:
+        super().__init__(f"sensors-modbus-{cfg.name}")
         self.cfg = cfg
         self.ingest = ingest
         self.log = log.child(cfg.name)
@@ -139,18 +140,12 @@ class ModbusBusPoller:
         self.presence = PortPresence(cfg.name, "modbus", cfg.port, ingest, self.log)
         self.client = make_client(cfg, max(d.timeout_s for d in cfg.devices))
         self._last_io = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sensors-modbus-{cfg.name}", daemon=True)
         ingest.set_status(cfg.name, False, "opening")
         # pymodbus logs every timeout at ERROR; this poller reports them itself, rate-limited
         logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
 
-    def start(self) -> None:
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        super().stop()
         self.client.close()
 
     def cycle_wire_s(self) -> float:

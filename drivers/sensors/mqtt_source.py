@@ -56,6 +56,7 @@ class MqttSourceRunner:
         self.default_stale_s = default_stale_s
         self._was_up = False
         self._stopping = False
+        self.failure: Exception | None = None  # paho's thread survives callback errors; nothing to surface
         self._routes = [_Route(t) for t in cfg.topics]
         version = mqtt.MQTTv5 if cfg.protocol == "5" else mqtt.MQTTv311
         self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,

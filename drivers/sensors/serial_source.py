@@ -12,6 +12,7 @@ from agent.logs import KvLogger
 from drivers.sensors.config import SerialPort, SerialSource
 from drivers.sensors.formats import Decoder
 from drivers.sensors.ingest import Ingest, RateLimitedLog, ingest_payload
+from drivers.sensors.worker import SourceThread
 
 OPEN_BACKOFF_MAX_S = 1.0
 
@@ -57,10 +58,11 @@ class PortPresence:
                                     severity="warning"))
 
 
-class SerialLineSource:
+class SerialLineSource(SourceThread):
     """Reads lines in its own thread; each line is one payload for the configured format."""
 
     def __init__(self, cfg: SerialSource, ingest: Ingest, log: KvLogger, default_stale_s: float) -> None:
+        super().__init__(f"sensors-serial-{cfg.name}")
         self.cfg = cfg
         self.ingest = ingest
         self.log = log.child(cfg.name)
@@ -69,16 +71,7 @@ class SerialLineSource:
         self.device = cfg.device or cfg.name
         self.stale_s = cfg.stale_after_s if cfg.stale_after_s is not None else default_stale_s
         self.presence = PortPresence(cfg.name, "serial", cfg.port, ingest, self.log)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sensors-serial-{cfg.name}", daemon=True)
         ingest.set_status(cfg.name, False, "opening")
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
     def _run(self) -> None:
         backoff = 0.0

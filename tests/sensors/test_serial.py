@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from drivers.sensors.config import SensorsConfig
 from drivers.sensors.driver import SensorsDriver
@@ -114,3 +117,27 @@ async def _csv_kv(tmp_path: Path) -> None:
         kv_dev.stop()
         csv_pair.stop()
         kv_pair.stop()
+
+
+def test_a_bug_in_a_source_thread_crashes_the_driver_for_a_restart(tmp_path: Path, monkeypatch: Any) -> None:
+    from drivers.sensors.formats import Decoder
+
+    def broken(self: Decoder, payload: bytes, topic: str = "") -> None:
+        raise ZeroDivisionError("decoder bug")
+
+    monkeypatch.setattr(Decoder, "decode", broken)
+    pair = PtyPair(tmp_path / "dev", tmp_path / "host").start()
+    device = LineDevice(pair.device_end, lambda n: b"1\n", 0.05).start()
+    cfg = SensorsConfig.model_validate({"flush_interval_s": 0.1, "serial": [
+        {"name": "s", "port": str(pair.host_end), "format": "number"}]})
+    ctx = RecordingContext("sensors", cfg, tmp_path / "data")
+
+    async def run() -> None:
+        await asyncio.wait_for(SensorsDriver().run(ctx), 10)
+
+    try:
+        with pytest.raises(RuntimeError, match="decoder bug"):
+            asyncio.run(run())
+    finally:
+        device.stop()
+        pair.stop()
