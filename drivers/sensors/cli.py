@@ -78,7 +78,7 @@ def _spec_from_args(args: argparse.Namespace) -> FormatSpec | None:
     for f in args.field:
         source, _, name = f.partition("=")
         fields.append({"source": source, **({"name": name} if name else {})})
-    data: dict[str, Any] = {"format": args.format, "fields": fields, "name": args.name, "unit": args.unit,
+    data: dict[str, Any] = {"format": args.format, "fields": fields, "reading": args.name, "unit": args.unit,
                             "delimiter": args.delimiter, "pattern": args.pattern,
                             "columns": [c.strip() for c in args.columns.split(",")] if args.columns else []}
     try:

@@ -43,8 +43,9 @@ class FormatSpec(Section):
     fields: list[FieldMap] = []
     include_unmapped: Optional[bool] = Field(None, description="also emit fields not in `fields` "
                                                                 "(default: only when `fields` is empty)")
-    name: Optional[str] = Field(None, pattern=_NAME, description="number format: the reading name")
-    unit: Optional[str] = Field(None, description="number format: the unit")
+    reading: Optional[str] = Field(None, pattern=_NAME, description="a bare number: its reading name "
+                                                                    "(default: the last topic segment, or `value`)")
+    unit: Optional[str] = Field(None, description="a bare number: its unit")
     columns: list[str] = []
     delimiter: str = Field(",", min_length=1, max_length=1)
     pattern: Optional[str] = None

@@ -260,7 +260,7 @@ class Decoder:
         return [(k, v, None) for k, v in m.groupdict().items() if v is not None]
 
     def _single_name(self, topic: str) -> str:
-        return self.spec.name or (topic.rsplit("/", 1)[-1] if topic else "value")
+        return self.spec.reading or (topic.rsplit("/", 1)[-1] if topic else "value")
 
 
 def _text(payload: bytes) -> str:

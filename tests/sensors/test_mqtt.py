@@ -30,7 +30,7 @@ def _config(broker: Broker, **extra: Any) -> SensorsConfig:
                  "fields": [{"source": "main.temp_f", "name": "air_temperature", "from_unit": "°F", "unit": "°C"},
                             {"source": "wind.speed_kmh", "name": "wind_speed", "from_unit": "km/h", "unit": "m/s"},
                             {"source": "rain.0.mm", "name": "rain", "unit": "mm", "scale": 0.5}]},
-                {"filter": "farm/tank/+/level", "format": "number", "name": "water_level", "unit": "cm",
+                {"filter": "farm/tank/+/level", "format": "number", "reading": "water_level", "unit": "cm",
                  "device": "tank-{2}"},
             ],
         }],
