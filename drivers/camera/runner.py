@@ -79,13 +79,13 @@ class CameraRunner:
             try:
                 uri, skew = await asyncio.to_thread(self._onvif_resolve)
             except OnvifAuthError as exc:
-                self._set_problem(str(exc))
+                self.problem = str(exc)
                 self.log.error("onvif_auth_failed", camera=self.cam.name, error=str(exc))
                 self.ctx.count("onvif_auth_failed")
                 await asyncio.sleep(max(60.0, backoff.next()))
                 continue
             except OnvifError as exc:
-                self._set_problem(str(exc))
+                self.problem = str(exc)
                 self.log.warning("onvif_failed", camera=self.cam.name, error=str(exc))
                 await asyncio.sleep(backoff.next())
                 continue
@@ -117,9 +117,6 @@ class CameraRunner:
             await self.note_clock_skew(await asyncio.to_thread(ask))
         except OnvifError as exc:
             self.log.warning("onvif_clock_check_failed", camera=self.cam.name, error=str(exc))
-
-    def _set_problem(self, text: str) -> None:
-        self.problem = text
 
     # ---- worker process -----------------------------------------------------------------------
     async def run(self) -> None:
@@ -225,7 +222,7 @@ class CameraRunner:
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
             elif kind == "fatal":
-                self._set_problem(str(msg.get("error")))
+                self.problem = str(msg.get("error"))
                 self.log.error("worker_fatal", camera=self.cam.name, error=msg.get("error"))
                 return True
         return False
@@ -239,10 +236,15 @@ class CameraRunner:
             self.last_frame = now - float(age)
 
     def _on_status(self, msg: dict[str, Any]) -> None:
+        """Log changes only: a dead camera retries every few seconds and must not flood the journal."""
         if msg.get("connected"):
+            self.problem = ""
             self.log.info("stream_connected", camera=self.cam.name, width=msg.get("width"), height=msg.get("height"))
         else:
-            self.log.info("stream_down", camera=self.cam.name, detail=msg.get("detail"))
+            problem = f"stream: {msg.get('detail')}"
+            if problem != self.problem:
+                self.log.warning("stream_down", camera=self.cam.name, detail=msg.get("detail"))
+            self.problem = problem
 
     async def _on_event(self, msg: dict[str, Any]) -> None:
         phase, eid = msg.get("phase"), str(msg.get("event_id"))

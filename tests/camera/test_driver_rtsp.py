@@ -95,7 +95,8 @@ async def _scenes(tmp_path: Path, silent_port: int) -> None:
     noise = RtspServer(work, "noise", 320, 180, seconds=4).start()
     try:
         cfg = CamerasConfig.model_validate({
-            "devices": [camera("person", person.url), camera("light", light.url), camera("noise", noise.url),
+            "devices": [camera("person", person.url, motion={"end_after_s": 2}), camera("light", light.url),
+                        camera("noise", noise.url),
                         camera("dead", f"rtsp://127.0.0.1:{silent_port}/cam")],
             "open_timeout_s": 2, "read_timeout_s": 2, "offline_after_s": 4, "health_interval_s": 2})
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
@@ -116,6 +117,7 @@ async def _scenes(tmp_path: Path, silent_port: int) -> None:
                                    what="analysed fps from every live camera")
         offline = [e for e in ctx.events if e.kind == "camera_offline"]
         assert [e.data["camera"] for e in offline] == ["dead"]
+        assert offline[0].data["problem"].startswith("stream: ")
         assert events(ctx, "motion", "person", "start")
         assert not events(ctx, "motion", "light") and not events(ctx, "motion", "noise")
         assert not [e for e in ctx.events if e.kind == "person" and e.data["camera"] != "person"]
