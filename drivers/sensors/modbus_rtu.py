@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import time
 from dataclasses import dataclass, field
@@ -159,7 +160,11 @@ class ModbusBusPoller(SourceThread):
             now = time.monotonic()
             due = sorted((u for u in self.units if u.next_due <= now), key=lambda u: u.next_due)
             if not due:
-                self._stop.wait(min(u.next_due for u in self.units) - now)
+                # idle: look at the port path meanwhile, so an unplug is reported now, not at the next poll
+                self._stop.wait(min(min(u.next_due for u in self.units) - now, self.cfg.reopen_poll_s))
+                if not os.path.exists(self.cfg.port):
+                    self.client.close()
+                    self.presence.failed(f"port {self.cfg.port} missing")
                 continue
             for unit in due:
                 if self._stop.is_set():

@@ -123,3 +123,32 @@ async def _comes_back(tmp_path: Path) -> None:
             pass
         server.stop()
         pair.stop()
+
+
+def test_unplug_is_reported_while_the_bus_is_idle(tmp_path: Path) -> None:
+    asyncio.run(_idle_unplug(tmp_path))
+
+
+async def _idle_unplug(tmp_path: Path) -> None:
+    pair = PtyPair(tmp_path / "dev", tmp_path / "host").start()
+    server = RtuServer(pair.device_end, {1: SOIL_VALUES}).start()
+    cfg = SensorsConfig.model_validate({"flush_interval_s": 0.1, "modbus": [{
+        "name": "bus", "port": str(pair.host_end),
+        "devices": [{"name": "soil", "unit_id": 1, "map": "soil_7in1", "interval_s": 60}]}]})
+    ctx = RecordingContext("sensors", cfg, tmp_path / "data")
+    task = asyncio.create_task(SensorsDriver().run(ctx))
+    try:
+        await async_wait_until(lambda: ctx.readings_named("soil_moisture"), timeout=10, what="first poll")
+        pair.stop()
+        unplugged = time.monotonic()
+        lost = await async_wait_until(lambda: ctx.events_of("sensor_source_lost"), timeout=5, what="lost event")
+        assert time.monotonic() - unplugged < 2.0, "reported long before the next poll (60 s away)"
+        assert lost[0].data["kind"] == "modbus" and lost[0].severity == "warning"
+    finally:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        server.stop()
+        pair.stop()
