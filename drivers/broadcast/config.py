@@ -122,6 +122,7 @@ class BroadcastConfig(Section):
     misfire_grace_s: int = Field(300, ge=0, le=86400)
     emergency_interrupt: Literal["requeue", "mark"] = "requeue"
     wake_ahead_s: float = Field(1.5, ge=0.2, le=30)
+    realtime_priority: int = Field(10, ge=0, le=99, description="SCHED_RR priority of the audio threads (0 = off)")
     chime_file: Optional[Path] = Field(None, description="WAV played as the chime (a built-in two-tone if unset)")
     asrun_keep_days: int = Field(365, ge=1)
     tts: TtsConfig = TtsConfig()

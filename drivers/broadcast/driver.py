@@ -66,7 +66,8 @@ class Broadcast:
         self.render_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tts")
         self.entries: dict[str, Entry] = {}
         self.players = {name: ZonePlayer(name, make_output(z), z.volume, self._record, self.cfg.emergency_interrupt,
-                                         self.log.child(name)) for name, z in self.cfg.zones.items()}
+                                         self.log.child(name), self.cfg.realtime_priority)
+                        for name, z in self.cfg.zones.items()}
         self.dir = BulletinDir(self.cfg.bulletin_dir, self.cfg.tts.max_chars) if self.cfg.bulletin_dir else None
         self.file_errors: dict[str, str] = {}
         self.changed = asyncio.Event()
@@ -121,6 +122,8 @@ class Broadcast:
             self.log.info("bulletin_scheduled", bulletin=bid, source=s.source, priority=s.bulletin.priority)
             entry.render_task = asyncio.get_running_loop().create_task(self._render(entry))
             self._plan(entry)
+            if entry.next is None:
+                self.log.warning("bulletin_has_no_future_airing", bulletin=bid)
         self.version = version
         self.changed.set()
         self._write_state()

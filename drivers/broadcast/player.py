@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,16 @@ from drivers.broadcast.bulletin import Bulletin
 from drivers.broadcast.outputs import Output, OutputError, PlayResult
 
 _seq = itertools.count()
+
+
+def _realtime(priority: int, log: KvLogger) -> None:
+    """Pace audio from a SCHED_RR thread when allowed, so a busy box does not delay packets; best effort."""
+    if priority <= 0:
+        return
+    try:
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_RR, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:
+        log.info("realtime_priority_unavailable", priority=priority, error=str(exc))
 
 
 @dataclass
@@ -48,7 +59,7 @@ class ZonePlayer:
     """Emergencies interrupt whatever is playing at their airtime; the interrupted airing is requeued or marked."""
 
     def __init__(self, name: str, output: Output, volume: float, sink: ResultSink,
-                 interrupt_policy: Literal["requeue", "mark"], log: KvLogger) -> None:
+                 interrupt_policy: Literal["requeue", "mark"], log: KvLogger, rt_priority: int = 0) -> None:
         self.name = name
         self.output = output
         self.volume = volume
@@ -58,7 +69,8 @@ class ZonePlayer:
         self.queue: list[Job] = []
         self.current: Job | None = None
         self._wake = asyncio.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"zone-{name}")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"zone-{name}",
+                                        initializer=_realtime, initargs=(rt_priority, log))
 
     def submit(self, job: Job) -> None:
         self.queue.append(job)

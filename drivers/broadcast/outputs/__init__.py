@@ -34,13 +34,13 @@ class Output(Protocol):
 
 
 def wait_until(deadline: float, cancel: threading.Event) -> bool:
-    """Sleep to a monotonic deadline, spinning only the last millisecond; False if cancelled first."""
+    """Wait for a monotonic deadline, cancellable; the last stretch is one precise sleep. False if cancelled."""
     while True:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return not cancel.is_set()
-        if remaining > 0.002:
-            if cancel.wait(min(remaining - 0.0015, 0.05)):
+        if remaining > 0.003:
+            if cancel.wait(min(remaining - 0.002, 0.05)):
                 return False
-        elif cancel.is_set():
-            return False
+            continue
+        if remaining > 0:
+            time.sleep(remaining)
+        return not cancel.is_set()
