@@ -294,7 +294,11 @@ class Broadcast:
     async def watch_dir(self) -> None:
         assert self.dir is not None
         loop = asyncio.get_running_loop()
-        self.dir.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.log.error("bulletin_dir_unusable", dir=str(self.dir.path), error=exc.strerror)
+            self.ctx.health("degraded", f"bulletin_dir {self.dir.path}: {exc.strerror}")
         while True:
             result = await loop.run_in_executor(self.render_pool, self.dir.scan)
             for path, error in result.invalid:
