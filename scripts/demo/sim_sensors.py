@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-DEMO_DIR = Path("/tmp/commune-agent-demo/sensors")
+DEMO_DIR = Path("/tmp/commune-demo/sensors")
 SENSOR_END = DEMO_DIR / "soil-sensor"  # the probe's side of the RS485 "cable"
 AGENT_END = DEMO_DIR / "rs485-0"  # what demo.yaml polls
 SECRET = DEMO_DIR / "sensor.secret"  # demo.yaml's password_file for the broker user `sensor`
