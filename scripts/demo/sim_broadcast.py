@@ -1,7 +1,7 @@
 """Demo devices for the broadcast family: an RTP multicast 'loudspeaker' on loopback and an ALSA file 'sound card'.
 
-The agent process must run with HOME=/tmp/commune-agent-demo/broadcast/home so its default ALSA device writes
-into /tmp/commune-agent-demo/broadcast/soundcard.wav. A Vietnamese bulletin is dropped into the watched
+The agent process must run with HOME=/tmp/commune-demo/broadcast/home so its default ALSA device writes
+into /tmp/commune-demo/broadcast/soundcard.wav. A Vietnamese bulletin is dropped into the watched
 directory a few seconds after start, scheduled a few seconds ahead.
 """
 
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable
 
-BASE = Path("/tmp/commune-agent-demo/broadcast")
+BASE = Path("/tmp/commune-demo/broadcast")
 HOME = BASE / "home"
 SOUNDCARD_WAV = BASE / "soundcard.wav"
 BULLETIN_DIR = BASE / "bulletins"
