@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
 
 from agent.section import SecretFile, Section
-from drivers.registry import available_specs, load_object
+from drivers.registry import SPECS, load_object
 
 DEFAULT_CONFIG_PATH = Path("/etc/commune-agent/agent.yaml")
 
@@ -100,7 +100,7 @@ _CORE_FIELDS: dict[str, Any] = {
 
 def _build_model() -> type[BaseModel]:
     fields = dict(_CORE_FIELDS)
-    for spec in available_specs():
+    for spec in SPECS:
         section_cls = load_object(spec.config)
         default = section_cls() if spec.section == "health" else None
         fields[spec.section] = (section_cls if default is not None else Optional[section_cls], default)

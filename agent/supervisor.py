@@ -25,7 +25,7 @@ from agent.payloads import to_records
 from agent.section import read_secret
 from agent.spool import Spool
 from agent.uplink import Uplink
-from drivers.registry import DriverSpec, available_specs, load_object
+from drivers.registry import SPECS, DriverSpec, load_object
 
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
@@ -180,7 +180,7 @@ class Supervisor:
 
     def _enabled(self) -> dict[str, tuple[DriverSpec, Any]]:
         out = {}
-        for spec in available_specs():
+        for spec in SPECS:
             section = getattr(self.config, spec.section, None)
             if section is not None and getattr(section, "enabled", True):
                 out[spec.section] = (spec, section)

@@ -8,6 +8,7 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
@@ -47,6 +48,7 @@ class _Session:
         self.lock = threading.Lock()
         self.acks: dict[int, bool] = {}  # mid -> broker accepted it
         self.expect: set[int] = set()  # mids of the batch in flight still without PUBACK
+        self.untracked: set[int] = set()  # mids of status/health publishes: their PUBACKs are not the spool's
         self.ack_event = asyncio.Event()
         self.disconnect_reason = ""
 
@@ -100,7 +102,7 @@ class Uplink:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"commune-agent-{self.base}",
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, reconnect_on_failure=False,
                              clean_session=None if v5 else True)
-        client.max_inflight_messages_set(1000)
+        client.max_inflight_messages_set(100)  # measured: paho gets slower with larger windows
         client.max_queued_messages_set(0)
         client.will_set(self.topic("status"), dumps({"online": False, "boot_id": self.boot_id}), qos=1, retain=True)
         if cfg.username:
@@ -122,6 +124,9 @@ class Uplink:
 
         def on_publish(c: mqtt.Client, u: Any, mid: int, rc: ReasonCode, props: Any = None) -> None:
             with session.lock:
+                if mid in session.untracked:
+                    session.untracked.discard(mid)
+                    return
                 session.acks[mid] = not rc.is_failure
                 if mid in session.expect:
                     session.expect.discard(mid)
@@ -200,70 +205,82 @@ class Uplink:
     # -- publishing ----------------------------------------------------------------------
     def _publish_now(self, suffix: str, payload: dict[str, Any], retain: bool = False) -> bool:
         """Fire-and-forget QoS1 publish of live state (status, health) while connected."""
-        client = self._client
-        if client is None:
+        client, session = self._client, self._session
+        if client is None or session is None:
             return False
-        client.publish(self.topic(suffix), dumps(payload), qos=1, retain=retain)
+        info = client.publish(self.topic(suffix), dumps(payload), qos=1, retain=retain)
+        with session.lock:  # mids wrap at 65535: this PUBACK must never count for a spool row
+            if session.acks.pop(info.mid, None) is None:
+                session.untracked.add(info.mid)
         return True
 
     def publish_state(self, suffix: str, payload: dict[str, Any], retain: bool = True) -> bool:
         return self._publish_now(suffix, payload, retain)
 
     async def _drain(self, session: _Session) -> None:
-        """Publish spool rows in order, a batch at a time; delete a row only after its PUBACK."""
+        """Publish spool rows in order; delete a row only after its PUBACK.
+
+        Two batches are kept in flight so the broker acknowledges one while the next is sent."""
         after: dict[int, int] = {}
+        inflight: deque[dict[int, Stored]] = deque()
         deletes: list[asyncio.Future[Any]] = []
         client = self._client
         assert client is not None
         while not session.closed.is_set():
             self.wakeup.clear()
-            rows = await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, after)
+            rows = await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, after) if len(inflight) < 2 else []
+            if rows:
+                mids: dict[int, Stored] = {}
+                for row in rows:
+                    payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
+                    info = client.publish(self.topic(row.topic), payload, qos=1)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                    mids[info.mid] = row
+                    after[row.priority] = row.id
+                inflight.append(mids)
+                if len(mids) < len(rows):
+                    break  # the connection is going: what was not sent goes again after reconnecting
+            if inflight and (len(inflight) >= 2 or not rows):
+                if not await self._settle(session, inflight.popleft(), deletes):
+                    break
+                continue
             if not rows:
                 waiter = asyncio.ensure_future(self.wakeup.wait())
                 closed = asyncio.ensure_future(session.closed.wait())
                 await asyncio.wait({waiter, closed}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 closed.cancel()
-                continue
-            with session.lock:
-                session.acks.clear()
-                session.ack_event.clear()
-            mids: dict[int, Stored] = {}
-            for row in rows:
-                payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
-                info = client.publish(self.topic(row.topic), payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    break
-                mids[info.mid] = row
-            with session.lock:
-                # PUBACKs may already be in: expect only the ones still missing
-                session.expect = set(mids) - set(session.acks)
-                if not session.expect:
-                    session.ack_event.set()
-            if mids:
-                closed = asyncio.ensure_future(session.closed.wait())
-                acked = asyncio.ensure_future(session.ack_event.wait())
-                await asyncio.wait({acked, closed}, timeout=ACK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
-                acked.cancel()
-                closed.cancel()
-            with session.lock:
-                acks = dict(session.acks)
-                session.expect = set()
-            done = [(row.id, row.size) for mid, row in mids.items() if mid in acks]
-            refused = [row for mid, row in mids.items() if acks.get(mid) is False]
-            if refused:
-                self.rejected += len(refused)
-                self.log.warning("uplink_publish_refused", count=len(refused), topic=refused[0].topic)
-            self.published += len(done) - len(refused)
-            if done:
-                deletes.append(asyncio.ensure_future(self.spool.delete(done)))
-            if len(done) < len(mids):
-                break  # an unacknowledged row must go again, in order: reconnect and resend
-            for row in rows:
-                after[row.priority] = max(after.get(row.priority, 0), row.id)
-            deletes = [d for d in deletes if not d.done()]
         if deletes:
             await asyncio.gather(*deletes, return_exceptions=True)
+
+    async def _settle(self, session: _Session, mids: dict[int, Stored], deletes: list[asyncio.Future[Any]]) -> bool:
+        """Wait for one batch's PUBACKs and delete what was acknowledged; False if any is missing."""
+        with session.lock:
+            session.ack_event.clear()
+            # PUBACKs may already be in: expect only the ones still missing
+            session.expect = set(mids) - session.acks.keys()
+            if not session.expect:
+                session.ack_event.set()
+        if mids:
+            closed = asyncio.ensure_future(session.closed.wait())
+            acked = asyncio.ensure_future(session.ack_event.wait())
+            await asyncio.wait({acked, closed}, timeout=ACK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+            acked.cancel()
+            closed.cancel()
+        with session.lock:
+            acks = {mid: session.acks.pop(mid) for mid in mids if mid in session.acks}
+            session.expect = set()
+        done = [(row.id, row.size) for mid, row in mids.items() if mid in acks]
+        refused = [row for mid, row in mids.items() if acks.get(mid) is False]
+        if refused:
+            self.rejected += len(refused)
+            self.log.warning("uplink_publish_refused", count=len(refused), topic=refused[0].topic)
+        self.published += len(done) - len(refused)
+        if done:
+            deletes.append(asyncio.ensure_future(self.spool.delete(done)))
+        deletes[:] = [d for d in deletes if not d.done()]
+        return len(done) == len(mids)  # else: reconnect and resend the rest, in order
 
     def _command_arrived(self, topic: str, payload: bytes) -> None:
         name = topic.rsplit("/", 1)[-1]

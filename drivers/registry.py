@@ -31,17 +31,3 @@ SPECS: tuple[DriverSpec, ...] = (
 def load_object(ref: str) -> Any:
     module, _, name = ref.partition(":")
     return getattr(importlib.import_module(module), name)
-
-
-def available_specs() -> list[DriverSpec]:
-    """Specs whose config module imports; a family not yet installed is simply absent."""
-    out = []
-    for spec in SPECS:
-        try:
-            load_object(spec.config)
-        except ModuleNotFoundError as exc:
-            if not (exc.name or "").startswith(spec.config.split(":")[0].rsplit(".", 1)[0]):
-                raise
-            continue
-        out.append(spec)
-    return out

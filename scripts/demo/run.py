@@ -13,15 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.mosquitto import Broker  # noqa: E402
-
 import paho.mqtt.client as mqtt  # noqa: E402
+
+from tests.support.mosquitto import Broker  # noqa: E402
 
 WORKDIR = Path("/tmp/commune-demo")
 PORT = 18830
@@ -63,9 +64,9 @@ def summarize(topic: str, payload: bytes) -> str | None:
     return None
 
 
-def start_sims(workdir: Path) -> list[tuple[str, Callable[[], None]]]:
+def start_sims(workdir: Path, families: tuple[str, ...]) -> list[tuple[str, Callable[[], None]]]:
     stops = []
-    for family in FAMILIES:
+    for family in families:
         try:
             module = importlib.import_module(f"scripts.demo.sim_{family}")
         except ModuleNotFoundError as exc:
@@ -79,24 +80,52 @@ def start_sims(workdir: Path) -> list[tuple[str, Callable[[], None]]]:
     return stops
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0 = until Ctrl-C)")
-    ap.add_argument("--config", default=str(ROOT / "config" / "demo.yaml"))
-    args = ap.parse_args()
+def port_free(port: int) -> bool:
     try:
         with socket.socket() as probe:
-            probe.bind(("127.0.0.1", PORT))
+            probe.bind(("127.0.0.1", port))
+        return True
     except OSError:
-        print(f"demo: port {PORT} is in use (another demo still running?); stop it first", file=sys.stderr)
-        return 1
+        return False
+
+
+@contextmanager
+def simulated_commune(families: tuple[str, ...] = FAMILIES) -> Iterator[None]:
+    """The COC broker and the simulated devices the demo config points at; all stopped on exit."""
+    if not port_free(PORT):
+        raise SystemExit(f"demo: port {PORT} is in use (another demo still running?); stop it first")
     WORKDIR.mkdir(parents=True, exist_ok=True)
     (WORKDIR / "agent.secret").write_text(USERS["agent"] + "\n")
     broker = Broker(WORKDIR / "mosquitto", users=USERS, port=PORT).start()
     print(f"demo: COC broker (mosquitto) on 127.0.0.1:{PORT}", flush=True)
     stops: list[tuple[str, Callable[[], None]]] = []
-    agent: subprocess.Popen[bytes] | None = None
+    try:
+        stops = start_sims(WORKDIR, families)
+        yield
+    finally:
+        for family, stop in reversed(stops):
+            try:
+                stop()
+            except Exception as exc:
+                print(f"demo: stopping {family}: {exc}", flush=True)
+        broker.stop()
+
+
+def agent_env() -> dict[str, str]:
+    """The broadcast simulator points ALSA's default device at a WAV file through this HOME's .asoundrc."""
+    home = WORKDIR / "broadcast" / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0 = until Ctrl-C)")
+    ap.add_argument("--config", default=str(ROOT / "config" / "demo.yaml"))
+    args = ap.parse_args()
     done = threading.Event()
+    signal.signal(signal.SIGINT, lambda *a: done.set())
+    signal.signal(signal.SIGTERM, lambda *a: done.set())
     coc = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-coc", protocol=mqtt.MQTTv5)
     coc.username_pw_set("coc", USERS["coc"])
     coc.on_connect = lambda c, u, f, rc, p=None: c.subscribe("commune/v1/#", qos=1)
@@ -107,47 +136,33 @@ def main() -> int:
             print(f"COC <- {line}", flush=True)
 
     coc.on_message = on_message
-    try:
+    with simulated_commune():
         coc.connect("127.0.0.1", PORT)
         coc.loop_start()
-        stops = start_sims(WORKDIR)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(WORKDIR / "home")}
-        (WORKDIR / "home").mkdir(exist_ok=True)
-        asoundrc = WORKDIR / "home" / ".asoundrc"
-        asoundrc.write_text('pcm.!default { type plug; slave.pcm "cap" }\n'
-                            f'pcm.cap {{ type file; slave.pcm "null"; file "{WORKDIR}/soundcard.wav"; '
-                            'format "wav" }\n')
         log = open(WORKDIR / "agent.log", "ab")
         agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "--config", args.config, "run"], cwd=ROOT,
-                                 env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 env=agent_env(), stdout=log, stderr=subprocess.STDOUT)
         print(f"demo: agent started (pid {agent.pid}, log {WORKDIR / 'agent.log'}); Ctrl-C to stop", flush=True)
-        signal.signal(signal.SIGINT, lambda *a: done.set())
-        signal.signal(signal.SIGTERM, lambda *a: done.set())
-        deadline = time.monotonic() + args.seconds if args.seconds else None
-        while not done.is_set():
-            if agent.poll() is not None:
-                print(f"demo: the agent exited with {agent.returncode}; see {WORKDIR / 'agent.log'}", flush=True)
-                return 1
-            if deadline and time.monotonic() > deadline:
-                break
-            done.wait(0.5)
-        return 0
-    finally:
-        if agent is not None and agent.poll() is None:
-            agent.send_signal(signal.SIGTERM)
-            try:
-                agent.wait(15)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-        time.sleep(0.3)
-        coc.loop_stop()
-        for family, stop in reversed(stops):
-            try:
-                stop()
-            except Exception as exc:
-                print(f"demo: stopping {family}: {exc}", flush=True)
-        broker.stop()
-        print("demo: stopped everything it started", flush=True)
+        try:
+            deadline = time.monotonic() + args.seconds if args.seconds else None
+            while not done.is_set():
+                if agent.poll() is not None:
+                    print(f"demo: the agent exited with {agent.returncode}; see {WORKDIR / 'agent.log'}", flush=True)
+                    return 1
+                if deadline and time.monotonic() > deadline:
+                    break
+                done.wait(0.5)
+        finally:
+            if agent.poll() is None:
+                agent.send_signal(signal.SIGTERM)
+                try:
+                    agent.wait(15)
+                except subprocess.TimeoutExpired:
+                    agent.kill()
+            done.wait(0.5)  # let the offline status reach the screen
+            coc.loop_stop()
+    print("demo: stopped everything it started", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import yaml
 
-
 from agent.health import Threshold, ThresholdTracker
 from tests.core.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
