@@ -1,6 +1,6 @@
 """LAN inventory: ARP scan of the configured subnets; who appeared, who left, kept across restarts.
 
-The scan (scapy, blocking) runs in a worker thread. Devices are keyed by MAC; `device_new` fires for a
+The scan (scapy) runs in a short-lived child process. Devices are keyed by MAC; `device_new` fires for a
 MAC never seen or back after `device_gone`, which fires once a MAC has been unseen for gone_after_s.
 """
 
@@ -11,18 +11,9 @@ import time
 from typing import Any
 
 from agent.driver import Context, Event, Reading
-from drivers.network.config import InventoryConfig, ScanSubnet
+from drivers.network.arpscan import scan_in_child
+from drivers.network.config import InventoryConfig
 from drivers.network.statefile import read_json, write_json
-
-
-def arp_scan(subnet: ScanSubnet, timeout: float) -> dict[str, str]:
-    """MAC -> IP of every host answering a broadcast ARP who-has on the subnet (blocking)."""
-    from scapy.layers.l2 import ARP, Ether
-    from scapy.sendrecv import srp
-
-    answered, _ = srp(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=str(subnet.cidr)), iface=subnet.interface,
-                      timeout=timeout, verbose=0)
-    return {reply.hwsrc.lower(): reply.psrc for _, reply in answered}
 
 
 class Inventory:
@@ -52,7 +43,7 @@ class Inventory:
         scanned: list[str] = []
         for subnet in self.cfg.subnets:
             try:
-                found = await asyncio.to_thread(arp_scan, subnet, self.cfg.scan_timeout_s)
+                found = await scan_in_child(subnet, self.cfg.scan_timeout_s)
             except Exception as exc:  # noqa: BLE001 - scapy raises OSError/ValueError/Scapy_Exception alike
                 self.ctx.count("arp_scan_error")
                 self.log.warning("arp_scan_failed", subnet=str(subnet.cidr), interface=subnet.interface,
