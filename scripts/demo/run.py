@@ -83,6 +83,7 @@ def start_sims(workdir: Path, families: tuple[str, ...]) -> list[tuple[str, Call
 def port_free(port: int) -> bool:
     try:
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as mosquitto does: TIME_WAIT is fine
             probe.bind(("127.0.0.1", port))
         return True
     except OSError:
