@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 
 
-class SourceThread:
+class SourceThread(ABC):
     """Subclasses implement _run(), looping until self._stop is set."""
 
     def __init__(self, thread_name: str) -> None:
@@ -26,5 +27,6 @@ class SourceThread:
         except Exception as exc:  # a bug, not a device problem: surfaced by the driver loop as a crash
             self.failure = exc
 
+    @abstractmethod
     def _run(self) -> None:
-        raise NotImplementedError
+        """The source's loop; returns once self._stop is set."""

@@ -83,7 +83,8 @@ def test_broker_outage_delivers_everything_in_order_with_historical_and_no_seq_g
         got = counters(rec)
         # in order within the stream; seq per boot gap-free over all enveloped messages (dupes allowed)
         stream = [env["seq"] for env, _ in got]
-        assert stream == sorted(stream), "telemetry must arrive in order"
+        first = sorted(set(stream), key=stream.index)  # a resend after a reconnect may repeat some
+        assert first == sorted(first), "telemetry must arrive in order"
         boot = got[0][0]["boot_id"]
         every = {m.json()["seq"] for m in rec.snapshot()
                  if ("/telemetry/" in m.topic or "/event/" in m.topic) and m.json()["boot_id"] == boot}

@@ -1,0 +1,1 @@
+"""Radio bulletins: authoring, schedule, Vietnamese speech, zones (sound card, RTP, HTTP push), as-run log."""
