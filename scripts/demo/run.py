@@ -134,7 +134,7 @@ def main() -> int:
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         line = summarize(msg.topic, msg.payload)
         if line:
-            print(f"COC <- {line}", flush=True)
+            print(f"COC <- {line}{'  (retained, from before)' if msg.retain else ''}", flush=True)
 
     coc.on_message = on_message
     with simulated_commune():

@@ -1,0 +1,38 @@
+"""The demo is the agent's main job end to end: every family's simulated devices reach the COC."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.core.agentproc import ROOT
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the demo's WAN links live in network namespaces (root)")
+def test_demo_shows_every_family_at_the_coc() -> None:
+    if not _port_free(18830):
+        pytest.skip("port 18830 is taken (a demo is running)")
+    res = subprocess.run([sys.executable, "-m", "scripts.demo.run", "--seconds", "55"], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=180)
+    out = res.stdout
+    assert res.returncode == 0, out[-3000:] + res.stderr[-3000:]
+    for expected in ("COC <- BIRTH", "drivers=broadcast,cameras,health,network,sensors",
+                     "EVENT     link_up", "TELEMETRY network", "EVENT     motion", "SNAPSHOT  demo_street/",
+                     "EVENT     asrun", '"outcome": "played"', "EVENT     sensor_alarm", "TELEMETRY sensors",
+                     "HEALTH    broadcast=ok cameras=ok health=ok network=ok sensors=ok",
+                     "OFFLINE", "demo: stopped everything it started"):
+        assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"
