@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 
 from tests.support.mosquitto import Broker  # noqa: E402
+from tests.support.procs import stop_process  # noqa: E402
 
 WORKDIR = Path("/tmp/commune-demo")
 PORT = 18830
@@ -155,11 +156,7 @@ def main() -> int:
                 done.wait(0.5)
         finally:
             if agent.poll() is None:
-                agent.send_signal(signal.SIGTERM)
-                try:
-                    agent.wait(15)
-                except subprocess.TimeoutExpired:
-                    agent.kill()
+                stop_process(agent, 15)
             done.wait(0.5)  # let the offline status reach the screen
             coc.loop_stop()
     print("demo: stopped everything it started", flush=True)

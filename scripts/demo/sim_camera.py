@@ -7,11 +7,12 @@ demo's `cameras` section sees motion and person events and sends their snapshots
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
+
+from tests.support.procs import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 18554  # demo.yaml: rtsp://127.0.0.1:18554/cam
@@ -40,12 +41,7 @@ def start(workdir: Path) -> Callable[[], None]:
 
     def stop() -> None:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
         log.close()
 
     return stop

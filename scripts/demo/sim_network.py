@@ -11,12 +11,13 @@ link_up and failback. snmpd answers on 127.0.0.1:11661 (community demo-public). 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Callable
+
+from tests.support.procs import stop_process
 
 NAMESPACES = {1: "cademo-isp1", 2: "cademo-isp2"}
 SNMP_PORT = 11661
@@ -76,12 +77,7 @@ def start(workdir: Path) -> Callable[[], None]:
         stop.set()
         cycler.join(5)
         if snmpd.poll() is None:
-            snmpd.send_signal(signal.SIGTERM)
-            try:
-                snmpd.wait(5)
-            except subprocess.TimeoutExpired:
-                snmpd.kill()
-                snmpd.wait()
+            stop_process(snmpd)
         _teardown()
 
     return stop_all

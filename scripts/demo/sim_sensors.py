@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from tests.support.procs import stop_process
+
 DEMO_DIR = Path("/tmp/commune-demo/sensors")
 SENSOR_END = DEMO_DIR / "soil-sensor"  # the probe's side of the RS485 "cable"
 AGENT_END = DEMO_DIR / "rs485-0"  # what demo.yaml polls
@@ -54,12 +56,7 @@ def start(workdir: Path) -> Callable[[], None]:
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def _soil_moisture(t: float) -> float:

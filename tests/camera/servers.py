@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.camera.scenes import SCENES, write_raw
 from tests.support.ports import free_port
+from tests.support.procs import stop_process
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -58,10 +59,5 @@ class RtspServer:
             return
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
         self.proc = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from drivers.network.snmp import counter_delta, rebooted
 from tests.network.netlab import Lab
 from tests.network.nsdriver import NsDriver
+from tests.support.procs import stop_process
 from tests.support.wait import wait_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")
@@ -61,12 +61,7 @@ class RouterWithSnmpd(Lab):
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
         super().close()
 
 

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import threading
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Callable
 from pymodbus.server import ModbusSerialServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from tests.support.procs import stop_process
 from tests.support.wait import wait_until
 
 SOCAT = shutil.which("socat") or "/usr/bin/socat"
@@ -37,12 +37,7 @@ class PtyPair:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
         self.proc = None
         wait_until(lambda: not self.host_end.exists(), timeout=5, what="pty links gone")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from tests.support.ports import free_port
+from tests.support.procs import stop_process
 from tests.support.wait import wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -85,12 +85,7 @@ class Broker:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
         self.proc = None
 
     def password_file(self, user: str) -> Path:
