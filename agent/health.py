@@ -30,6 +30,7 @@ class Threshold(Section):
 
 class HealthConfig(Section):
     interval_s: float = Field(60.0, ge=1.0, le=3600.0)
+    metered_interval_s: float = Field(300.0, ge=1.0, le=3600.0)
     disk_pct: Threshold = Threshold(high=90, clear=85)
     memory_pct: Threshold = Threshold(high=90, clear=80)
     temperature_c: Threshold = Threshold(high=80, clear=70)
@@ -133,4 +134,5 @@ class HealthDriver:
                         ctx.log.warning("threshold", kind=ev.kind, **{k: v for k, v in ev.data.items()})
                         events.append(ev)
             await ctx.emit(*readings, *events)
-            await asyncio.sleep(cfg.interval_s)
+            # on a metered backup link (4G) host telemetry goes frugal; alarms still fire on the next sample
+            await asyncio.sleep(cfg.metered_interval_s if ctx.link.metered else cfg.interval_s)

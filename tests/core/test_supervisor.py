@@ -14,7 +14,7 @@ import yaml
 from agent.health import Threshold, ThresholdTracker
 from tests.core.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
-from tests.support.wait import wait_until
+from tests.support.wait import async_wait_until, wait_until
 
 BASE = "commune/v1/t1"
 
@@ -146,3 +146,29 @@ def test_threshold_alarm_has_hysteresis() -> None:
     cleared = t.update("/", 84)
     assert cleared is not None and cleared.data["state"] == "cleared"
     assert t.update("/", 86) is None
+
+
+def test_health_driver_goes_frugal_on_a_metered_link(tmp_path: Path) -> None:
+    import asyncio
+
+    from agent.driver import LinkState
+    from agent.health import HealthConfig, HealthDriver
+    from tests.support.context import RecordingContext
+
+    ctx = RecordingContext("health", HealthConfig(interval_s=1, metered_interval_s=3600), tmp_path)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(HealthDriver().run(ctx))
+        try:
+            await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 2, 10)
+            ctx.set_link(LinkState("lte", metered=True))
+            await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 3, 10)
+            n = len(ctx.readings_named("cpu_pct"))
+            await asyncio.sleep(2.5)  # two unmetered intervals: nothing may come on the metered link
+            assert len(ctx.readings_named("cpu_pct")) == n
+            names = {r.name for r in ctx.readings}
+            assert {"mem_used_pct", "disk_used_pct", "uptime", "agent_rss", "agent_fds", "load1"} <= names
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
