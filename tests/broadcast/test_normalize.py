@@ -9,7 +9,7 @@ import pytest
 
 from drivers.broadcast.normalize_vi import normalize, number_words
 
-SAMPLES = Path("/work/shared/data/bulletins-vi.txt")
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "bulletins-vi.txt"
 
 
 @pytest.mark.parametrize("n, words", [
