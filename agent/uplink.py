@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import ssl
 import threading
@@ -19,15 +18,12 @@ from agent.commands import CommandRouter
 from agent.config import CocConfig
 from agent.driver import Priority
 from agent.logs import KvLogger
+from agent.payloads import to_json
 from agent.section import read_secret
 from agent.spool import Record, Spool, Stored
 
 CONNECT_TIMEOUT_S = 15.0
 ACK_TIMEOUT_S = 30.0
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
 def with_envelope(row: Stored, boot_id: str) -> bytes:
@@ -104,7 +100,7 @@ class Uplink:
                              clean_session=None if v5 else True)
         client.max_inflight_messages_set(100)  # measured: paho gets slower with larger windows
         client.max_queued_messages_set(0)
-        client.will_set(self.topic("status"), dumps({"online": False, "boot_id": self.boot_id}), qos=1, retain=True)
+        client.will_set(self.topic("status"), to_json({"online": False, "boot_id": self.boot_id}), qos=1, retain=True)
         if cfg.username:
             client.username_pw_set(cfg.username, read_secret(cfg.password_file))
         if cfg.tls is not None:
@@ -208,7 +204,7 @@ class Uplink:
         client, session = self._client, self._session
         if client is None or session is None:
             return False
-        info = client.publish(self.topic(suffix), dumps(payload), qos=1, retain=retain)
+        info = client.publish(self.topic(suffix), to_json(payload), qos=1, retain=retain)
         with session.lock:  # mids wrap at 65535: this PUBACK must never count for a spool row
             if session.acks.pop(info.mid, None) is None:
                 session.untracked.add(info.mid)
@@ -289,7 +285,7 @@ class Uplink:
     async def _run_command(self, name: str, payload: bytes) -> None:
         result = await self.router.handle(name, payload)
         safe = name if name and len(name) <= 64 and "/" not in name else "invalid"
-        await self.spool.put([Record(f"cmd/{safe}/result", dumps(result), Priority.ALARM, envelope=False)])
+        await self.spool.put([Record(f"cmd/{safe}/result", to_json(result), Priority.ALARM, envelope=False)])
         self.wakeup.set()
 
     async def stop(self, timeout: float = 3.0) -> None:
@@ -300,7 +296,7 @@ class Uplink:
             return
         try:
             info = client.publish(self.topic("status"),
-                                  dumps({"online": False, "boot_id": self.boot_id, "reason": "shutdown"}),
+                                  to_json({"online": False, "boot_id": self.boot_id, "reason": "shutdown"}),
                                   qos=1, retain=True)
             await asyncio.to_thread(info.wait_for_publish, timeout)
         except (RuntimeError, ValueError) as exc:

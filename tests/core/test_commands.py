@@ -136,3 +136,19 @@ def test_signed_ping_over_mqtt(tmp_path: Path, broker: Broker) -> None:
     finally:
         rec.stop()
         agent.stop()
+
+
+def test_mqtt_311_session_births_and_answers_commands(tmp_path: Path, broker: Broker) -> None:
+    cfg = write_config(tmp_path / "agent.yaml", broker.port, tmp_path / "data", broker.password_file("agent"),
+                       coc={"mqtt_version": "3.1.1"})
+    agent = AgentProcess(cfg, tmp_path / "agent.log").start()
+    rec = Recorder(broker.port, topics=(f"{BASE}/#",)).start()
+    try:
+        wait_until(lambda: [m for m in rec.on(f"{BASE}/status") if m.json().get("online")], 20, what="birth")
+        rec.publish(f"{BASE}/cmd/ping", json.dumps({"request_id": "v311"}))
+        res = wait_until(lambda: rec.on("/cmd/ping/result"), 20)[0].json()
+        assert res == {**res, "request_id": "v311", "ok": True, "pong": True}
+        assert "mqtt=3.1.1" in agent.log_text()
+    finally:
+        rec.stop()
+        agent.stop()
