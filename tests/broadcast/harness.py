@@ -15,6 +15,7 @@ import yaml
 from drivers.broadcast.config import BroadcastConfig
 from drivers.broadcast.driver import BroadcastDriver
 from tests.support.context import RecordingContext
+from tests.support.tasks import cancel_and_wait
 from tests.support.wait import async_wait_until
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -59,8 +60,4 @@ async def running(cfg: BroadcastConfig, data_dir: Path) -> AsyncIterator[Recordi
             task.result()
         yield ctx
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)

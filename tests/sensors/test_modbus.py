@@ -10,6 +10,7 @@ from drivers.sensors.config import SensorsConfig
 from drivers.sensors.driver import SensorsDriver
 from tests.sensors.sim import SOIL_VALUES, PtyPair, RtuServer
 from tests.support.context import RecordingContext
+from tests.support.tasks import cancel_and_wait
 from tests.support.wait import async_wait_until
 
 
@@ -87,11 +88,7 @@ async def _scenario(tmp_path: Path) -> None:
         assert ctx.events_of("sensor_source_back")
         assert not task.done()
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
         server.stop()
         pair.stop()
 
@@ -116,11 +113,7 @@ async def _comes_back(tmp_path: Path) -> None:
         await async_wait_until(lambda: ctx.readings_named("soil_moisture"), timeout=5, what="readings")
         await async_wait_until(lambda: ctx.state == "ok", timeout=5, what="healthy")
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
         server.stop()
         pair.stop()
 
@@ -145,10 +138,6 @@ async def _idle_unplug(tmp_path: Path) -> None:
         assert time.monotonic() - unplugged < 2.0, "reported long before the next poll (60 s away)"
         assert lost[0].data["kind"] == "modbus" and lost[0].severity == "warning"
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
         server.stop()
         pair.stop()

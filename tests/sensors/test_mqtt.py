@@ -12,6 +12,7 @@ from drivers.sensors.config import SensorsConfig
 from drivers.sensors.driver import SensorsDriver
 from tests.support.context import RecordingContext
 from tests.support.mosquitto import Broker, Recorder
+from tests.support.tasks import cancel_and_wait
 from tests.support.wait import async_wait_until
 
 
@@ -46,11 +47,7 @@ async def _start(ctx: RecordingContext) -> asyncio.Task[None]:
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
+    await cancel_and_wait(task)
 
 
 def _one(ctx: RecordingContext, name: str, device: str) -> Any:

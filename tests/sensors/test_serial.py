@@ -13,6 +13,7 @@ from drivers.sensors.config import SensorsConfig
 from drivers.sensors.driver import SensorsDriver
 from tests.sensors.sim import LineDevice, PtyPair
 from tests.support.context import RecordingContext
+from tests.support.tasks import cancel_and_wait
 from tests.support.wait import async_wait_until
 
 
@@ -60,11 +61,7 @@ async def _replug(tmp_path: Path) -> None:
         await async_wait_until(lambda: ctx.state == "ok", timeout=5, what="healthy again")
         assert not task.done()
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
         device.stop()
         pair.stop()
 
@@ -108,11 +105,7 @@ async def _csv_kv(tmp_path: Path) -> None:
         kv_dev = LineDevice(kv_pair.device_end, lambda n: b"level=1.25;flow=4\n", 0.05).start()
         await async_wait_until(lambda: ctx.events_of("sensor_fresh"), timeout=10, what="fresh event")
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
         csv_dev.stop()
         kv_dev.stop()
         csv_pair.stop()
