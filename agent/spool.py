@@ -73,6 +73,17 @@ class _Job:
     future: cf.Future[Any] = field(default_factory=cf.Future)
 
 
+def _settle(future: cf.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+    """Resolve a producer's future; one whose waiter was cancelled (a driver restarting) is skipped."""
+    try:
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+    except cf.InvalidStateError:
+        pass
+
+
 class SpoolClosed(RuntimeError):
     pass
 
@@ -195,15 +206,17 @@ class Spool:
                 if not jobs and self._closing:
                     return
             try:
-                results = self._apply(jobs)
-            except sqlite3.DatabaseError as exc:
-                results = self._recover_and_retry(jobs, exc)
+                try:
+                    results = self._apply(jobs)
+                except sqlite3.DatabaseError as exc:
+                    results = self._recover_and_retry(jobs, exc)
             except Exception as exc:  # disk full, I/O error: the producers must hear of it
+                self.log.error("spool_write_failed", error=f"{type(exc).__name__}: {exc}", jobs=len(jobs))
                 for job in jobs:
-                    job.future.set_exception(exc)
+                    _settle(job.future, exc=exc)
                 continue
             for job, result in zip(jobs, results):
-                job.future.set_result(result)
+                _settle(job.future, result)
 
     def _recover_and_retry(self, jobs: list[_Job], exc: Exception) -> list[Any]:
         assert self._db is not None

@@ -306,8 +306,7 @@ class Supervisor:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.spool = Spool(spool_path(cfg), cfg.spool.max_bytes, self.boot_id, KvLogger("spool"))
         await asyncio.to_thread(self.spool.open)
-        for notice in self.spool.notices:
-            await self.emit("agent", (Event(notice["kind"], notice, severity="warning"),))
+        await self._report_spool_notices()
         for sig, handler in ((signal.SIGTERM, self._stop.set), (signal.SIGINT, self._stop.set),
                              (signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))):
             loop.add_signal_handler(sig, handler)
@@ -346,8 +345,11 @@ class Supervisor:
         self.log.info("agent_stopped", boot_id=self.boot_id)
         return 0
 
-    def request_stop(self) -> None:
-        self._stop.set()
+    async def _report_spool_notices(self) -> None:
+        """A spool moved aside (at start or while running) becomes an event in the fresh spool."""
+        while self.spool is not None and self.spool.notices:
+            notice = self.spool.notices.pop(0)
+            await self.emit("agent", (Event(notice["kind"], notice, severity="warning"),))
 
     async def _health_loop(self) -> None:
         """Publish retained health on every change (at most once a second) and periodically."""
@@ -358,6 +360,7 @@ class Supervisor:
             except TimeoutError:
                 pass
             self._health_dirty.clear()
+            await self._report_spool_notices()
             payload = self.health_payload()
             if self.uplink is not None:
                 self.uplink.publish_state("health", payload)

@@ -180,8 +180,8 @@ class Uplink:
             self.connects += 1
             self.connected_since = time.time()
             client.subscribe(self.topic("cmd/+"), qos=1)
-            self._publish_now("status", self.birth(), retain=True)
-            self._publish_now("health", self.health(), retain=True)
+            self.publish_state("status", self.birth(), retain=True)
+            self.publish_state("health", self.health(), retain=True)
             self._set_state("connected")
             self.log.info("uplink_connected", host=self.cfg.host, port=self.cfg.port, mqtt=self.cfg.mqtt_version)
             await self._drain(session)
@@ -199,7 +199,7 @@ class Uplink:
                 self.connected_since = None
 
     # -- publishing ----------------------------------------------------------------------
-    def _publish_now(self, suffix: str, payload: dict[str, Any], retain: bool = False) -> bool:
+    def publish_state(self, suffix: str, payload: dict[str, Any], retain: bool = True) -> bool:
         """Fire-and-forget QoS1 publish of live state (status, health) while connected."""
         client, session = self._client, self._session
         if client is None or session is None:
@@ -209,9 +209,6 @@ class Uplink:
             if session.acks.pop(info.mid, None) is None:
                 session.untracked.add(info.mid)
         return True
-
-    def publish_state(self, suffix: str, payload: dict[str, Any], retain: bool = True) -> bool:
-        return self._publish_now(suffix, payload, retain)
 
     async def _drain(self, session: _Session) -> None:
         """Publish spool rows in order; delete a row only after its PUBACK.

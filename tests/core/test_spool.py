@@ -108,3 +108,22 @@ def test_corrupt_database_is_moved_aside_and_reported(tmp_path: Path, damage: st
     assert s2.depth == 1
     s2.close()
     assert sqlite3.connect(path).execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+
+def test_a_cancelled_producer_does_not_stop_the_writer(tmp_path: Path) -> None:
+    """A driver restarted in the middle of emit() cancels its wait; the spool must keep working."""
+    import asyncio
+
+    s = open_spool(tmp_path / "s.db")
+
+    async def scenario() -> None:
+        for _ in range(50):
+            task = asyncio.create_task(s.put([rec("telemetry/a", 1)]))
+            await asyncio.sleep(0)
+            task.cancel()
+        await asyncio.wait_for(asyncio.gather(*(s.put([rec("telemetry/b", i)]) for i in range(10))), 10)
+
+    asyncio.run(scenario())
+    assert s.writer_alive()
+    assert sum(1 for r in s.fetch(1000) if r.topic == "telemetry/b") == 10
+    s.close()
