@@ -111,7 +111,7 @@ async def _scenes(tmp_path: Path, silent_port: int) -> None:
                 await ctx.commands["snapshot"]({"camera": "nope"})
             await async_wait_until(lambda: [s for s in ctx.snapshots if s.camera == "person"
                                             and s.event_id == events(ctx, "person", "person", "start")[0].id],
-                                   timeout=30, what="the person event's snapshot")
+                                   timeout=60, what="the person event's snapshot")
             await async_wait_until(lambda: {r.tags.get("camera") for r in ctx.readings_named("analysed_fps")
                                             if r.value} >= {"person", "light", "noise"}, timeout=10,
                                    what="analysed fps from every live camera")
