@@ -161,6 +161,8 @@ class Supervisor:
         self._health_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._uplink_task: asyncio.Task[None] | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_wanted = False
 
     # -- wiring --------------------------------------------------------------------------
     def _make_router(self) -> CommandRouter:
@@ -288,6 +290,17 @@ class Supervisor:
         self.health_changed()
         return []
 
+    def _reload_in_background(self) -> None:
+        """SIGHUP: one reload at a time; a SIGHUP during a reload triggers one more afterwards."""
+        self._reload_wanted = True
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.create_task(self._reload_while_wanted(), name="reload")
+
+    async def _reload_while_wanted(self) -> None:
+        while self._reload_wanted:
+            self._reload_wanted = False
+            await self.reload()
+
     async def _restart_uplink(self) -> None:
         old_router = self.router
         self.router = self._make_router()
@@ -308,7 +321,7 @@ class Supervisor:
         await asyncio.to_thread(self.spool.open)
         await self._report_spool_notices()
         for sig, handler in ((signal.SIGTERM, self._stop.set), (signal.SIGINT, self._stop.set),
-                             (signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))):
+                             (signal.SIGHUP, self._reload_in_background)):
             loop.add_signal_handler(sig, handler)
         self.uplink = self._make_uplink()
         self._uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")

@@ -74,6 +74,7 @@ class Uplink:
         self._client: mqtt.Client | None = None
         self._session: _Session | None = None
         self._stopping = False
+        self._commands: set[asyncio.Future[None]] = set()
 
     @property
     def connected(self) -> bool:
@@ -277,7 +278,9 @@ class Uplink:
 
     def _command_arrived(self, topic: str, payload: bytes) -> None:
         name = topic.rsplit("/", 1)[-1]
-        asyncio.ensure_future(self._run_command(name, payload))
+        task = asyncio.ensure_future(self._run_command(name, payload))
+        self._commands.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._commands.discard)
 
     async def _run_command(self, name: str, payload: bytes) -> None:
         result = await self.router.handle(name, payload)
