@@ -74,6 +74,7 @@ class Uplink:
         self._client: mqtt.Client | None = None
         self._session: _Session | None = None
         self._stopping = False
+        self._stopped_client: mqtt.Client | None = None
         self._commands: set[asyncio.Future[None]] = set()
 
     @property
@@ -190,10 +191,12 @@ class Uplink:
         finally:
             self._client = None
             self._session = None
-            if not self._stopping:
+            if client is not self._stopped_client:
+                # also when stop() came during the connect: a half-open client must not log in later
                 client.loop_stop()
                 if client.is_connected():
                     client.disconnect()
+            if not self._stopping:
                 if self.state == "connected":
                     self._set_state("disconnected", session.disconnect_reason or "connection lost")
                     self.log.warning("uplink_lost", reason=session.disconnect_reason)
@@ -294,6 +297,7 @@ class Uplink:
         client = self._client
         if client is None:
             return
+        self._stopped_client = client
         try:
             info = client.publish(self.topic("status"),
                                   to_json({"online": False, "boot_id": self.boot_id, "reason": "shutdown"}),
