@@ -8,7 +8,8 @@ import sys
 import time
 from typing import Any
 
-from drivers.network.statefile import read_json, state_path_of
+from agent.statefile import read_json
+from drivers.network.statefile import state_path_of
 
 STALE_S = 30.0  # the driver rewrites the file every report_interval_s and on every change
 

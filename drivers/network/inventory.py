@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 from agent.driver import Context, Event, Reading
+from agent.statefile import read_json, write_json
 from drivers.network.arpscan import scan_in_child
 from drivers.network.config import InventoryConfig
-from drivers.network.statefile import read_json, write_json
 
 
 class Inventory:

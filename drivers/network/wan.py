@@ -8,13 +8,14 @@ import time
 from typing import Any
 
 from agent.driver import Context, Event, LinkState, Priority, Reading
+from agent.statefile import write_json
 from drivers.network.config import LinkConfig, NetworkConfig
 from drivers.network.failover import Decision, FailoverPolicy, LinkView
 from drivers.network.hooks import run_hooks
 from drivers.network.linkjudge import Verdict
 from drivers.network.monitor import LinkMonitor
 from drivers.network.routes import RouteError, RouteManager, flush_conntrack
-from drivers.network.statefile import state_path_of, write_json
+from drivers.network.statefile import state_path_of
 
 JUDGE_TICK_S = 0.25  # slow conditions (loss over the window, recovery) are re-judged at least this often
 POLICY_RETRY_S = 30.0  # probe policy rules are re-checked this often (an interface may appear later)

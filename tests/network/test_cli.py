@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.statefile import write_json
 from drivers.network.cli import add_commands, links_command
-from drivers.network.statefile import write_json
 
 CONFIG = """\
 site: {{site_id: "18241"}}
