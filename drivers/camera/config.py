@@ -65,7 +65,7 @@ class MotionConfig(Section):
                                    "recalibrate instead of firing")
     frames_to_start: int = Field(2, ge=1, le=20, description="consecutive analysed frames with motion to start")
     end_after_s: float = Field(4.0, gt=0, le=300, description="quiet time that ends a motion event")
-    min_travel_pct: float = Field(4.0, ge=0, le=100, description="a moving blob must travel this far (% of the "
+    min_travel_pct: float = Field(8.0, ge=0, le=100, description="a moving blob must travel this far (% of the "
                                   "picture width) before a motion event starts; swaying branches and flags stay put")
     masks: list[list[tuple[float, float]]] = Field(
         default_factory=list, description="polygons ignored by motion, [x, y] in 0..1 of width/height")

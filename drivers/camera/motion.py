@@ -7,9 +7,8 @@ or a flag swinging in place, and rain, never start an event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -31,7 +30,7 @@ class MotionResult:
 
 @dataclass
 class Blob:
-    origin: tuple[float, float]
+    origin: tuple[float, float]  # where it appeared: a swinging branch keeps coming back to it, a mover leaves it
     centre: tuple[float, float]
     reach: float
     missed: int = 0
@@ -77,9 +76,9 @@ class MotionDetector:
         seen: list[Blob] = []
         for box in sorted(boxes, key=lambda b: b[2] * b[3], reverse=True):
             c = _centre(box)
-            reach = max(box[2], box[3], 8)
+            reach = 0.6 * max(box[2], box[3], 8)  # a blob moves less than its own size between analysed frames
             best = min(free, key=lambda b: math.dist(b.centre, c), default=None)
-            if best is not None and math.dist(best.centre, c) <= max(reach, best.reach):
+            if best is not None and math.dist(best.centre, c) <= min(reach, best.reach):
                 free.remove(best)
                 best.centre, best.reach, best.missed = c, reach, 0
                 best.travel = max(best.travel, math.dist(best.origin, c) / width)

@@ -31,7 +31,7 @@ def write_config(tmp_path: Path, cameras: str) -> Path:
 
 
 def test_analyze_prints_events_of_a_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    video = encode_video("astronaut", tmp_path / "astronaut.mp4")
+    video = encode_video("player", tmp_path / "player.mp4")
     config = write_config(tmp_path, "  devices:\n    - name: cong\n      rtsp_url: rtsp://127.0.0.1:1/x\n"
                                     "      detect_fps: 5\n")
     shots = tmp_path / "shots"

@@ -90,7 +90,7 @@ def test_scenes_events_snapshots_and_a_dead_camera(tmp_path: Path, silent_port: 
 
 async def _scenes(tmp_path: Path, silent_port: int) -> None:
     work = tmp_path / "scenes"
-    person = RtspServer(work, "astronaut").start()
+    person = RtspServer(work, "player").start()
     light = RtspServer(work, "brightness", 320, 180, seconds=6).start()
     noise = RtspServer(work, "noise", 320, 180, seconds=4).start()
     try:
@@ -102,7 +102,7 @@ async def _scenes(tmp_path: Path, silent_port: int) -> None:
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx):
             await async_wait_until(lambda: events(ctx, "person", "person", "start"), timeout=45,
-                                   what="person event from the astronaut scene")
+                                   what="person event from the player scene")
             await async_wait_until(lambda: [e for e in ctx.events if e.kind == "camera_offline"], timeout=15,
                                    what="camera_offline for the dead camera")
             reply = await ctx.commands["snapshot"]({"camera": "light"})
