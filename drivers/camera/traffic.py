@@ -35,13 +35,14 @@ def _cross(o: Pt, a: Pt, b: Pt) -> float:
 
 def crossing(p0: Pt, p1: Pt, a: Pt, b: Pt) -> int:
     """+1 if the move p0→p1 crosses segment a→b from its left to its right (as seen on the picture), -1 back, 0 none."""
-    d0, d1 = _cross(a, b, p0), _cross(a, b, p1)
-    if d0 * d1 >= 0:
+    # image y grows downwards: a positive cross product is a clockwise turn, i.e. the right-hand side.
+    # A point exactly on the line counts as left, so stepping onto it and then off is one crossing, not none.
+    s0, s1 = _cross(a, b, p0) > 0, _cross(a, b, p1) > 0
+    if s0 == s1:
         return 0
     if _cross(p0, p1, a) * _cross(p0, p1, b) > 0:  # passes beside the segment, not through it
         return 0
-    # image y grows downwards: a positive cross product is a clockwise turn, i.e. the right-hand side
-    return 1 if d1 > 0 else -1
+    return 1 if s1 else -1
 
 
 def inside(pt: Pt, poly: list[Pt]) -> bool:
