@@ -60,6 +60,7 @@ class ClipRecorder:
         self.proc: asyncio.subprocess.Process | None = None
         self.current: OpenClip | None = None
         self.by_event: dict[str, OpenClip] = {}
+        self.finishing: list[OpenClip] = []  # closed, waiting for post-roll and the remux: their segments stay
         self.recording = False
         self.restarts = 0
         self.failures = 0
@@ -84,8 +85,9 @@ class ClipRecorder:
     def trim_ring(self, now: float) -> None:
         """Drop segments nobody can want any more: older than pre-roll and not claimed by an open clip."""
         keep_from = now - self.cfg.pre_roll_s - 2 * self.cfg.segment_s
-        if self.current is not None:
-            keep_from = min(keep_from, self.current.start)
+        for clip in (self.current, *self.finishing):
+            if clip is not None:
+                keep_from = min(keep_from, clip.start)
         for seg in self.segments():
             if seg.end < keep_from:
                 seg.path.unlink(missing_ok=True)
@@ -189,8 +191,12 @@ class ClipRecorder:
         if not clip.events:
             if self.current is clip:
                 self.current = None
-            await self._finish(clip)
-            clip.done.set()
+            self.finishing.append(clip)
+            try:
+                await self._finish(clip)
+            finally:
+                self.finishing.remove(clip)
+                clip.done.set()
         else:
             await clip.done.wait()
         return clip.info
@@ -234,9 +240,10 @@ class ClipRecorder:
             return None
         os.replace(tmp, out)
         size = out.stat().st_size
+        duration = await media_duration(out) or segs[-1].end - segs[0].start
         info = {"id": clip.id, "camera": self.camera, "file": out.name, "events": clip.all_events,
-                "start": round(segs[0].start, 3), "end": round(segs[-1].end, 3),
-                "duration_s": round(segs[-1].end - segs[0].start, 2), "bytes": size}
+                "start": round(segs[-1].end - duration, 3), "end": round(segs[-1].end, 3),
+                "duration_s": round(duration, 2), "bytes": size}
         write_json_logged(self.clips_dir / f"{stem}.json", info, self.log)
         self.storage.note_written()
         self.log.info("clip_saved", camera=self.camera, clip=clip.id, bytes=size, duration_s=info["duration_s"])
@@ -260,6 +267,18 @@ class ClipRecorder:
     async def stop(self) -> None:
         if self.proc is not None:
             await self._stop(self.proc)
+
+
+async def media_duration(path: Path) -> float | None:
+    """The container's duration by ffprobe: the ring's file times only approximate the first segment."""
+    proc = await asyncio.create_subprocess_exec(
+        "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path),
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await proc.communicate()
+    try:
+        return float(out.decode().strip())
+    except ValueError:
+        return None
 
 
 def clip_chunks(path: Path, offset: int, chunk_bytes: int) -> list[tuple[int, bytes]]:

@@ -93,7 +93,7 @@ class CameraDriver:
             if counts:
                 await ctx.emit(*counts)
             metered = ctx.link.metered
-            if was_metered and not metered:
+            if not metered and (was_metered or any(r.deferred_clips for r in self.runners.values())):
                 for r in self.runners.values():
                     sent = await r.flush_pending()
                     if sent:
