@@ -21,6 +21,7 @@ from drivers.camera.config import CamerasConfig
 from drivers.camera.driver import CameraDriver
 from drivers.camera.runner import CameraRunner
 from drivers.camera.snapshots import encode_jpeg
+from drivers.camera.storage import Storage
 from tests.camera.servers import RtspServer
 from tests.support.context import RecordingContext
 from tests.support.wait import async_wait_until
@@ -183,7 +184,7 @@ def test_metered_link_defers_snapshots(tmp_path: Path) -> None:
 async def _metered(tmp_path: Path) -> None:
     cfg = CamerasConfig.model_validate({"devices": [camera("yard", "rtsp://127.0.0.1:9/x")]})
     ctx = RecordingContext("cameras", cfg, tmp_path / "data")
-    runner = CameraRunner(cfg.devices[0], cfg, ctx)
+    runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
     jpeg = encode_jpeg(np.full((360, 640, 3), 128, np.uint8), 640, 80)
     ctx.set_link(LinkState("wan2-4g", metered=True))
     await runner._on_snapshot({"kind": "motion", "event_id": "m1", "jpeg": base64.b64encode(jpeg).decode()})
