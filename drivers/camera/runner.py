@@ -57,6 +57,7 @@ class CameraRunner:
         self.next_counts = time.monotonic() + cam.traffic.count_interval_s
         self.detector: str | None = None
         self.detector_warning: str | None = None
+        self.stream_seen = asyncio.Event()  # the recorder starts once the worker has reached the camera
         self.proc: asyncio.subprocess.Process | None = None
         self.started = time.monotonic()
         self.online: bool | None = None  # None until the first decision
@@ -143,7 +144,7 @@ class CameraRunner:
                 if recorder is None and self.cam.clip.enabled:
                     clip_url = (with_credentials(self.cam.clip.rtsp_url, self.cam.username, self._password())
                                 if self.cam.clip.rtsp_url else url)
-                    recorder = asyncio.create_task(self.clips.run(clip_url), name=f"clips-{self.cam.name}")
+                    recorder = asyncio.create_task(self._record(clip_url), name=f"clips-{self.cam.name}")
                 await self._worker_round(url, backoff)
         finally:
             if recorder is not None:
@@ -152,6 +153,11 @@ class CameraRunner:
             for t in list(self.pending_tasks):
                 t.cancel()
             await asyncio.gather(*self.pending_tasks, return_exceptions=True)
+
+    async def _record(self, url: str) -> None:
+        """A second client on a camera that never answered would only add load and log noise: wait for it."""
+        await self.stream_seen.wait()
+        await self.clips.run(url)
 
     async def _worker_round(self, url: str, backoff: Backoff) -> None:
         job = Job(self.cam, url, str(self.ctx.timezone), self.cfg.open_timeout_s, self.cfg.read_timeout_s,
@@ -264,6 +270,7 @@ class CameraRunner:
     def _on_status(self, msg: dict[str, Any]) -> None:
         """Log changes only: a dead camera retries every few seconds and must not flood the journal."""
         if msg.get("connected"):
+            self.stream_seen.set()
             self.problem = ""
             self.log.info("stream_connected", camera=self.cam.name, width=msg.get("width"), height=msg.get("height"))
         else:

@@ -91,7 +91,7 @@ def test_scenes_events_snapshots_and_a_dead_camera(tmp_path: Path, silent_port: 
 
 async def _scenes(tmp_path: Path, silent_port: int) -> None:
     work = tmp_path / "scenes"
-    person = RtspServer(work, "player").start()
+    person = RtspServer(work, "player", seconds=12).start()  # 7 s of empty street per loop
     light = RtspServer(work, "brightness", 320, 180, seconds=6).start()
     noise = RtspServer(work, "noise", 320, 180, seconds=4).start()
     try:
