@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import psutil
 from pydantic import Field, model_validator
@@ -59,7 +59,7 @@ class ThresholdTracker:
 
 
 def host_readings(cfg: HealthConfig, data_dir: Path, proc: psutil.Process) -> list[Reading]:
-    """One snapshot of the host and of this process."""
+    """One sample of the host and of this process."""
     now = time.time()
     out: list[Reading] = []
 
@@ -101,9 +101,6 @@ def host_readings(cfg: HealthConfig, data_dir: Path, proc: psutil.Process) -> li
 
 class HealthDriver:
     """Reports the box itself; the supervisor gives it the core's own stats."""
-
-    section: ClassVar[str] = "health"
-    Config: ClassVar[type[Section]] = HealthConfig
 
     async def run(self, ctx: Context) -> None:
         cfg: HealthConfig = ctx.config
