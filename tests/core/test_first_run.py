@@ -97,12 +97,6 @@ def test_starter_has_site_coc_health_and_every_family_commented() -> None:
             assert f"\n# {spec.section}:\n" in text, f"{spec.section} missing from the starter"
 
 
-def test_install_script_installs_the_starter_not_the_full_example() -> None:
-    script = (ROOT / "scripts" / "install.sh").read_text()
-    line = next(x for x in script.splitlines() if x.strip().startswith("install") and '"$ETC_DIR/agent.yaml"' in x)
-    assert "config/agent.starter.yaml" in line
-
-
 def _init(target: Path, *flags: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return cli("init", "--config", str(target), *flags, stdin=stdin)
 
