@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
 
-from agent.section import SecretFile, Section
+from agent.section import SecretFile, Section, check_mqtt_client
 from drivers.registry import SPECS, load_object
 
 DEFAULT_CONFIG_PATH = Path("/etc/commune-agent/agent.yaml")
@@ -75,10 +75,7 @@ class CocConfig(Section):
 
     @model_validator(mode="after")
     def _checks(self) -> CocConfig:
-        if self.password_file is not None and not self.username:
-            raise ValueError("password_file needs username")
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        check_mqtt_client(self)
         return self
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from agent.section import SecretFile, Section
+from agent.section import SecretFile, Section, repeated
 
 NAME = r"^[A-Za-z0-9_.-]{1,32}$"
 IFNAME = r"^[A-Za-z0-9_.:@-]{1,15}$"
@@ -100,10 +100,9 @@ class LinkConfig(Section):
 
     @model_validator(mode="after")
     def _checks(self) -> LinkConfig:
-        labels = [t.label for t in self.targets]
-        dup = {x for x in labels if labels.count(x) > 1}
+        dup = repeated(t.label for t in self.targets)
         if dup:
-            raise ValueError(f"probe targets must be unique: {sorted(dup)}")
+            raise ValueError(f"probe targets must be unique: {dup}")
         if self.gateway is not None and self.gateway == self.source:
             raise ValueError("gateway and source must differ")
         return self
@@ -217,11 +216,11 @@ class NetworkConfig(Section):
                              ("link interfaces", [x.interface for x in self.links]),
                              ("link sources", [str(x.source) for x in self.links]),
                              ("snmp device names", [x.name for x in self.snmp])):
-            dup = sorted({v for v in values if values.count(v) > 1})
+            dup = repeated(values)
             if dup:
                 raise ValueError(f"{what} must be unique: {dup}")
         tables = [self.table_of(i) for i in range(len(self.links))]
-        if len(set(tables)) != len(tables):
+        if repeated(tables):
             raise ValueError("links' policy tables must differ")
         if self.failover.route_table in tables and self.failover.policy_routing:
             raise ValueError("route_table must not be one of the links' probe tables")

@@ -8,7 +8,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.section import SecretFile, Section
+from agent.section import SecretFile, Section, check_mqtt_client, repeated
 from drivers.sensors.units import can_convert, known_pairs
 
 MAPS_DIR = Path(__file__).with_name("maps")
@@ -123,10 +123,7 @@ class MqttSource(Section):
 
     @model_validator(mode="after")
     def _checks(self) -> MqttSource:
-        if self.password_file is not None and not self.username:
-            raise ValueError("password_file needs username")
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        check_mqtt_client(self)
         return self
 
 
@@ -225,8 +222,7 @@ class ModbusDevice(Section):
     def _has_registers(self) -> ModbusDevice:
         if not self.registers:
             raise ValueError("a device needs `map` or `registers`")
-        names = [r.name for r in self.registers]
-        if len(set(names)) != len(names):
+        if repeated(r.name for r in self.registers):
             raise ValueError("register names must be unique within a device")
         return self
 
@@ -239,11 +235,9 @@ class ModbusBus(SerialPort):
 
     @model_validator(mode="after")
     def _unique_units(self) -> ModbusBus:
-        ids = [d.unit_id for d in self.devices]
-        if len(set(ids)) != len(ids):
+        if repeated(d.unit_id for d in self.devices):
             raise ValueError("two devices share a unit_id on one bus")
-        names = [d.name for d in self.devices]
-        if len(set(names)) != len(names):
+        if repeated(d.name for d in self.devices):
             raise ValueError("device names must be unique within a bus")
         return self
 
@@ -288,12 +282,10 @@ class SensorsConfig(Section):
 
     @model_validator(mode="after")
     def _unique_sources(self) -> SensorsConfig:
-        names = [s.name for s in (*self.mqtt, *self.serial, *self.modbus)]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        dupes = repeated(s.name for s in (*self.mqtt, *self.serial, *self.modbus))
         if dupes:
             raise ValueError(f"source names must be unique: {', '.join(dupes)}")
-        ports = [s.port for s in (*self.serial, *self.modbus)]
-        dupes = sorted({p for p in ports if ports.count(p) > 1})
+        dupes = repeated(s.port for s in (*self.serial, *self.modbus))
         if dupes:
             raise ValueError(f"a serial port can serve one source only: {', '.join(dupes)}")
         return self
