@@ -77,8 +77,10 @@ def gather(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> StarterAn
     password_file = args.password_file
     if password_file is None and username:
         password_file = ask("File holding the MQTT password (empty: none)", "", _optional_file)
+    # the agent runs from another directory than init: file names in the config are absolute
     return replace(a, site_id=site_id, site_name=site_name, coc_host=host, coc_port=port,
-                   ca_file=ca_file or None, username=username or None, password_file=password_file or None)
+                   ca_file=Path(ca_file).absolute() if ca_file else None, username=username or None,
+                   password_file=Path(password_file).absolute() if password_file else None)
 
 
 class _Asker:

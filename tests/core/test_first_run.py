@@ -194,6 +194,16 @@ def test_init_flags_and_questions_mix_and_end_of_input_is_a_clear_error(tmp_path
     assert not other.exists()
 
 
+def test_init_writes_file_names_absolute(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("x\n")
+    res = subprocess.run([sys.executable, "-m", "agent.cli", "init", "-c", "agent.yaml", "--site-id", "1",
+                          "--coc-host", "h", "--username", "u", "--password-file", "pw", "--no-input"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr
+    assert yaml.safe_load((tmp_path / "agent.yaml").read_text())["coc"]["password_file"] == str(tmp_path / "pw")
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="a read-only mount needs root")
 def test_init_on_a_read_only_dir_says_so(tmp_path: Path) -> None:
     mnt = tmp_path / "ro"
