@@ -144,6 +144,8 @@ class ClipRecorder:
         while proc.returncode is None:
             await asyncio.sleep(self.cfg.segment_s)
             self.trim_ring(time.time())
+            recent = self.segments()[-3:]
+            self.storage.make_room(2 * max((s.size for s in recent), default=0))  # room for this ring's next
             if self.storage.paused is not None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()  # the disk is too full: stop writing at once

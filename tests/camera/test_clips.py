@@ -73,13 +73,17 @@ async def _pre_roll(tmp_path: Path) -> None:
         start = next(e for e in events(ctx, "motion", "gate", "start") if e.id == end.data["event_id"])
         clip_id = end.data["clip"]["id"]
         [meta] = [json.loads(p.read_text()) for p in (tmp_path / "data").rglob(f"clips/*/*_{clip_id}.json")]
-        assert meta["start"] <= start.data["started_at"] - CLIP["pre_roll_s"] + 0.3
+        assert meta["start"] <= start.data["started_at"] - CLIP["pre_roll_s"] + 0.3  # its first frame is earlier
         assert start.data["clip"]["id"] == end.data["clip"]["id"]
         path = clip_file(tmp_path / "data", end.data["clip"]["id"])
         assert path.stat().st_size == end.data["clip"]["bytes"]
         duration = ffprobe_duration(path)
-        # activity + the quiet time that ended it + pre- and post-roll; segments are cut at 1 s key frames
-        expected = end.data["duration_s"] + 1.5 + CLIP["pre_roll_s"] + CLIP["post_roll_s"]
+        # from pre-roll before the first of its events to post-roll after the last one ended (events that
+        # overlap share a clip); segments are cut at 1 s key frames
+        mine = [e for e in ctx.events if e.data.get("event_id") in meta["events"]]
+        first = min(e.data["started_at"] for e in mine)
+        last = max(e.ts for e in mine if e.data.get("phase") == "end")
+        expected = last - first + CLIP["pre_roll_s"] + CLIP["post_roll_s"]
         assert abs(duration - end.data["clip"]["duration_s"]) < 0.1
         assert expected - 1.0 <= duration <= expected + 2.2
         # the first frame is from before the event: the empty street, not the player

@@ -197,3 +197,28 @@ async def _metered(tmp_path: Path) -> None:
     assert await runner.flush_pending() == 2
     assert [s.event_id for s in ctx.snapshots] == ["p1", "m1", "p1"] and ctx.snapshots[-1].jpeg == jpeg
     assert runner.store.pending() == []
+
+
+def test_missing_model_falls_back_to_hog_and_health_says_why(tmp_path: Path) -> None:
+    asyncio.run(_fallback(tmp_path))
+
+
+async def _fallback(tmp_path: Path) -> None:
+    srv = RtspServer(tmp_path / "scenes", "mover", 320, 180, seconds=4).start()
+    try:
+        empty = tmp_path / "no-models"
+        empty.mkdir()
+        cfg = CamerasConfig.model_validate({
+            "devices": [camera("gate", srv.url, detect={"model_dir": str(empty)}, clip={"enabled": False})],
+            "open_timeout_s": 2, "read_timeout_s": 2, "health_interval_s": 60})
+        ctx = RecordingContext("cameras", cfg, tmp_path / "data")
+        async with Running(ctx) as run:
+            runner = run.driver.runners["gate"]
+            await async_wait_until(lambda: runner.detector == "hog", timeout=20, what="the HOG fallback reported")
+            await async_wait_until(lambda: ctx.state == "degraded" and "using HOG" in ctx.states[-1][1], timeout=10,
+                                   what="health degraded with the reason")
+            assert ctx.counters["detector_fallback"] == 1 and "no detector model installed" in ctx.states[-1][1]
+            await async_wait_until(lambda: events(ctx, "motion", "gate", "start"), timeout=30,
+                                   what="motion events still flowing")
+    finally:
+        srv.stop()
