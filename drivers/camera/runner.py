@@ -476,6 +476,8 @@ class CameraRunner:
             Reading("reconnects", int(h.get("reconnects", 0)), tags=tags),
             Reading("snapshot_store_bytes", self.store.total_bytes(), "B", tags=tags),
             Reading("recording", self.clips.recording, tags=tags),
+            Reading("clip_failures", self.clips.failures, tags=tags),
+            Reading("clip_recorder_restarts", self.clips.restarts, tags=tags),
             Reading("detector_calls", int(h.get("detector_calls", 0)), tags=tags),
         ]
         if self.clock_skew_s is not None:
