@@ -181,6 +181,8 @@ class CameraRunner:
         proc.stdin.write(job.to_json().encode() + b"\n")
         await proc.stdin.drain()
         self.log.info("worker_started", camera=self.cam.name, pid=proc.pid)
+        if not self.problem:
+            self.problem = "stream: not connected yet"  # what camera_offline says if the first open is still pending
         tasks = [asyncio.create_task(self._read_stdout(proc.stdout)),
                  asyncio.create_task(self._read_stderr(proc.stderr)), asyncio.create_task(self._watch_hung(proc))]
         try:
