@@ -88,7 +88,7 @@ class CameraDriver:
                     readings.append(Reading("camera_storage_bytes", self.storage.total_bytes(), "B"))
                 if readings:
                     await ctx.emit(*readings)
-                self._write_state(ctx)
+                await self._write_state(ctx)
             counts = [rd for r in self.runners.values() for rd in r.count_readings(now)]
             if counts:
                 await ctx.emit(*counts)
@@ -116,12 +116,13 @@ class CameraDriver:
         else:
             ctx.health("ok", f"{len(self.runners)} camera(s) online")
 
-    def _write_state(self, ctx: Context) -> None:
+    async def _write_state(self, ctx: Context) -> None:
+        """Gathered on the loop, written (with its fsync) in a thread: a slow disk must not stall the heartbeats."""
         state: dict[str, Any] = {"ts": time.time(), "cameras": {n: r.state() for n, r in self.runners.items()}}
         if self.storage is not None:
             state["storage"] = {"bytes": self.storage.total_bytes(), "budget_bytes": self.storage.cfg.budget_bytes,
                                 "paused": self.storage.paused, "deleted": self.storage.deleted}
-        if not write_json_logged(ctx.data_dir / STATE_FILE, state, ctx.log):
+        if not await asyncio.to_thread(write_json_logged, ctx.data_dir / STATE_FILE, state, ctx.log):
             ctx.count("state_write_failed")
 
     async def _clock_checks(self, cfg: CamerasConfig) -> None:

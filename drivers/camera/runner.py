@@ -60,6 +60,7 @@ class CameraRunner:
         self.stream_seen = asyncio.Event()  # the recorder starts once the worker has reached the camera
         self.proc: asyncio.subprocess.Process | None = None
         self.started = time.monotonic()
+        self.first_heartbeat: float | None = None
         self.online: bool | None = None  # None until the first decision
         self.online_reported_offline = False  # camera_online only follows a camera_offline
         self.last_frame = 0.0  # monotonic, derived from heartbeats
@@ -264,6 +265,8 @@ class CameraRunner:
     def _on_health(self, msg: dict[str, Any]) -> None:
         now = time.monotonic()
         self.last_heartbeat = now
+        if self.first_heartbeat is None:
+            self.first_heartbeat = now
         self.health = msg
         age = msg.get("last_frame_age_s")
         if age is not None:
@@ -447,7 +450,9 @@ class CameraRunner:
                 "chunks": len(pieces), "chunk_bytes": chunk}
 
     def frame_age(self, now: float) -> float:
-        return now - (self.last_frame or self.started)
+        """Since the last frame; before the first one, since the worker first spoke (its start-up on a busy
+        box is not the camera's fault), or since this runner started if it never did."""
+        return now - (self.last_frame or self.first_heartbeat or self.started)
 
     def decide_online(self, now: float) -> bool | None:
         """Debounced state change: True/False when it flips, None when nothing changed."""
