@@ -246,7 +246,7 @@ class ClipRecorder:
         info = {"id": clip.id, "camera": self.camera, "file": out.name, "events": clip.all_events,
                 "start": round(segs[-1].end - duration, 3), "end": round(segs[-1].end, 3),
                 "duration_s": round(duration, 2), "bytes": size}
-        write_json_logged(self.clips_dir / f"{stem}.json", info, self.log)
+        await asyncio.to_thread(write_json_logged, self.clips_dir / f"{stem}.json", info, self.log)
         self.storage.note_written()
         self.log.info("clip_saved", camera=self.camera, clip=clip.id, bytes=size, duration_s=info["duration_s"])
         return {"id": clip.id, "duration_s": info["duration_s"], "bytes": size}
