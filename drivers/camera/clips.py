@@ -107,6 +107,7 @@ class ClipRecorder:
             t0 = time.monotonic()
             code = await self._record_once(url)
             self.recording = False
+            self.storage.ring_rates.pop(self.camera, None)
             if self.storage.paused is not None:
                 continue
             if time.monotonic() - t0 > 30:
@@ -145,7 +146,10 @@ class ClipRecorder:
             await asyncio.sleep(self.cfg.segment_s)
             self.trim_ring(time.time())
             recent = self.segments()[-3:]
-            self.storage.make_room(2 * max((s.size for s in recent), default=0))  # room for this ring's next
+            if recent:
+                span = max(recent[-1].end - recent[0].start, self.cfg.segment_s)
+                self.storage.ring_rates[self.camera] = sum(s.size for s in recent) / span
+            self.storage.make_room(0)  # the rings never wait for the next check to stay in the budget
             if self.storage.paused is not None:
                 with contextlib.suppress(ProcessLookupError):
                     proc.terminate()  # the disk is too full: stop writing at once
@@ -221,7 +225,7 @@ class ClipRecorder:
 
     async def _remux(self, clip: OpenClip, segs: list[Segment]) -> dict[str, Any] | None:
         need = sum(s.size for s in segs)
-        if not self.storage.make_room(need):
+        if not self.storage.reserve(need):
             self.failures += 1
             self.log.warning("clip_skipped", camera=self.camera, clip=clip.id, bytes=need, reason="over budget")
             return None
@@ -234,7 +238,10 @@ class ClipRecorder:
             "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", concat, "-map", "0:v:0",
             "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
+        try:
+            _, err = await proc.communicate()
+        finally:
+            self.storage.release(need)
         if proc.returncode != 0 or not tmp.exists():
             tmp.unlink(missing_ok=True)
             self.failures += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from agent.logs import KvLogger
 from drivers.camera.config import StorageConfig
 
+RING_HEADROOM_S = 3.0  # room kept for what every ring writes in this long (checks can run late on a busy box)
 KEPT = {".jpg", ".mp4"}  # what may be deleted to make room; a clip's .json goes with its .mp4
 
 
@@ -43,7 +44,9 @@ class Storage:
         self.paused: str | None = None
         self.deleted = 0
         self.last_total = 0
-        self.reserve = 0  # bytes the rings wrote between the last two checks, kept free for the next
+        self.growth = 0  # bytes the rings wrote between the last two checks, kept free for the next
+        self.ring_rates: dict[str, float] = {}  # camera -> bytes/s its recording ring writes
+        self.reserved = 0  # bytes promised to writes under way (clip remuxes), not on disk yet
 
     def _files(self) -> list[tuple[str, Path, int, float]]:
         out = []
@@ -74,17 +77,31 @@ class Storage:
         self.deleted += 1
         return freed
 
+    def headroom(self) -> int:
+        rings = int(sum(self.ring_rates.values()) * RING_HEADROOM_S)
+        return min(max(self.growth, rings), self.cfg.budget_bytes // 2)
+
     def make_room(self, nbytes: int) -> bool:
         """Delete oldest clips/snapshots until nbytes more fit in the budget; False if they never can."""
         if self.paused is not None:
             return False
-        total = self.total_bytes()
-        limit = self.cfg.budget_bytes - self.reserve
+        total = self.total_bytes() + self.reserved
+        limit = self.cfg.budget_bytes - self.headroom()
         for _, path, _, _ in self._deletable():
             if total + nbytes <= limit:
                 break
             total -= self._delete(path)
         return total + nbytes <= limit
+
+    def reserve(self, nbytes: int) -> bool:
+        """make_room for a write that takes a while: the room stays promised until release()."""
+        if not self.make_room(nbytes):
+            return False
+        self.reserved += nbytes
+        return True
+
+    def release(self, nbytes: int) -> None:
+        self.reserved = max(0, self.reserved - nbytes)
 
     def note_written(self) -> None:
         self.last_total = self.total_bytes()
@@ -99,10 +116,10 @@ class Storage:
         for _, path, _, mtime in self._deletable():
             if now - mtime > max_age:
                 self._delete(path)
-        total = self.total_bytes()
-        self.reserve = min(max(0, 2 * (total - self.last_total)), self.cfg.budget_bytes // 4)
+        total = self.total_bytes() + self.reserved
+        self.growth = min(max(0, 2 * (total - self.last_total)), self.cfg.budget_bytes // 4)
         for _, path, _, _ in self._deletable():
-            if total <= self.cfg.budget_bytes - self.reserve:
+            if total <= self.cfg.budget_bytes - self.headroom():
                 break
             total -= self._delete(path)
         self.last_total = total

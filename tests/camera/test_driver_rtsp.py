@@ -99,7 +99,8 @@ async def _scenes(tmp_path: Path, silent_port: int) -> None:
             "devices": [camera("person", person.url, motion={"end_after_s": 2}), camera("light", light.url),
                         camera("noise", noise.url),
                         camera("dead", f"rtsp://127.0.0.1:{silent_port}/cam")],
-            "open_timeout_s": 2, "read_timeout_s": 2, "offline_after_s": 4, "health_interval_s": 2})
+            # offline after the default 6 s: the test's own RTSP servers encode on a shared 2-core box
+            "open_timeout_s": 2, "read_timeout_s": 2, "offline_after_s": 6, "health_interval_s": 2})
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx):
             await async_wait_until(lambda: events(ctx, "person", "person", "start"), timeout=45,
