@@ -85,9 +85,8 @@ class ClipRecorder:
     def trim_ring(self, now: float) -> None:
         """Drop segments nobody can want any more: older than pre-roll and not claimed by an open clip."""
         keep_from = now - self.cfg.pre_roll_s - 2 * self.cfg.segment_s
-        for clip in (self.current, *self.finishing):
-            if clip is not None:
-                keep_from = min(keep_from, clip.start)
+        for clip in (*self.by_event.values(), *self.finishing):  # every clip an open event or a cut still needs
+            keep_from = min(keep_from, clip.start)
         for seg in self.segments():
             if seg.end < keep_from:
                 seg.path.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -198,3 +199,31 @@ def test_clip_fetched_byte_identical_over_mqtt_and_resumed(tmp_path: Path, broke
         agent.stop()
         rec.stop()
         srv.stop()
+
+
+def test_ring_keeps_what_open_and_finishing_clips_need(tmp_path: Path) -> None:
+    """Unit: trimming never drops a segment an open event (even of a superseded clip) or a cut still needs."""
+    from agent.logs import KvLogger
+    from drivers.camera.clips import ClipRecorder
+    from drivers.camera.config import ClipConfig, StorageConfig
+    from drivers.camera.storage import Storage
+
+    ring = tmp_path / "ring"
+    ring.mkdir()
+    now = time.time()
+    for i in range(30):  # 30 one-second segments, the newest still being written
+        p = ring / f"seg{i:08d}.ts"
+        p.write_bytes(b"x" * 100)
+        os.utime(p, (now - 30 + i, now - 30 + i))
+    storage = Storage(tmp_path, StorageConfig(min_free_bytes=0), KvLogger("t"))
+    rec = ClipRecorder("c", ClipConfig(pre_roll_s=2, max_clip_s=5), ring, tmp_path / "clips", storage, KvLogger("t"))
+    rec.recording = True
+    rec.open("e1", now - 20)  # pre-roll from now-22
+    rec.current.start -= 10  # type: ignore[union-attr]  # make it old enough to be superseded
+    rec.open("e2", now - 5)  # a new clip: e1's must still be kept
+    rec.trim_ring(now)
+    kept = sorted(p.name for p in ring.glob("seg*.ts"))
+    assert kept[0] == "seg00000000.ts" and len(kept) == 30
+    rec.by_event.pop("e1")
+    rec.trim_ring(now)
+    assert len(list(ring.glob("seg*.ts"))) < 30
