@@ -61,7 +61,19 @@ class Snapshot:
     priority: Priority = Priority.BULK
 
 
-Emittable = Union[Reading, Event, Snapshot]
+@dataclass(slots=True)
+class ClipChunk:
+    """One piece of an event clip, published raw on clip/{camera}/{clip_id}/{offset}: the COC joins the pieces
+    by offset and resumes a broken transfer by asking again from the first offset it lacks."""
+
+    camera: str
+    clip_id: str
+    offset: int
+    data: bytes
+    priority: Priority = Priority.BULK
+
+
+Emittable = Union[Reading, Event, Snapshot, ClipChunk]
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,4 +1,4 @@
-"""How readings, events and snapshots become spool records (topics and JSON bodies)."""
+"""How readings, events, snapshots and clip pieces become spool records (topics and JSON bodies)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any, Iterable
 
-from agent.driver import Emittable, Event, Priority, Reading, Snapshot
+from agent.driver import ClipChunk, Emittable, Event, Priority, Reading, Snapshot
 from agent.spool import Record
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -65,6 +65,9 @@ def to_records(source: str, items: Iterable[Emittable], historical: bool) -> lis
         elif isinstance(item, Snapshot):
             records.append(Record(f"snapshot/{topic_safe(item.camera)}/{topic_safe(item.event_id)}", bytes(item.jpeg),
                                   int(item.priority), False, historical))
+        elif isinstance(item, ClipChunk):
+            records.append(Record(f"clip/{topic_safe(item.camera)}/{topic_safe(item.clip_id)}/{int(item.offset)}",
+                                  bytes(item.data), int(item.priority), False, historical))
         else:
             raise TypeError(f"cannot emit {type(item).__name__}")
     if readings:

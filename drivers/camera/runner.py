@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.backoff import Backoff
-from agent.driver import CommandError, Context, Event, Priority, Reading, Snapshot
+from agent.driver import ClipChunk, CommandError, Context, Event, Priority, Reading, Snapshot
 from agent.section import read_secret
 from drivers.camera.clips import ClipRecorder, clip_chunks
 from drivers.camera.config import CameraConfig, CamerasConfig
@@ -35,7 +35,7 @@ REPO_ROOT = str(Path(__file__).resolve().parents[2])
 LINE_LIMIT = 32 * 1024 * 1024  # a base64 snapshot is one line
 HEARTBEAT_S = 1.0
 HUNG_AFTER_S = 15.0  # no heartbeat this long = the worker is wedged: kill it
-CHUNK_BYTES = 256 * 1024  # clip upload piece (base64 in the chunk event: ~350 KB per message)
+CHUNK_BYTES = 256 * 1024  # clip upload piece: one raw MQTT message each
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 
 
@@ -431,7 +431,7 @@ class CameraRunner:
         return await self.upload_clip(clip_id, offset, chunk)
 
     async def upload_clip(self, clip_id: str, offset: int, chunk: int) -> dict[str, Any]:
-        """Chunks as bulk `clip_chunk` events from offset; a broken transfer is resumed by asking again."""
+        """Raw bulk pieces on clip/{camera}/{id}/{offset} from offset; a broken transfer is resumed by asking again."""
         path = self.clips.path_of(clip_id)
         if path is None:
             raise CommandError(f"camera {self.cam.name}: no clip {clip_id!r}")
@@ -440,11 +440,13 @@ class CameraRunner:
             raise CommandError(f"clip {clip_id} has {len(data)} bytes; offset {offset} is past its end")
         digest = hashlib.sha256(data).hexdigest()
         pieces = clip_chunks(path, offset, chunk)
+        # the description first (small, JSON), then the raw pieces: a COC knows the size and checksum even
+        # for an upload that was deferred and started long after the command's result
+        await self.ctx.emit(Event("clip_upload", {
+            "camera": self.cam.name, "clip": clip_id, "offset": offset, "total": len(data), "sha256": digest,
+            "chunk_bytes": chunk, "chunks": len(pieces)}, priority=Priority.BULK))
         for off, piece in pieces:
-            await self.ctx.emit(Event("clip_chunk", {
-                "camera": self.cam.name, "clip": clip_id, "offset": off, "bytes": len(piece), "total": len(data),
-                "sha256": digest, "last": off + len(piece) >= len(data), "data": base64.b64encode(piece).decode()},
-                id=f"{clip_id}-{off}", priority=Priority.BULK))
+            await self.ctx.emit(ClipChunk(self.cam.name, clip_id, off, piece))
         self.log.info("clip_uploaded", camera=self.cam.name, clip=clip_id, offset=offset, chunks=len(pieces))
         return {"camera": self.cam.name, "id": clip_id, "bytes": len(data), "sha256": digest, "offset": offset,
                 "chunks": len(pieces), "chunk_bytes": chunk}

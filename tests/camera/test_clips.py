@@ -4,7 +4,6 @@ byte-identical through the COC `clip` command over a real mosquitto, deferred on
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import os
@@ -124,13 +123,16 @@ async def _command(tmp_path: Path) -> None:
                     await cmd(bad)
             ctx.set_link(LinkState("wan2-4g", metered=True))
             reply = await cmd({"camera": "yard", "id": clip_id})
-            assert reply["deferred"] is True and not ctx.events_of("clip_chunk")
+            assert reply["deferred"] is True and not ctx.chunks and not ctx.events_of("clip_upload")
             ctx.set_link(LinkState("wan1", metered=False))
-            chunks = await async_wait_until(lambda: [e for e in ctx.events_of("clip_chunk")
-                                                     if e.data["clip"] == clip_id and e.data["last"]],
-                                            timeout=10, what="the deferred clip sent when the link is unmetered")
-            data = b"".join(base64.b64decode(e.data["data"]) for e in ctx.events_of("clip_chunk"))
-            assert hashlib.sha256(data).hexdigest() == chunks[0].data["sha256"]
+            upload = (await async_wait_until(lambda: ctx.events_of("clip_upload"), timeout=10,
+                                             what="the deferred clip described when the link is unmetered"))[0]
+            await async_wait_until(lambda: len(ctx.chunks) == upload.data["chunks"], timeout=10,
+                                   what="every piece of the deferred clip")
+            assert {c.clip_id for c in ctx.chunks} == {clip_id}
+            data = b"".join(c.data for c in sorted(ctx.chunks, key=lambda c: c.offset))
+            assert len(data) == upload.data["total"]
+            assert hashlib.sha256(data).hexdigest() == upload.data["sha256"]
             assert data == clip_file(tmp_path / "data", clip_id).read_bytes()
     finally:
         srv.stop()
@@ -151,7 +153,7 @@ def test_clip_fetched_byte_identical_over_mqtt_and_resumed(tmp_path: Path, broke
     cameras = {"open_timeout_s": 2, "read_timeout_s": 2, "health_interval_s": 60,
                "devices": [camera("cong", srv.url, motion={"end_after_s": 1}, clip=CLIP)]}
     config = write_config(tmp_path / "agent.yaml", broker.port, data, broker.password_file("agent"), cameras=cameras)
-    rec = Recorder(broker.port, topics=(f"{BASE}/event/#", f"{BASE}/cmd/+/result")).start()
+    rec = Recorder(broker.port, topics=(f"{BASE}/event/#", f"{BASE}/clip/#", f"{BASE}/cmd/+/result")).start()
     agent = AgentProcess(config, tmp_path / "agent.log").start()
     try:
         def clip_ref() -> dict[str, Any] | None:
@@ -171,30 +173,34 @@ def test_clip_fetched_byte_identical_over_mqtt_and_resumed(tmp_path: Path, broke
                             timeout=30, what="clip command result")[0]
         assert result["ok"] and result["bytes"] == len(on_disk) and result["chunks"] == -(-len(on_disk) // chunk)
 
-        def pieces(since: int) -> dict[int, bytes] | None:
-            got = {m.json()["data"]["offset"]: base64.b64decode(m.json()["data"]["data"])
-                   for m in rec.on("/event/clip_chunk") if m.json()["data"]["clip"] == ref["id"]}
-            got = {k: v for k, v in got.items() if k >= since}
+        prefix = f"/clip/cong/{ref['id']}/"
+
+        def pieces() -> dict[int, bytes]:
+            """Raw pieces by offset, taken from the topic; a repeat (at-least-once) overwrites its twin."""
+            return {int(m.topic.rsplit("/", 1)[1]): m.payload for m in rec.on(prefix + "#")}
+
+        def complete() -> dict[int, bytes] | None:
+            got = pieces()
             return got if got and max(got) + len(got[max(got)]) == len(on_disk) else None
 
-        got = wait_until(lambda: pieces(0), timeout=30, what="every chunk of the clip")
+        got = wait_until(complete, timeout=30, what="every piece of the clip on clip/{camera}/{id}/{offset}")
         assert b"".join(got[k] for k in sorted(got)) == on_disk
         assert hashlib.sha256(on_disk).hexdigest() == result["sha256"]
+        upload = [m.json()["data"] for m in rec.on("/event/clip_upload")]
+        assert upload and upload[0]["total"] == len(on_disk) and upload[0]["sha256"] == result["sha256"]
 
         # resume: a COC that lost the tail asks again from an offset and gets exactly the rest
-        before = len(rec.on("/event/clip_chunk"))
+        before = len(rec.on(prefix + "#"))
         offset = 2 * chunk
         rec.publish(f"{BASE}/cmd/clip", json.dumps({"request_id": "c2", "camera": "cong", "id": ref["id"],
                                                    "chunk_bytes": chunk, "offset": offset}))
         wait_until(lambda: [m for m in rec.on("/cmd/clip/result") if m.json()["request_id"] == "c2"], timeout=30,
                    what="resume result")
-        wait_until(lambda: len(rec.on("/event/clip_chunk")) - before >= result["chunks"] - 2, timeout=30,
-                   what="the resumed chunks")
-        again = [m.json()["data"] for m in rec.on("/event/clip_chunk")[before:]]
-        assert min(d["offset"] for d in again) == offset
-        tail = b"".join(base64.b64decode(d["data"]) for d in sorted(again, key=lambda d: d["offset"]))
-        assert on_disk[:offset] + tail \
-            == on_disk
+        wait_until(lambda: len(rec.on(prefix + "#")) - before >= result["chunks"] - 2, timeout=30,
+                   what="the resumed pieces")
+        again = {int(m.topic.rsplit("/", 1)[1]): m.payload for m in rec.on(prefix + "#")[before:]}
+        assert min(again) == offset
+        assert on_disk[:offset] + b"".join(again[k] for k in sorted(again)) == on_disk
     finally:
         agent.stop()
         rec.stop()

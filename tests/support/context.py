@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.driver import CommandHandler, Emittable, Event, HealthState, LinkState, Reading, Snapshot
+from agent.driver import ClipChunk, CommandHandler, Emittable, Event, HealthState, LinkState, Reading, Snapshot
 from agent.logs import KvLogger
 
 
@@ -27,6 +27,7 @@ class RecordingContext:
         self.readings: list[Reading] = []
         self.events: list[Event] = []
         self.snapshots: list[Snapshot] = []
+        self.chunks: list[ClipChunk] = []
         self.states: list[tuple[HealthState, str]] = []
         self.counters: Counter[str] = Counter()
         self.commands: dict[str, CommandHandler] = {}
@@ -43,6 +44,8 @@ class RecordingContext:
                 self.events.append(item)
             elif isinstance(item, Snapshot):
                 self.snapshots.append(item)
+            elif isinstance(item, ClipChunk):
+                self.chunks.append(item)
             else:
                 raise TypeError(f"cannot emit {type(item).__name__}")
         await asyncio.sleep(0)
