@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, Awaitable, Callable, ClassVar, Literal, Protocol, Union
 from zoneinfo import ZoneInfo
@@ -13,16 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel
 
 from agent.logs import KvLogger
-
-
-class Priority(IntEnum):
-    """Spool priority class: when the spool is full the lowest class goes first."""
-
-    BULK = 0
-    TELEMETRY = 1
-    EVENT = 2
-    ALARM = 3
-
+from agent.spool import Priority as Priority  # defined next to the eviction; drivers import it from here
 
 HealthState = Literal["starting", "ok", "degraded", "failed"]
 Severity = Literal["info", "warning", "critical"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +24,8 @@ class EmitterConfig(Section):
     acked_file: Path
     concurrency: int = 1
     crash_after: int = 0  # raise after this many emits (supervisor restart tests)
+    instances_file: Path | None = None  # "start ID" / "stop ID" lines: how many instances run at once
+    ignore_cancel_s: float = 0.0  # a driver that keeps running this long after being cancelled
 
 
 class EmitterDriver:
@@ -34,6 +39,10 @@ class EmitterDriver:
             lines = cfg.acked_file.read_text().split()
             start = max((int(x) for x in lines if x.isdigit()), default=-1) + 1
         out = open(cfg.acked_file, "a", buffering=1)
+        me = uuid.uuid4().hex[:8]
+        if cfg.instances_file is not None:
+            with open(cfg.instances_file, "a") as f:
+                f.write(f"start {me}\n")
         ctx.health("ok")
         n = start
         emitted = 0
@@ -43,8 +52,8 @@ class EmitterDriver:
                 n += cfg.concurrency
 
                 async def one(i: int) -> None:
-                    await ctx.emit(Reading("counter", i, None, tags={"pid": str(os.getpid())}))
-                    out.write(f"{i}\n")
+                    if await ctx.emit(Reading("counter", i, None, tags={"pid": str(os.getpid())})) is not False:
+                        out.write(f"{i}\n")
 
                 await asyncio.gather(*(one(i) for i in batch))
                 emitted += len(batch)
@@ -54,21 +63,32 @@ class EmitterDriver:
                 await asyncio.sleep(1.0 / cfg.rate_hz)
             ctx.health("ok", "done")
             await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if cfg.ignore_cancel_s:
+                time.sleep(cfg.ignore_cancel_s)  # blocks the loop like a driver stuck in a blocking call
+            raise
         finally:
             out.close()
+            if cfg.instances_file is not None:
+                with open(cfg.instances_file, "a") as f:
+                    f.write(f"stop {me}\n")
 
 
-def main(config_path: str, emitter: dict[str, Any]) -> int:
+def main(config_path: str, emitter: str) -> int:
+    """emitter: the settings as JSON, or @FILE to re-read them from FILE at every reload."""
     from agent.logs import setup_logging
 
     loaded = load(config_path)
     setup_logging("INFO")
     spec = DriverSpec("emitter", "tests.core.emitter:EmitterConfig", "tests.core.emitter:EmitterDriver")
-    sup = Supervisor(loaded, extra={"emitter": (spec, EmitterConfig(**emitter))})
+
+    def settings() -> dict[str, tuple[DriverSpec, Any]]:
+        text = Path(emitter[1:]).read_text() if emitter.startswith("@") else emitter
+        return {"emitter": (spec, EmitterConfig(**json.loads(text)))}
+
+    sup = Supervisor(loaded, extra=settings)
     return asyncio.run(sup.run())
 
 
 if __name__ == "__main__":
-    import json
-
-    sys.exit(main(sys.argv[1], json.loads(sys.argv[2])))
+    sys.exit(main(sys.argv[1], sys.argv[2]))
