@@ -184,6 +184,7 @@ class Spool:
         self._thread: threading.Thread | None = None
         self._probe = Backoff(0.5, 10.0)
         self._probe_at = 0.0
+        self.busy_timeout_s = 5.0  # how long a write waits for another process's lock before it counts as a fault
         self._to_salvage: list[Path] = []
 
     # -- budget ---------------------------------------------------------------------------
@@ -221,10 +222,9 @@ class Spool:
         self._thread.start()
 
     def _connect(self, uri: str | None = None) -> sqlite3.Connection:
-        db = sqlite3.connect(uri or self.path, isolation_level=None, check_same_thread=False, timeout=5,
-                             uri=uri is not None)
+        db = sqlite3.connect(uri or self.path, isolation_level=None, check_same_thread=False,
+                             timeout=self.busy_timeout_s, uri=uri is not None)
         try:
-            db.execute("PRAGMA busy_timeout=5000")
             if uri is None:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=FULL")
@@ -304,8 +304,7 @@ class Spool:
             if is_corruption(exc):
                 self._quarantine(describe(exc))
                 return
-            self._close_dbs()
-            self._degrade(exc)
+            self._degrade(exc)  # connections that opened stay open: the backlog can still be read and sent
             return
         self.state, self.degraded_reason = "ok", ""
         while self._to_salvage:
@@ -528,7 +527,12 @@ class Spool:
                 if closing:
                     return
                 continue
-            self._run(jobs)
+            try:
+                self._run(jobs)
+            except Exception as exc:  # a bug must reach the producers, never end the writer thread
+                self.log.error("spool_writer_error", error=describe(exc))
+                for job in jobs:
+                    _settle(job.future, exc=exc)
 
     def _run(self, jobs: list[_Job]) -> None:
         try:
@@ -686,7 +690,7 @@ class Spool:
         try:
             free, pages = db.execute("PRAGMA freelist_count").fetchone()[0], db.execute(
                 "PRAGMA page_count").fetchone()[0]
-            if free < 256 or free * 4 < pages:
+            if free < 32 or free * 4 < pages:
                 return
             # executescript steps the pragma to the end; execute() would free a single page
             db.executescript(f"PRAGMA incremental_vacuum({min(free, _VACUUM_STEP_PAGES)});")

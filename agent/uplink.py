@@ -308,8 +308,7 @@ class Uplink:
                     for r in due:
                         r.retried = True
                 next_retry = min((r.until for r in self.refusals.values() if not r.retried), default=float("inf"))
-                rows = await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, cursor) \
-                    if len(inflight) < 2 else []
+                rows = await self._fetch(cursor) if len(inflight) < 2 else []
                 if rows:
                     mids: dict[int, Stored] = {}
                     held: list[Stored] = []
@@ -344,6 +343,12 @@ class Uplink:
                 self.spool.release(mids.values())
             if deletes:
                 await asyncio.gather(*deletes, return_exceptions=True)
+
+    async def _fetch(self, cursor: Cursor) -> list[Stored]:
+        try:
+            return await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, cursor)
+        except SpoolUnavailable:  # the spool is being repaired; its backlog comes once it reopens
+            return []
 
     async def _settle(self, session: _Session, mids: dict[int, Stored], deletes: list[asyncio.Future[Any]]) -> bool:
         """Wait for one batch's PUBACKs; delete what was accepted, keep what was refused; False if any is missing."""
