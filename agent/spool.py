@@ -451,6 +451,11 @@ class Spool:
                 if row.gen == self.gen:
                     self._inflight.pop(row.id, None)
 
+    def release_all(self) -> None:
+        """A new uplink session: nothing handed out before can still be acknowledged on it."""
+        with self._inflight_lock:
+            self._inflight.clear()
+
     # -- consumer side --------------------------------------------------------------------
     def fetch(self, limit: int, cursor: Cursor | None = None) -> list[Stored]:
         """Highest priority first, oldest first within one; marks the rows in flight and moves the cursor.

@@ -183,6 +183,7 @@ class CoreTask:
         self.last_error = ""
         self.since = time.time()
         self.task: asyncio.Task[None] | None = None
+        self.stopping = False  # set before its work is asked to end on purpose (uplink.stop())
         self.log = KvLogger("supervisor")
         self._backoff = Backoff(BACKOFF_MIN_S, CORE_BACKOFF_MAX_S)
 
@@ -205,6 +206,9 @@ class CoreTask:
             self._set("running")
             try:
                 await self.factory()
+                if self.stopping:
+                    self._set("stopped")
+                    return
                 raise RuntimeError("task ended; core tasks run until cancelled")
             except asyncio.CancelledError:
                 raise
@@ -219,6 +223,7 @@ class CoreTask:
                 await asyncio.sleep(delay)
 
     async def stop(self, timeout: float) -> None:
+        self.stopping = True
         task, self.task = self.task, None
         if task is None:
             return
@@ -279,10 +284,10 @@ class Supervisor:
         return Uplink(self.config.coc, self.config.site.site_id, self.spool, self.boot_id, self.router,
                       self.birth, self.health_payload, KvLogger("uplink"), self.health_changed)
 
-    def _enabled(self) -> dict[str, tuple[DriverSpec, Any]]:
+    def _enabled(self, cfg: Any = None) -> dict[str, tuple[DriverSpec, Any]]:
         out = {}
         for spec in SPECS:
-            section = getattr(self.config, spec.section, None)
+            section = getattr(cfg if cfg is not None else self.config, spec.section, None)
             if section is not None and getattr(section, "enabled", True):
                 out[spec.section] = (spec, section)
         out.update(self._extra())
@@ -381,7 +386,7 @@ class Supervisor:
             cfg = new.config
             key = await asyncio.to_thread(read_key_file, cfg.coc.command_key_file) \
                 if cfg.coc.command_key_file else None
-            wanted = self._enabled()
+            wanted = self._enabled(cfg)
         except ConfigError as exc:
             for line in exc.lines:
                 self.log.error("reload_rejected", problem=line)
@@ -434,9 +439,11 @@ class Supervisor:
         for name, handler in old_router.handlers.items():
             self.router.handlers.setdefault(name, handler)
         old = self.uplink
+        task = self.core.pop("uplink", None)
+        if task is not None:
+            task.stopping = True
         if old is not None:
             await old.stop()
-        task = self.core.pop("uplink", None)
         if task is not None:
             await task.stop(SOCKET_TIMEOUT_S + 1)
         if old is not None:
@@ -496,6 +503,8 @@ class Supervisor:
             while self.spool.depth and time.monotonic() < until and self.uplink.connected:
                 await asyncio.sleep(0.05)
             self.uplink.publish_state("health", self.health_payload())
+        if "uplink" in self.core:
+            self.core["uplink"].stopping = True
         if self.uplink is not None:
             try:
                 await asyncio.wait_for(self.uplink.stop(left(2.0)), left(2.5))
@@ -567,11 +576,15 @@ class Supervisor:
 
 
 def run_agent(loaded: LoadedConfig) -> int:
-    """Run the agent; a thread stuck in a blocking call cannot hold the process past systemd's timeout."""
     setup_logging(loaded.config.logging.level, dict(loaded.config.logging.levels))
+    return run_supervisor(Supervisor(loaded))
+
+
+def run_supervisor(sup: Supervisor) -> int:
+    """Run until stopped; a thread stuck in a blocking call cannot hold the process past systemd's timeout."""
     loop = asyncio.new_event_loop()
     try:
-        rc = loop.run_until_complete(Supervisor(loaded).run())
+        rc = loop.run_until_complete(sup.run())
         rest = asyncio.all_tasks(loop)
         for task in rest:
             task.cancel()

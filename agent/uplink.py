@@ -293,6 +293,7 @@ class Uplink:
 
         Two batches are kept in flight so the broker acknowledges one while the next is sent.
         Rows of a topic the broker refuses stay in the spool; the topic is retried with backoff."""
+        self.spool.release_all()  # rows a cancelled session fetched but never sent
         cursor = Cursor()
         inflight: deque[dict[int, Stored]] = deque()
         deletes: list[asyncio.Future[Any]] = []

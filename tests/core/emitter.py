@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 from agent.config import load
 from agent.driver import Context, Event, Reading
 from agent.section import Section
-from agent.supervisor import Supervisor
+from agent.supervisor import Supervisor, run_supervisor
 from drivers.registry import DriverSpec
 
 
@@ -64,8 +65,14 @@ class EmitterDriver:
             ctx.health("ok", "done")
             await asyncio.Event().wait()
         except asyncio.CancelledError:
-            if cfg.ignore_cancel_s:
-                time.sleep(cfg.ignore_cancel_s)  # blocks the loop like a driver stuck in a blocking call
+            if cfg.ignore_cancel_s:  # a driver that will not stop: it ignores cancels, and leaves a thread behind
+                threading.Thread(target=time.sleep, args=(cfg.ignore_cancel_s,), name="stuck-call").start()
+                end = time.monotonic() + cfg.ignore_cancel_s
+                while time.monotonic() < end:
+                    try:
+                        await asyncio.sleep(end - time.monotonic())
+                    except asyncio.CancelledError:
+                        pass
             raise
         finally:
             out.close()
@@ -86,8 +93,7 @@ def main(config_path: str, emitter: str) -> int:
         text = Path(emitter[1:]).read_text() if emitter.startswith("@") else emitter
         return {"emitter": (spec, EmitterConfig(**json.loads(text)))}
 
-    sup = Supervisor(loaded, extra=settings)
-    return asyncio.run(sup.run())
+    return run_supervisor(Supervisor(loaded, extra=settings))
 
 
 if __name__ == "__main__":
