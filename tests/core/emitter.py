@@ -27,6 +27,7 @@ class EmitterConfig(Section):
     crash_after: int = 0  # raise after this many emits (supervisor restart tests)
     instances_file: Path | None = None  # "start ID" / "stop ID" lines: how many instances run at once
     ignore_cancel_s: float = 0.0  # a driver that keeps running this long after being cancelled
+    stop_delay_s: float = 0.0  # a driver that takes this long to close its hardware when stopped
 
 
 class EmitterDriver:
@@ -65,6 +66,8 @@ class EmitterDriver:
             ctx.health("ok", "done")
             await asyncio.Event().wait()
         except asyncio.CancelledError:
+            if cfg.stop_delay_s:
+                await asyncio.shield(asyncio.sleep(cfg.stop_delay_s))
             if cfg.ignore_cancel_s:  # a driver that will not stop: it ignores cancels, and leaves a thread behind
                 threading.Thread(target=time.sleep, args=(cfg.ignore_cancel_s,), name="stuck-call").start()
                 end = time.monotonic() + cfg.ignore_cancel_s

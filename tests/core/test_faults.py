@@ -184,7 +184,8 @@ def test_sighup_and_coc_reload_at_once_leave_exactly_one_instance(tmp_path: Path
                                                                  recorder: Recorder) -> None:
     settings = tmp_path / "emitter.json"
     instances = tmp_path / "instances"
-    base = {"rate_hz": 20, "count": 0, "acked_file": str(tmp_path / "acked"), "instances_file": str(instances)}
+    base = {"rate_hz": 20, "count": 0, "acked_file": str(tmp_path / "acked"), "instances_file": str(instances),
+            "stop_delay_s": 0.5}  # stopping takes a while, so the reloads overlap
     settings.write_text(json.dumps(base))
     data = tmp_path / "data"
     cfg = write_config(tmp_path / "agent.yaml", broker.port, data, broker.password_file("agent"))
@@ -200,14 +201,15 @@ def test_sighup_and_coc_reload_at_once_leave_exactly_one_instance(tmp_path: Path
         for round_ in range(3):
             settings.write_text(json.dumps({**base, "rate_hz": 21 + round_}))
             done = agent.log_text().count("reload_done")
-            t = threading.Thread(target=recorder.publish, args=(f"{BASE}/cmd/reload",
-                                                                json.dumps({"request_id": f"r{round_}"})))
+            ids = [f"r{round_}-{i}" for i in range(3)]
+            t = threading.Thread(target=lambda w=ids: [recorder.client.publish(
+                f"{BASE}/cmd/reload", json.dumps({"request_id": i}), qos=1) for i in w])
             t.start()
             agent.signal(signal.SIGHUP)
             t.join()
-            wait_until(lambda d=done: agent.log_text().count("reload_done") >= d + 2, 30, what="both reloads")
-            wait_until(lambda r=round_: [m for m in recorder.on("/cmd/reload/result")
-                                         if m.json()["request_id"] == f"r{r}"], 10, what="reload result")
+            wait_until(lambda d=done: agent.log_text().count("reload_done") >= d + 4, 30, what="all four reloads")
+            wait_until(lambda w=set(ids): w <= {m.json()["request_id"] for m in recorder.on("/cmd/reload/result")},
+                       10, what="reload results")
             wait_until(lambda: running() == 1 and status(data).get("driver_instances") == {"emitter": 1, "health": 1},
                        15, what="exactly one instance of each driver")
         assert sum(1 for x in instances.read_text().split("\n") if x.startswith("start")) >= 4
