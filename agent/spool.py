@@ -186,6 +186,7 @@ class Spool:
         self._probe_at = 0.0
         self.busy_timeout_s = 5.0  # how long a write waits for another process's lock before it counts as a fault
         self._to_salvage: list[Path] = []
+        self._vacuum_more = False
 
     # -- budget ---------------------------------------------------------------------------
     @property
@@ -510,7 +511,10 @@ class Spool:
         while True:
             with self._cond:
                 while not self._jobs and not self._closing:
-                    if self.state == "degraded":
+                    if self._vacuum_more and self.state == "ok":
+                        if not self._cond.wait(0.05):
+                            break  # idle: one more vacuum step
+                    elif self.state == "degraded":
                         wait = self._probe_at - time.monotonic()
                         if wait <= 0:
                             break
@@ -531,6 +535,8 @@ class Spool:
             if not jobs:
                 if closing:
                     return
+                if self._vacuum_more and self.state == "ok":
+                    self._vacuum_more = self._vacuum_if_worth_it()
                 continue
             try:
                 self._run(jobs)
@@ -559,7 +565,7 @@ class Spool:
                 return
         for job, result in zip(jobs, results):
             _settle(job.future, result)
-        self._vacuum_if_worth_it()
+        self._vacuum_more = self._vacuum_if_worth_it()
 
     def _fail(self, jobs: list[_Job], exc: BaseException) -> None:
         """A transient error: nothing of this batch is stored; producers hear it, the file is kept."""
@@ -687,21 +693,25 @@ class Spool:
                 gone += 1
         return gone
 
-    def _vacuum_if_worth_it(self) -> None:
-        """Give freed pages back to the file system a step at a time, so the file shrinks as it drains."""
+    def _vacuum_if_worth_it(self) -> bool:
+        """Give freed pages back to the file system a step at a time once most of the file is free
+        (a drained backlog), so moving the few live pages stays cheap; True if more remains."""
         db = self._db
         if db is None:
-            return
+            return False
         try:
-            free, pages = db.execute("PRAGMA freelist_count").fetchone()[0], db.execute(
-                "PRAGMA page_count").fetchone()[0]
-            if free < 32 or free * 4 < pages:
-                return
+            free = db.execute("PRAGMA freelist_count").fetchone()[0]
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            if free < 32 or free * 4 < pages * 3:
+                return False
+            step = min(free, _VACUUM_STEP_PAGES)
             # executescript steps the pragma to the end; execute() would free a single page
-            db.executescript(f"PRAGMA incremental_vacuum({min(free, _VACUUM_STEP_PAGES)});")
-            self.vacuumed_pages += min(free, _VACUUM_STEP_PAGES)
+            db.executescript(f"PRAGMA incremental_vacuum({step});")
+            self.vacuumed_pages += step
+            return free > step
         except sqlite3.Error as exc:
             self.log.warning("spool_vacuum_failed", error=describe(exc))
+            return False
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer; later puts raise SpoolClosed."""
