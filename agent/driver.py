@@ -82,8 +82,9 @@ class Context(Protocol):
     site_id: str
     timezone: ZoneInfo
 
-    async def emit(self, *items: Emittable) -> None:
-        """Store items durably; returns only after they are committed to the spool."""
+    async def emit(self, *items: Emittable) -> bool:
+        """Store items durably; returns True only after they are committed to the spool, False (counted
+        as emit_refused) while the spool cannot write (disk full, read-only): the driver carries on."""
 
     def health(self, state: HealthState, detail: str = "") -> None:
         """Report this driver's state; published on the retained health topic."""

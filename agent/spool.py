@@ -445,6 +445,10 @@ class Spool:
     def delete_sync(self, rows: list[Stored]) -> int:
         return self._submit("delete", rows).result()  # type: ignore[no-any-return]
 
+    def quarantine_sync(self, reason: str) -> None:
+        """Move the file aside and salvage it as if it were corrupt, on the writer thread (repair, tests)."""
+        self._submit("quarantine", reason).result()
+
     def release(self, rows: Iterable[Stored]) -> None:
         """Rows the uplink will not acknowledge after all (connection lost, refused): evictable again."""
         with self._inflight_lock:
@@ -546,6 +550,12 @@ class Spool:
                     _settle(job.future, exc=exc)
 
     def _run(self, jobs: list[_Job]) -> None:
+        for job in [j for j in jobs if j.kind == "quarantine"]:
+            self._quarantine(job.data)
+            _settle(job.future)
+        jobs = [j for j in jobs if j.kind != "quarantine"]
+        if not jobs:
+            return
         try:
             results = self._apply(jobs)
         except Exception as exc:

@@ -202,9 +202,8 @@ def test_replaced_spool_never_deletes_unsent_rows(tmp_path: Path) -> None:
         s.put_sync([rec(i) for i in range(10)])
         old = s.fetch(10)
         assert s.inflight() == 10
-        # a replacement as a corrupt file causes it: the writer quarantines, salvages, starts a new generation
-        with s._cond:  # the writer is idle; run the recovery on the writer's connection from here
-            s._quarantine("replaced by the test")
+        # what corruption causes: the writer quarantines, salvages into a new file, starts a new generation
+        s.quarantine_sync("replaced by the test")
         assert s.gen == 1
         s.put_sync([rec(100 + i) for i in range(10)])
         assert s.delete_sync(old) == 0  # stale PUBACKs forget, never delete
