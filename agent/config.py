@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
 
-from agent.section import SecretFile, Section, read_key_file
+from agent.section import SecretFile, Section, check_mqtt_client, read_key_file
 from drivers.registry import SPECS, load_object
 
 DEFAULT_CONFIG_PATH = Path("/etc/commune-agent/agent.yaml")
@@ -24,8 +24,8 @@ class SiteConfig(Section):
     """Who this agent is: site_id goes into every topic, so it must be topic-safe."""
 
     site_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="commune admin code, e.g. 18241")
-    name: str = ""
-    timezone: str = "Asia/Ho_Chi_Minh"
+    name: str = Field("", description="the commune's name, for people reading the COC's screens")
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="IANA time zone for schedules (bulletins, arming)")
 
     @field_validator("timezone")
     @classmethod
@@ -84,10 +84,7 @@ class CocConfig(Section):
 
     @model_validator(mode="after")
     def _checks(self) -> CocConfig:
-        if self.password_file is not None and not self.username:
-            raise ValueError("password_file needs username")
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        check_mqtt_client(self)
         return self
 
 
@@ -101,25 +98,36 @@ class SpoolConfig(Section):
 
 
 class LoggingConfig(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = {}
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the agent")
+    levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = Field(
+        default_factory=dict, description="per-component levels, e.g. {uplink: DEBUG, driver.camera: WARNING}")
 
 
 _CORE_FIELDS: dict[str, Any] = {
-    "site": (SiteConfig, ...),
-    "coc": (CocConfig, ...),
-    "data_dir": (Path, Path("/var/lib/commune-agent")),
-    "spool": (SpoolConfig, SpoolConfig()),
-    "logging": (LoggingConfig, LoggingConfig()),
+    "site": (SiteConfig, Field(description="who this agent is")),
+    "coc": (CocConfig, Field(description="the commune operations centre's MQTT broker")),
+    "data_dir": (Path, Field(Path("/var/lib/commune-agent"),
+                             description="state: spool, bulletin store, inventory, snapshots")),
+    "spool": (SpoolConfig, Field(SpoolConfig(), description="the store-and-forward queue to the COC")),
+    "logging": (LoggingConfig, Field(LoggingConfig(), description="log levels (logs go to the journal)")),
 }
+
+
+def _summary(model: type[BaseModel]) -> str:
+    """A family section is documented by its model's docstring (first line), written once next to its code."""
+    return (model.__doc__ or "").strip().split("\n", 1)[0].rstrip(".")
 
 
 def _build_model() -> type[BaseModel]:
     fields = dict(_CORE_FIELDS)
     for spec in SPECS:
         section_cls = load_object(spec.config)
-        default = section_cls() if spec.section == "health" else None
-        fields[spec.section] = (section_cls if default is not None else Optional[section_cls], default)
+        summary = _summary(section_cls)
+        if spec.section == "health":
+            fields[spec.section] = (section_cls, Field(section_cls(), description=f"{summary} (always on)"))
+        else:
+            fields[spec.section] = (Optional[section_cls],
+                                    Field(None, description=f"{summary} (absent = off)"))
     return create_model("AgentConfig", __base__=Section, **fields)
 
 

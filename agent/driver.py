@@ -6,10 +6,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ClassVar, Literal, Protocol, Union
+from typing import Any, Awaitable, Callable, Literal, Protocol, Union
 from zoneinfo import ZoneInfo
-
-from pydantic import BaseModel
 
 from agent.logs import KvLogger
 from agent.spool import Priority as Priority  # defined next to the eviction; drivers import it from here
@@ -108,10 +106,7 @@ class Context(Protocol):
 
 
 class Driver(Protocol):
-    """A hardware family: one config section, one long-running coroutine."""
-
-    section: ClassVar[str]
-    Config: ClassVar[type[BaseModel]]
+    """A hardware family: one long-running coroutine (its config section is named in drivers/registry.py)."""
 
     async def run(self, ctx: Context) -> None:
         """Run until cancelled; raising means a crash and the supervisor restarts it."""
