@@ -122,3 +122,69 @@ def test_uplink_survives_a_spool_replaced_while_connected(tmp_path: Path, broker
     finally:
         spool.close()
         rec.stop()
+
+
+def test_cancelled_during_a_slow_tls_connect_leaves_no_orphan_client(tmp_path: Path) -> None:
+    """A reload that cancels the uplink mid-handshake: the abandoned client is closed before a new one
+    logs in with the same client id, so it never takes the new session over."""
+    from agent.config import TlsConfig
+    from tests.core.test_supervisor import make_certs
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    certs = make_certs(pki)
+    broker = Broker(tmp_path / "mosq", tls={k: certs[k] for k in ("ca", "cert", "key")}).start()
+    spool = Spool(tmp_path / "s.db", 64 << 20, "boot", KvLogger("t.spool"))
+    spool.open()
+    conns = 0
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal conns
+        conns += 1
+        if conns == 1:
+            await asyncio.sleep(2.0)  # the first TLS handshake hangs for 2 s (a slow 4G link)
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", broker.tls_port)
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+    def make(port: int) -> Uplink:
+        cfg = CocConfig(host="127.0.0.1", port=port, client_id="same-id", reconnect_min_s=0.1, reconnect_max_s=0.5,
+                        keepalive_s=5, tls=TlsConfig(ca_file=certs["ca"], cert_file=certs["client_cert"],
+                                                     key_file=certs["client_key"]))
+        return Uplink(cfg, "t1", spool, "boot", CommandRouter(KvLogger("c"), 65536, None, 300),
+                      lambda: {"online": True}, lambda: {}, KvLogger("t.uplink"))
+
+    async def scenario() -> None:
+        proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = proxy.sockets[0].getsockname()[1]
+        first = make(port)
+        task = asyncio.create_task(first.run())
+        await async_wait_until(lambda: conns == 1, 5, what="first connect under way")
+        await asyncio.sleep(0.3)
+        await cancel_and_wait(task)  # what a reload does to the old uplink
+        await first.wait_orphans(6)
+        second = make(port)
+        task2 = asyncio.create_task(second.run())
+        try:
+            await async_wait_until(lambda: second.connected, 10, what="second uplink connected")
+            await asyncio.sleep(3.0)  # an orphan logging in late would kick this session now
+            assert second.connected and second.connects == 1, second.stats()
+        finally:
+            await second.stop()
+            await cancel_and_wait(task2)
+            proxy.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        spool.close()
+        broker.stop()
