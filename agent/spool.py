@@ -624,12 +624,13 @@ class Spool:
         now = time.time()
         dropped = 0
         rows: list[tuple[Any, ...]] = []
+        budget = self.budget
         for rec in records:
             size = rec.size
-            if self.bytes + size > self.budget:
+            if self.bytes + size > budget:
                 self._insert_rows(db, rows)  # rows of this batch must be visible to eviction
                 rows = []
-                if not self._evict(db, size, rec.priority):
+                if not self._evict(db, size, rec.priority, budget):
                     self._count_drop(rec.priority)
                     dropped += 1
                     continue
@@ -649,10 +650,10 @@ class Spool:
             db.executemany("INSERT INTO msgs(prio, topic, boot_id, seq, historical, created, payload, size) "
                            "VALUES (?,?,?,?,?,?,?,?)", rows)
 
-    def _evict(self, db: sqlite3.Connection, need: int, priority: int) -> bool:
+    def _evict(self, db: sqlite3.Connection, need: int, priority: int, budget: int | None = None) -> bool:
         """Make room for `need` bytes from the lowest-priority oldest rows (never above `priority`,
         never a row awaiting PUBACK); deletes nothing unless the record will then fit."""
-        budget = self.budget
+        budget = self.budget if budget is None else budget
         if need > budget:
             return False
         with self._inflight_lock:

@@ -120,9 +120,12 @@ class DriverRunner:
 
         async def when_gone() -> None:
             await asyncio.wait({after})
+            task = asyncio.current_task()
+            if task is not None:
+                task.set_name(f"driver-{self.spec.section}")  # counted as an instance from now on
             await self._run_forever()
 
-        self.task = asyncio.create_task(when_gone(), name=f"driver-{self.spec.section}")
+        self.task = asyncio.create_task(when_gone(), name=f"waiting-driver-{self.spec.section}")
 
     async def stop(self, timeout: float = STOP_TIMEOUT_S) -> asyncio.Task[None] | None:
         """Cancel and wait up to timeout; returns the task if it has not ended yet."""
