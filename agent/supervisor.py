@@ -541,12 +541,21 @@ class Supervisor:
         self._pending_events = still[-100:]
 
     async def _health_loop(self) -> None:
-        """Publish retained health on every change (at most once a second) and periodically."""
+        """Publish retained health on every change (at most once a second) and periodically; spool
+        faults are looked at every second (the writer thread cannot wake the loop itself)."""
+        published = 0.0
         while True:
             try:
-                await asyncio.wait_for(self._health_dirty.wait(), self.config.health.interval_s)
+                await asyncio.wait_for(self._health_dirty.wait(), 1.0)
             except TimeoutError:
                 pass
+            if self.spool is not None and self.spool.notices:
+                self._health_dirty.set()
+            if self._pending_events:
+                await self._report_spool_notices()
+            if not self._health_dirty.is_set() and time.monotonic() - published < self.config.health.interval_s:
+                continue
+            published = time.monotonic()
             self._health_dirty.clear()
             await self._report_spool_notices()
             payload = self.health_payload()

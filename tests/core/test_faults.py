@@ -89,8 +89,9 @@ def test_disk_full_while_the_broker_is_down_loses_nothing_that_was_durable(tmp_p
         wait_until(lambda: "spool_resumed" in agent.log_text(), 30, what="spool_resumed")
         broker.start()
         wait_until(lambda: durable <= values(rec), 60, what="every durable reading delivered")
-        kinds = {m.topic.rsplit("/", 1)[-1] for m in rec.on(f"{BASE}/event/#")}
-        assert {"spool_degraded", "spool_resumed"} <= kinds
+        wait_until(lambda: {"spool_degraded", "spool_resumed"} <= {m.topic.rsplit("/", 1)[-1]
+                                                                   for m in rec.on(f"{BASE}/event/#")},
+                   20, what="spool_degraded and spool_resumed events delivered")
         assert agent.proc is not None and agent.proc.poll() is None
         assert "Traceback" not in agent.log_text()
     finally:
