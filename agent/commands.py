@@ -1,4 +1,4 @@
-"""COC commands: size and shape checks, optional HMAC signatures with replay protection, routing."""
+"""COC commands: size and shape checks, HMAC signatures over site and command, replay memory on disk, routing."""
 
 from __future__ import annotations
 
@@ -7,45 +7,90 @@ import hashlib
 import hmac
 import json
 import math
+import re
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from agent.driver import CommandError, CommandHandler
 from agent.logs import KvLogger
+from agent.statefile import read_json, write_json
 
 HANDLER_TIMEOUT_S = 60.0
+_SIG = re.compile(r"[0-9a-f]{64}")
+_MAX_SEEN = 100_000  # replay memory bound: a flood of valid signatures cannot grow it without end
 
 
-def canonical(name: str, body: dict[str, Any]) -> bytes:
-    """The signed text: command name, newline, the body without `sig` as compact sorted JSON."""
+def canonical(site_id: str, name: str, body: dict[str, Any]) -> bytes:
+    """The signed text: site id, newline, command name, newline, the body without `sig` as compact sorted JSON."""
     unsigned = {k: v for k, v in body.items() if k != "sig"}
-    return (name + "\n" + json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)).encode()
+    text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return f"{site_id}\n{name}\n{text}".encode()
 
 
-def sign(key: bytes, name: str, body: dict[str, Any]) -> str:
-    """What a COC computes to sign a command (also used by tests and the CLI)."""
-    return hmac.new(key, canonical(name, body), hashlib.sha256).hexdigest()
+def sign(key: bytes, site_id: str, name: str, body: dict[str, Any]) -> str:
+    """What a COC computes to sign a command for one site (also used by tests)."""
+    return hmac.new(key, canonical(site_id, name, body), hashlib.sha256).hexdigest()
+
+
+def _printable_name(name: str) -> str:
+    return name[:64].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class ReplayMemory:
+    """Signatures seen within the window, kept on disk so a restart does not forget them."""
+
+    def __init__(self, path: Path | None, log: KvLogger) -> None:
+        self.path = path
+        self.log = log
+        self.seen: dict[str, float] = {}  # sig -> wall-clock time after which it can no longer be replayed
+        if path is not None:
+            data = read_json(path)
+            if isinstance(data, dict):
+                now = time.time()
+                self.seen = {k: float(v) for k, v in data.items()
+                             if isinstance(k, str) and isinstance(v, (int, float)) and v > now}
+
+    def remember(self, sig: str, until: float) -> bool:
+        """False if sig was seen; raises OSError if it cannot be saved (the caller refuses the command)."""
+        now = time.time()
+        self.seen = {s: t for s, t in self.seen.items() if t > now}
+        if sig in self.seen:
+            return False
+        if len(self.seen) >= _MAX_SEEN:
+            raise OSError("replay memory full")
+        self.seen[sig] = until
+        if self.path is not None:
+            try:
+                write_json(self.path, self.seen, indent=None)
+            except OSError:
+                del self.seen[sig]
+                raise
+        return True
 
 
 class CommandRouter:
     """Turns raw cmd/{name} payloads into handler calls and result dicts; never raises."""
 
-    def __init__(self, log: KvLogger, max_bytes: int, key: bytes | None, window_s: float) -> None:
+    def __init__(self, log: KvLogger, max_bytes: int, key: bytes | None, window_s: float, site_id: str = "",
+                 replay_file: Path | None = None) -> None:
         self.log = log
         self.max_bytes = max_bytes
         self.key = key
         self.window_s = window_s
+        self.site_id = site_id
         self.handlers: dict[str, CommandHandler] = {}
         self.counters: Counter[str] = Counter()
-        self._seen: dict[str, float] = {}
+        self.replay = ReplayMemory(replay_file, log)
 
     def register(self, name: str, handler: CommandHandler) -> None:
         self.handlers[name] = handler
 
     def _reject(self, name: str, request_id: Any, reason: str, counter: str) -> dict[str, Any]:
         self.counters[f"rejected_{counter}"] += 1
-        self.log.warning("command_rejected", command=name[:64], request_id=str(request_id)[:64], reason=reason)
+        self.log.warning("command_rejected", command=_printable_name(name), request_id=str(request_id)[:64],
+                         reason=reason)
         return {"request_id": request_id, "ok": False, "error": reason}
 
     def _verify(self, name: str, body: dict[str, Any]) -> str | None:
@@ -54,51 +99,91 @@ class CommandRouter:
         sig, ts = body.get("sig"), body.get("ts")
         if not isinstance(sig, str) or not isinstance(ts, (int, float)) or isinstance(ts, bool):
             return "unsigned command refused (needs ts and sig)"
+        if not _SIG.fullmatch(sig):
+            return "bad signature (sig must be 64 lowercase hex digits)"
+        try:
+            ts = float(ts)
+        except OverflowError:
+            return f"timestamp outside the {self.window_s:g} s window"
         if not math.isfinite(ts) or abs(time.time() - ts) > self.window_s:
             return f"timestamp outside the {self.window_s:g} s window"
-        if not hmac.compare_digest(sign(self.key, name, body), sig):
+        if not hmac.compare_digest(sign(self.key, self.site_id, name, body).encode(), sig.encode()):
             return "bad signature"
-        now = time.monotonic()
-        for old in [s for s, exp in self._seen.items() if exp < now]:
-            del self._seen[old]
-        if sig in self._seen:
-            return "replayed command"
-        self._seen[sig] = now + 2 * self.window_s
+        try:
+            if not self.replay.remember(sig, ts + self.window_s + 1):
+                return "replayed command"
+        except OSError as exc:
+            return f"replay memory cannot be saved ({exc.strerror or exc}); refused"
         return None
 
     async def handle(self, name: str, payload: bytes) -> dict[str, Any]:
         """Validate and run one command; the dict returned is the result to publish."""
+        try:
+            return await self._handle(name, payload)
+        except Exception as exc:  # the promise is a result for every command, whatever arrives
+            self.log.exception("command_failed", exc, command=_printable_name(name))
+            self.counters["rejected_internal"] += 1
+            return {"request_id": None, "ok": False, "error": f"internal error: {type(exc).__name__}"}
+
+    async def _handle(self, name: str, payload: bytes) -> dict[str, Any]:
         if len(payload) > self.max_bytes:
             return self._reject(name, None, f"command too large ({len(payload)} > {self.max_bytes} bytes)",
                                 "oversized")
         try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return self._reject(name, None, "command name is not valid UTF-8", "malformed")
+        try:
             body = json.loads(payload.decode("utf-8")) if payload else {}
-        except (UnicodeDecodeError, ValueError) as exc:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")  # lone surrogates from \ud800 escapes
+        except (UnicodeError, ValueError, RecursionError) as exc:
             return self._reject(name, None, f"malformed JSON: {str(exc)[:120]}", "malformed")
         if not isinstance(body, dict):
             return self._reject(name, None, "command must be a JSON object", "malformed")
         request_id = body.get("request_id")
-        if request_id is not None and not isinstance(request_id, (str, int)):
+        if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)):
             return self._reject(name, None, "request_id must be a string or integer", "malformed")
+        if isinstance(request_id, str) and len(request_id) > 200:
+            return self._reject(name, None, "request_id longer than 200 characters", "malformed")
+        if isinstance(request_id, int) and abs(request_id) >= 1 << 63:
+            return self._reject(name, None, "request_id out of range", "malformed")
         if self.key is not None:
             why = self._verify(name, body)
             if why:
                 return self._reject(name, request_id, why, "auth")
+        args = {k: v for k, v in body.items() if k not in ("request_id", "ts", "sig")}
+        return await self._run(name, args, request_id, "coc")
+
+    async def call_local(self, name: str, args: dict[str, Any], source: str,
+                         request_id: str | int | None = None) -> dict[str, Any]:
+        """Run a registered handler for an in-process client that has already authenticated its user
+        (the local console): no signature, same result shape, counted apart as `local_*`."""
+        try:
+            if not isinstance(args, dict):
+                return self._reject(name, request_id, "arguments must be a mapping", "local_malformed")
+            return await self._run(name, dict(args), request_id, source, prefix="local_")
+        except Exception as exc:
+            self.log.exception("command_failed", exc, command=_printable_name(name), source=source)
+            self.counters["local_rejected_internal"] += 1
+            return {"request_id": request_id, "ok": False, "error": f"internal error: {type(exc).__name__}"}
+
+    async def _run(self, name: str, args: dict[str, Any], request_id: Any, source: str,
+                   prefix: str = "") -> dict[str, Any]:
         handler = self.handlers.get(name)
         if handler is None:
-            return self._reject(name, request_id, f"unknown command {name[:64]!r}", "unknown")
-        args = {k: v for k, v in body.items() if k not in ("request_id", "ts", "sig")}
+            return self._reject(name, request_id, f"unknown command {_printable_name(name)!r}", prefix + "unknown")
         try:
             result = await asyncio.wait_for(handler(args), HANDLER_TIMEOUT_S)
         except CommandError as exc:
-            return self._reject(name, request_id, str(exc), "invalid")
+            return self._reject(name, request_id, str(exc), prefix + "invalid")
         except TimeoutError:
-            return self._reject(name, request_id, f"handler timed out after {HANDLER_TIMEOUT_S:g} s", "timeout")
+            return self._reject(name, request_id, f"handler timed out after {HANDLER_TIMEOUT_S:g} s",
+                                prefix + "timeout")
         except Exception as exc:  # a handler bug must not take the uplink down
-            self.log.exception("command_failed", exc, command=name, request_id=str(request_id))
-            return self._reject(name, request_id, f"internal error: {type(exc).__name__}", "internal")
-        self.counters["ok"] += 1
-        self.log.info("command_done", command=name, request_id=str(request_id))
+            self.log.exception("command_failed", exc, command=name, request_id=str(request_id), source=source)
+            return self._reject(name, request_id, f"internal error: {type(exc).__name__}", prefix + "internal")
+        self.counters[prefix + "ok"] += 1
+        self.log.info("command_done", command=name, request_id=str(request_id), source=source)
         out: dict[str, Any] = {"request_id": request_id, "ok": True}
         if isinstance(result, dict):
             out.update({k: v for k, v in result.items() if k not in ("request_id", "ok")})

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
 
-from agent.section import SecretFile, Section, check_mqtt_client
+from agent.section import SecretFile, Section, check_mqtt_client, read_key_file
 from drivers.registry import SPECS, load_object
 
 DEFAULT_CONFIG_PATH = Path("/etc/commune-agent/agent.yaml")
@@ -38,9 +38,11 @@ class SiteConfig(Section):
 
 
 class TlsConfig(Section):
-    ca_file: SecretFile = Field(description="CA certificate the broker's certificate is verified against")
-    cert_file: SecretFile | None = Field(None, description="client certificate (with key_file) for certificate login")
-    key_file: SecretFile | None = Field(None, description="the client certificate's private key")
+    """TLS to the COC broker; a client certificate when the broker logs agents in by certificate."""
+
+    ca_file: SecretFile = Field(description="CA certificate that signed the broker's certificate (PEM)")
+    cert_file: SecretFile | None = Field(None, description="client certificate (PEM); goes with key_file")
+    key_file: SecretFile | None = Field(None, description="client private key (PEM); goes with cert_file")
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
@@ -52,26 +54,33 @@ class TlsConfig(Section):
 class CocConfig(Section):
     """The COC's MQTT broker and how this agent talks to it."""
 
-    host: str = Field(description="the COC broker's host name or address")
-    port: int = Field(1883, ge=1, le=65535, description="the COC broker's port (8883 for TLS by convention)")
-    tls: TlsConfig | None = Field(None, description="connect with TLS; absent = plain TCP")
-    username: str | None = Field(None, description="MQTT login name")
-    password_file: SecretFile | None = Field(None, description="file holding the password for username")
-    client_id: str | None = Field(None, description="MQTT client id (default: commune-agent-<topic_prefix>/<site_id>)")
-    keepalive_s: int = Field(30, ge=5, le=3600,
-                             description="MQTT keepalive; the broker declares the agent offline after 1.5x this")
-    topic_prefix: str = Field("commune/v1", pattern=r"^[^#+]+$",
-                              description="topics are <topic_prefix>/<site_id>/...")
-    mqtt_version: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
-    batch_size: int = Field(500, ge=1, le=10000, description="spool records published per batch")
-    reconnect_min_s: float = Field(1.0, gt=0, description="first wait before reconnecting to the COC")
-    reconnect_max_s: float = Field(60.0, gt=0, description="the wait between reconnects grows up to this")
+    host: str = Field(description="broker host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (8883 is usual with TLS)")
+    tls: TlsConfig | None = Field(None, description="TLS settings; absent = plain TCP")
+    username: str | None = Field(None, description="MQTT user name")
+    password_file: SecretFile | None = Field(None, description="file holding the MQTT password (needs username)")
+    client_id: str | None = Field(None, description="MQTT client id (default commune-agent-<prefix>/<site_id>)")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive; the broker sends the last will "
+                                                            "after 1.5 x this without traffic")
+    topic_prefix: str = Field("commune/v1", pattern=r"^[^#+]+$", description="topics are <prefix>/<site_id>/...")
+    mqtt_version: Literal["5", "3.1.1"] = Field("5", description="5 lets the agent see a broker's refusals "
+                                                                 "(PUBACK reason codes); 3.1.1 cannot")
+    batch_size: int = Field(500, ge=1, le=10000, description="spool rows published per batch (two in flight)")
+    reconnect_min_s: float = Field(1.0, gt=0, description="first reconnect delay; doubles up to reconnect_max_s")
+    reconnect_max_s: float = Field(60.0, gt=0, description="longest reconnect (and refused-topic retry) delay")
     command_key_file: SecretFile | None = Field(
-        None, description="file holding the HMAC key COC commands must be signed with; absent = unsigned")
-    command_window_s: int = Field(300, ge=5, le=86400,
-                                  description="a signed command whose ts is further off the agent's clock is refused")
-    max_command_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024,
-                                   description="a larger command payload is refused")
+        None, description="HMAC key for signed commands: one line of text (>= 16 characters), hex:<digits> or "
+                          "base64:<text>; absent = commands unsigned")
+    command_window_s: int = Field(300, ge=5, le=86400, description="a signed command's ts must be this close "
+                                                                    "to the agent's clock")
+    max_command_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024, description="larger commands are refused")
+
+    @field_validator("command_key_file")
+    @classmethod
+    def _key_usable(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            read_key_file(v)  # fails closed: an empty, binary or short key is a config error naming the file
+        return v
 
     @model_validator(mode="after")
     def _checks(self) -> CocConfig:
@@ -82,9 +91,10 @@ class CocConfig(Section):
 class SpoolConfig(Section):
     """Where readings wait for the COC; bounded so a long outage cannot fill the disk."""
 
-    path: Path | None = Field(None, description="the SQLite spool file (default: <data_dir>/spool.db)")
-    max_bytes: ByteSize = Field(ByteSize(256 * 1024 * 1024), ge=64 * 1024,
-                                description="spool size cap; when full the lowest priority, oldest records go first")
+    path: Path | None = Field(None, description="spool file (default <data_dir>/spool.db)")
+    max_bytes: ByteSize = Field(ByteSize(256 * 1024 * 1024), ge=1024 * 1024,
+                                description="the spool file, its WAL and quarantined files together stay under "
+                                            "this; the lowest priority, oldest rows go first")
 
 
 class LoggingConfig(Section):

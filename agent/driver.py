@@ -5,22 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Literal, Protocol, Union
 from zoneinfo import ZoneInfo
 
 from agent.logs import KvLogger
-
-
-class Priority(IntEnum):
-    """Spool priority class: when the spool is full the lowest class goes first."""
-
-    BULK = 0
-    TELEMETRY = 1
-    EVENT = 2
-    ALARM = 3
-
+from agent.spool import Priority as Priority  # defined next to the eviction; drivers import it from here
 
 HealthState = Literal["starting", "ok", "degraded", "failed"]
 Severity = Literal["info", "warning", "critical"]
@@ -102,8 +92,9 @@ class Context(Protocol):
     site_id: str
     timezone: ZoneInfo
 
-    async def emit(self, *items: Emittable) -> None:
-        """Store items durably; returns only after they are committed to the spool."""
+    async def emit(self, *items: Emittable) -> bool:
+        """Store items durably; returns True only after they are committed to the spool, False (counted
+        as emit_refused) while the spool cannot write (disk full, read-only): the driver carries on."""
 
     def health(self, state: HealthState, detail: str = "") -> None:
         """Report this driver's state; published on the retained health topic."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Hashable, Iterable
 from pathlib import Path
@@ -53,3 +55,41 @@ def read_secret(path: Path | None) -> str | None:
     if path is None:
         return None
     return path.read_text(encoding="utf-8").rstrip("\r\n")
+
+
+MIN_KEY_BYTES = 16
+
+
+def read_key_file(path: Path) -> bytes:
+    """The command signing key; fails closed with a message naming the file.
+
+    The file holds one line: the key as text (at least 16 characters), or `hex:<digits>` or
+    `base64:<text>` for a binary key. Surrounding whitespace and the final newline are ignored."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the key file: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: the key file is binary; write the key as hex:<digits> or base64:<text>") from None
+    if not text:
+        raise ValueError(f"{path}: the key file is empty (signing would be off): put a key in it or remove "
+                         "command_key_file")
+    if not text.isprintable() or "\n" in text:
+        raise ValueError(f"{path}: the key must be one line of printable text, hex:<digits> or base64:<text>")
+    if text.startswith("hex:"):
+        try:
+            key = bytes.fromhex(text[4:])
+        except ValueError:
+            raise ValueError(f"{path}: not valid hex after 'hex:'") from None
+    elif text.startswith("base64:"):
+        try:
+            key = base64.b64decode(text[7:], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"{path}: not valid base64 after 'base64:'") from None
+    else:
+        key = text.encode("utf-8")
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"{path}: the key is {len(key)} bytes; use at least {MIN_KEY_BYTES}")
+    return key

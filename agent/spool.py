@@ -1,8 +1,13 @@
-"""Durable store-and-forward queue: SQLite in WAL mode, group commit, bounded by bytes.
+"""Durable store-and-forward queue: SQLite in WAL mode, group commit, bounded on disk.
 
 `put` returns only after the batch holding its records is committed with synchronous=FULL,
 so a record whose put returned survives kill -9 and power loss. Many concurrent puts share
 one commit (group commit): while one fsync runs, the next batch gathers.
+
+Faults are told apart by SQLite's error code: corruption (SQLITE_CORRUPT, SQLITE_NOTADB, a
+failed quick_check) quarantines the file under a unique name and salvages its readable rows
+into a fresh spool; every other error (disk full, I/O, locked, read-only, cannot open) keeps
+the file, refuses new records with SpoolUnavailable and retries by itself until it works.
 """
 
 from __future__ import annotations
@@ -12,12 +17,24 @@ import concurrent.futures as cf
 import sqlite3
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from agent.driver import Priority
+from agent.backoff import Backoff
 from agent.logs import KvLogger
+
+
+class Priority(IntEnum):
+    """Spool priority class: when the spool is full the lowest class goes first."""
+
+    BULK = 0
+    TELEMETRY = 1
+    EVENT = 2
+    ALARM = 3
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS msgs(
@@ -32,8 +49,14 @@ CREATE TABLE IF NOT EXISTS msgs(
   size INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS msgs_prio_id ON msgs(prio, id);
+CREATE TABLE IF NOT EXISTS probe(x BLOB);
 """
-_ROW_OVERHEAD = 64  # bytes counted per row besides payload and topic: keeps tiny rows honest
+# bytes counted per row besides payload and topic: SQLite's cell, record header, boot_id, index entry
+_ROW_OVERHEAD = 128
+_CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_PROBE_BYTES = 64 * 1024  # a resume probe must be able to write this much before records are accepted again
+_VACUUM_STEP_PAGES = 2048
+_QUARANTINE_SHARE = 0.25  # quarantined files may take at most this share of max_bytes
 
 
 @dataclass(slots=True)
@@ -48,11 +71,13 @@ class Record:
 
     @property
     def size(self) -> int:
-        return len(self.payload) + len(self.topic) + _ROW_OVERHEAD
+        return len(self.payload) + len(self.topic.encode("utf-8", "replace")) + _ROW_OVERHEAD
 
 
 @dataclass(slots=True)
 class Stored:
+    """A row handed to the uplink; (gen, id) names it even after the spool file was replaced."""
+
     id: int
     topic: str
     payload: bytes
@@ -60,10 +85,16 @@ class Stored:
     boot_id: str
     seq: int | None
     historical: bool
+    gen: int = 0
+    size: int = 0
 
-    @property
-    def size(self) -> int:
-        return len(self.payload) + len(self.topic) + _ROW_OVERHEAD
+
+@dataclass(slots=True)
+class Cursor:
+    """Where a consumer is in each priority class of one spool generation."""
+
+    gen: int = -1
+    after: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,7 +116,40 @@ def _settle(future: cf.Future[Any], result: Any = None, exc: BaseException | Non
 
 
 class SpoolClosed(RuntimeError):
+    """The spool was closed (shutdown)."""
+
+
+class SpoolUnavailable(RuntimeError):
+    """The spool cannot store records right now (disk full, I/O error, locked, read-only); retried by itself."""
+
+
+class _QuickCheckFailed(sqlite3.DatabaseError):
     pass
+
+
+def is_corruption(exc: BaseException) -> bool:
+    """True only for damage to the file itself; full, I/O, locked, read-only and open errors are transient."""
+    if isinstance(exc, _QuickCheckFailed):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _CORRUPT_CODES
+
+
+def describe(exc: BaseException) -> str:
+    name = getattr(exc, "sqlite_errorname", None)
+    return f"{name}: {exc}" if name else f"{type(exc).__name__}: {exc}"
+
+
+def disk_bytes(path: Path) -> int:
+    """What the spool file and its WAL take on disk (allocated blocks, not apparent size)."""
+    total = 0
+    for suffix in ("", "-wal"):
+        try:
+            st = Path(str(path) + suffix).stat()
+        except OSError:
+            continue
+        total += st.st_blocks * 512
+    return total
 
 
 class Spool:
@@ -99,8 +163,15 @@ class Spool:
         self.depth = 0
         self.bytes = 0
         self.dropped: dict[str, int] = {p.name.lower(): 0 for p in Priority}
+        self.refused = 0  # records refused while degraded
+        self.salvaged = 0
         self.commits = 0
+        self.vacuumed_pages = 0
         self.notices: list[dict[str, Any]] = []
+        self.state = "closed"  # ok | degraded | closed
+        self.degraded_reason = ""
+        self.gen = 0
+        self.quarantined: list[Path] = []
         self._seq = 0
         self._jobs: list[_Job] = []
         self._cond = threading.Condition()
@@ -108,49 +179,244 @@ class Spool:
         self._db: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
+        self._inflight: dict[int, int] = {}  # id -> size of rows handed to the uplink, awaiting PUBACK
+        self._inflight_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._probe = Backoff(0.5, 10.0)
+        self._probe_at = 0.0
+        self.busy_timeout_s = 5.0  # how long a write waits for another process's lock before it counts as a fault
+        self._to_salvage: list[Path] = []
+        self._vacuum_more = False
+
+    # -- budget ---------------------------------------------------------------------------
+    @property
+    def wal_allowance(self) -> int:
+        return max(256 * 1024, min(8 * 1024 * 1024, self.max_bytes // 16))
+
+    @property
+    def quarantine_bytes(self) -> int:
+        return sum(disk_bytes(p) for p in self.quarantined)
+
+    @property
+    def budget(self) -> int:
+        """Bytes the live rows may take: max_bytes less the WAL's share and quarantined files."""
+        return max(0, self.max_bytes - self.wal_allowance - self.quarantine_bytes)
 
     # -- opening and recovery -------------------------------------------------------------
     def open(self) -> None:
+        """Open (or repair) the file and start the writer; a transient error starts it degraded, not dead."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.quarantined = sorted(p for p in self.path.parent.glob(self.path.name + ".corrupt-*")
+                                  if not p.name.endswith(("-wal", "-shm")))
         try:
-            self._db = self._connect_checked()
-        except sqlite3.DatabaseError as exc:
-            self._move_aside(str(exc))
-            self._db = self._connect_checked()
-        self._reader = self._connect()
-        self.depth, self.bytes = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM msgs").fetchone()
-        self.log.info("spool_open", path=self.path, depth=self.depth, bytes=self.bytes, max_bytes=self.max_bytes)
+            self._open_db()
+            self.state = "ok"
+        except Exception as exc:
+            if is_corruption(exc):
+                self._quarantine(describe(exc))
+            else:
+                self._degrade(exc)
+        if self.state == "ok":
+            self.log.info("spool_open", path=self.path, depth=self.depth, bytes=self.bytes,
+                          max_bytes=self.max_bytes)
         self._thread = threading.Thread(target=self._writer, name="spool-writer", daemon=True)
         self._thread.start()
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        return db
-
-    def _connect_checked(self) -> sqlite3.Connection:
-        db = self._connect()
+    def _connect(self, uri: str | None = None) -> sqlite3.Connection:
+        db = sqlite3.connect(uri or self.path, isolation_level=None, check_same_thread=False,
+                             timeout=self.busy_timeout_s, uri=uri is not None)
         try:
-            result = db.execute("PRAGMA quick_check").fetchone()[0]
-            if result != "ok":
-                raise sqlite3.DatabaseError(f"quick_check: {result}")
-            db.executescript(_SCHEMA)
-        except sqlite3.DatabaseError:
+            if uri is None:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute(f"PRAGMA journal_size_limit={self.wal_allowance}")
+                db.execute(f"PRAGMA wal_autocheckpoint={max(64, min(1000, self.wal_allowance // 8192))}")
+        except BaseException:
             db.close()
             raise
         return db
 
-    def _move_aside(self, reason: str) -> None:
+    def _open_db(self) -> None:
+        """Connect, check and migrate; raises sqlite3.Error (corrupt or transient) with nothing left open."""
+        self._close_dbs()
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        db = self._connect()
+        try:
+            if fresh:
+                db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            result = db.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise _QuickCheckFailed(f"quick_check: {result}")
+            db.executescript(_SCHEMA)
+            if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                self._migrate_auto_vacuum(db)
+            reader = self._connect()
+        except BaseException:
+            db.close()
+            raise
+        self._db, self._reader = db, reader
+        self.depth, self.bytes = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM msgs").fetchone()
+
+    def _migrate_auto_vacuum(self, db: sqlite3.Connection) -> None:
+        """A spool made before incremental vacuum: switch it over (VACUUM needs room; retried next open)."""
+        try:
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            db.execute("VACUUM")
+            self.log.info("spool_migrated", path=self.path, auto_vacuum="incremental")
+        except sqlite3.Error as exc:
+            if is_corruption(exc):
+                raise
+            self.log.warning("spool_migrate_deferred", path=self.path, error=describe(exc))
+
+    def _close_dbs(self) -> None:
+        with self._reader_lock:
+            for db in (self._db, self._reader):
+                if db is not None:
+                    try:
+                        db.close()
+                    except sqlite3.Error:
+                        pass
+            self._db = self._reader = None
+
+    def _degrade(self, exc: BaseException) -> None:
+        reason = describe(exc)
+        if self.state != "degraded":
+            self._probe.reset()
+            self.log.error("spool_degraded", path=self.path, reason=reason, depth=self.depth)
+            self.notices.append({"kind": "spool_degraded", "reason": reason, "path": str(self.path)})
+        self.state, self.degraded_reason = "degraded", reason
+        self._probe_at = time.monotonic() + self._probe.next()
+
+    def _try_resume(self) -> None:
+        """While degraded: reopen and prove a real write fits; only then accept records again."""
+        try:
+            self._open_db()
+            assert self._db is not None
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO probe(x) VALUES (zeroblob(?))", (_PROBE_BYTES,))
+                self._db.execute("DELETE FROM probe")
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            if is_corruption(exc):
+                self._quarantine(describe(exc))
+                return
+            self._degrade(exc)  # connections that opened stay open: the backlog can still be read and sent
+            return
+        self.state, self.degraded_reason = "ok", ""
+        while self._to_salvage:
+            aside = self._to_salvage.pop(0)
+            rows, unreadable = self._salvage(aside)
+            self.salvaged += rows
+            self.log.warning("spool_salvaged", source=aside, rows=rows, unreadable_ranges=unreadable)
+        self.log.info("spool_resumed", path=self.path, depth=self.depth, refused=self.refused)
+        self.notices.append({"kind": "spool_resumed", "path": str(self.path), "refused": self.refused})
+
+    def _quarantine(self, reason: str) -> None:
+        """Move a corrupt file aside under a unique name, salvage its readable rows, start a fresh spool."""
+        self._close_dbs()
         stamp = time.strftime("%Y%m%dT%H%M%S")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{uuid.uuid4().hex[:8]}")
         for suffix in ("", "-wal", "-shm"):
             src = Path(str(self.path) + suffix)
             if src.exists():
                 src.rename(Path(str(aside) + suffix))
+        self.gen += 1
+        with self._inflight_lock:
+            self._inflight.clear()
+        self.quarantined.append(aside)
         self.log.error("spool_corrupt", path=self.path, moved_to=aside, reason=reason)
-        self.notices.append({"kind": "spool_corrupt", "moved_to": str(aside), "reason": reason})
+        try:
+            self._open_db()
+            self.state, self.degraded_reason = "ok", ""
+        except Exception as exc:  # a disk that cannot even hold a fresh file: degraded, retried
+            self._degrade(exc)
+            self._to_salvage.append(aside)
+            self.notices.append({"kind": "spool_corrupt", "moved_to": str(aside), "reason": reason, "salvaged": 0})
+            return
+        salvaged, unreadable = self._salvage(aside)
+        self.salvaged += salvaged
+        self.log.warning("spool_salvaged", source=aside, rows=salvaged, unreadable_ranges=unreadable)
+        self._prune_quarantine()
+        self.notices.append({"kind": "spool_corrupt", "moved_to": str(aside), "reason": reason,
+                             "salvaged": salvaged, "unreadable_ranges": unreadable})
+
+    def _salvage(self, aside: Path) -> tuple[int, int]:
+        """Copy every row that can still be read (range by range, halving around bad pages)."""
+        src: sqlite3.Connection | None = None
+        for uri in (f"file:{aside}?mode=ro", f"file:{aside}?immutable=1"):
+            try:
+                src = self._connect(uri)
+                src.execute("SELECT 1 FROM msgs LIMIT 1").fetchall()
+                break
+            except sqlite3.Error:
+                if src is not None:
+                    src.close()
+                src = None
+        if src is None:
+            return 0, 1
+        copied, bad = 0, 0
+        try:
+            try:
+                top = src.execute("SELECT max(id) FROM msgs").fetchone()[0] or 0
+            except sqlite3.Error:
+                try:
+                    top = src.execute("SELECT seq FROM sqlite_sequence WHERE name='msgs'").fetchone()[0] or 0
+                except sqlite3.Error:
+                    top = 10_000_000
+            stack = [(lo, min(lo + 4999, top)) for lo in range(1, top + 1, 5000)][::-1]
+            while stack:
+                lo, hi = stack.pop()
+                try:
+                    rows = src.execute("SELECT prio, topic, boot_id, seq, created, payload, size FROM msgs "
+                                       "WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)).fetchall()
+                except sqlite3.Error:
+                    if lo == hi:
+                        bad += 1
+                        continue
+                    mid = (lo + hi) // 2
+                    stack += [(mid + 1, hi), (lo, mid)]
+                    continue
+                good = [(int(p) if p in tuple(Priority) else int(Priority.TELEMETRY), str(t), str(b), s, 1, c,
+                         bytes(pl), int(sz)) for p, t, b, s, c, pl, sz in rows
+                        if isinstance(pl, (bytes, str)) and isinstance(sz, int)]
+                if good:
+                    self._insert_rows_committed(good)
+                    copied += len(good)
+        finally:
+            src.close()
+        if self.bytes > self.budget and self._db is not None:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            self._evict(db, 0, int(Priority.ALARM))
+            db.execute("COMMIT")
+        return copied, bad
+
+    def _insert_rows_committed(self, rows: list[tuple[Any, ...]]) -> None:
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_rows(db, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.depth += len(rows)
+        self.bytes += sum(r[-1] for r in rows)
+
+    def _prune_quarantine(self) -> None:
+        """Quarantined files count against max_bytes: the oldest go once they take more than their share."""
+        while self.quarantined and self.quarantine_bytes > self.max_bytes * _QUARANTINE_SHARE:
+            old = self.quarantined.pop(0)
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(old) + suffix).unlink(missing_ok=True)
+            self.log.warning("spool_quarantine_pruned", removed=old, reason="disk budget")
 
     # -- producer side --------------------------------------------------------------------
     def _submit(self, kind: str, data: Any) -> cf.Future[Any]:
@@ -158,109 +424,213 @@ class Spool:
         with self._cond:
             if self._closing:
                 raise SpoolClosed("spool is closed")
+            if self.state == "degraded" and kind == "put":
+                self.refused += len(data)
+                raise SpoolUnavailable(f"spool unavailable ({self.degraded_reason}); not stored")
             self._jobs.append(job)
             self._cond.notify()
         return job.future
 
     async def put(self, records: list[Record]) -> None:
-        """Return once every record is committed (or counted as dropped for space)."""
+        """Return once every record is committed (or counted as dropped for space); SpoolUnavailable if not."""
         await asyncio.wrap_future(self._submit("put", records))
 
     def put_sync(self, records: list[Record]) -> None:
         self._submit("put", records).result()
 
-    async def delete(self, ids: list[tuple[int, int]]) -> None:
-        """Delete acknowledged rows, given as (id, size) pairs."""
-        await asyncio.wrap_future(self._submit("delete", ids))
+    async def delete(self, rows: list[Stored]) -> int:
+        """Delete acknowledged rows; rows of an earlier spool generation are only forgotten."""
+        return await asyncio.wrap_future(self._submit("delete", rows))  # type: ignore[no-any-return]
 
-    def delete_sync(self, ids: list[tuple[int, int]]) -> None:
-        self._submit("delete", ids).result()
+    def delete_sync(self, rows: list[Stored]) -> int:
+        return self._submit("delete", rows).result()  # type: ignore[no-any-return]
+
+    def quarantine_sync(self, reason: str) -> None:
+        """Move the file aside and salvage it as if it were corrupt, on the writer thread (repair, tests)."""
+        self._submit("quarantine", reason).result()
+
+    def release(self, rows: Iterable[Stored]) -> None:
+        """Rows the uplink will not acknowledge after all (connection lost, refused): evictable again."""
+        with self._inflight_lock:
+            for row in rows:
+                if row.gen == self.gen:
+                    self._inflight.pop(row.id, None)
+
+    def release_all(self) -> None:
+        """A new uplink session: nothing handed out before can still be acknowledged on it."""
+        with self._inflight_lock:
+            self._inflight.clear()
 
     # -- consumer side --------------------------------------------------------------------
-    def fetch(self, limit: int, after: dict[int, int] | None = None) -> list[Stored]:
-        """Oldest first within each priority, highest priority first; `after` skips ids already in flight."""
-        after = after or {}
+    def fetch(self, limit: int, cursor: Cursor | None = None) -> list[Stored]:
+        """Highest priority first, oldest first within one; marks the rows in flight and moves the cursor.
+
+        A cursor from an earlier generation (the file was replaced) starts again from the top."""
+        cursor = cursor if cursor is not None else Cursor()
         out: list[Stored] = []
-        assert self._reader is not None
         with self._reader_lock:
+            reader = self._reader
+            if reader is None:
+                raise SpoolUnavailable(f"spool unavailable ({self.degraded_reason or self.state})")
+            gen = self.gen
+            if cursor.gen != gen:
+                cursor.gen, cursor.after = gen, {}
+            with self._inflight_lock:
+                inflight = set(self._inflight)
             for prio in sorted((int(p) for p in Priority), reverse=True):
-                if len(out) >= limit:
-                    break
-                rows = self._reader.execute(
-                    "SELECT id, topic, payload, prio, boot_id, seq, historical FROM msgs "
-                    "WHERE prio=? AND id>? ORDER BY id LIMIT ?", (prio, after.get(prio, 0), limit - len(out)))
-                out.extend(Stored(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], bool(r[6])) for r in rows)
+                while len(out) < limit:
+                    want = limit - len(out)
+                    rows = reader.execute(
+                        "SELECT id, topic, payload, prio, boot_id, seq, historical, size FROM msgs "
+                        "WHERE prio=? AND id>? ORDER BY id LIMIT ?",
+                        (prio, cursor.after.get(prio, 0), want)).fetchall()
+                    if not rows:
+                        break
+                    cursor.after[prio] = rows[-1][0]
+                    out.extend(Stored(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], bool(r[6]), gen, r[7])
+                               for r in rows if r[0] not in inflight)
+                    if len(rows) < want:
+                        break
+        with self._inflight_lock:
+            if gen == self.gen:
+                for row in out:
+                    self._inflight[row.id] = row.size
         return out
 
+    def inflight(self) -> int:
+        with self._inflight_lock:
+            return len(self._inflight)
+
     def stats(self) -> dict[str, Any]:
-        return {"spool_depth": self.depth, "spool_bytes": self.bytes, "spool_max_bytes": self.max_bytes,
-                "spool_dropped": sum(self.dropped.values()), "spool_dropped_by_priority": dict(self.dropped)}
+        return {"spool_state": self.state, "spool_degraded_reason": self.degraded_reason or None,
+                "spool_depth": self.depth, "spool_bytes": self.bytes, "spool_max_bytes": self.max_bytes,
+                "spool_disk_bytes": disk_bytes(self.path), "spool_inflight": self.inflight(),
+                "spool_dropped": sum(self.dropped.values()), "spool_dropped_by_priority": dict(self.dropped),
+                "spool_refused": self.refused, "spool_salvaged": self.salvaged,
+                "spool_quarantined": [str(p) for p in self.quarantined],
+                "spool_quarantine_bytes": self.quarantine_bytes}
 
     # -- writer thread --------------------------------------------------------------------
     def _writer(self) -> None:
         while True:
             with self._cond:
                 while not self._jobs and not self._closing:
-                    self._cond.wait()
+                    if self._vacuum_more and self.state == "ok":
+                        if not self._cond.wait(0.05):
+                            break  # idle: one more vacuum step
+                    elif self.state == "degraded":
+                        wait = self._probe_at - time.monotonic()
+                        if wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    else:
+                        self._cond.wait()
                 jobs, self._jobs = self._jobs, []
-                if not jobs and self._closing:
-                    return
-            try:
-                try:
-                    results = self._apply(jobs)
-                except sqlite3.DatabaseError as exc:
-                    results = self._recover_and_retry(jobs, exc)
-            except Exception as exc:  # disk full, I/O error: the producers must hear of it
-                self.log.error("spool_write_failed", error=f"{type(exc).__name__}: {exc}", jobs=len(jobs))
+                closing = self._closing
+            if self.state == "degraded" and time.monotonic() >= self._probe_at:
+                self._try_resume()
+            if self.state != "ok":
+                exc = SpoolUnavailable(f"spool unavailable ({self.degraded_reason})")
                 for job in jobs:
                     _settle(job.future, exc=exc)
+                if closing:
+                    return
                 continue
-            for job, result in zip(jobs, results):
-                _settle(job.future, result)
+            if not jobs:
+                if closing:
+                    return
+                if self._vacuum_more and self.state == "ok":
+                    self._vacuum_more = self._vacuum_if_worth_it()
+                continue
+            try:
+                self._run(jobs)
+            except Exception as exc:  # a bug must reach the producers, never end the writer thread
+                self.log.error("spool_writer_error", error=describe(exc))
+                for job in jobs:
+                    _settle(job.future, exc=exc)
 
-    def _recover_and_retry(self, jobs: list[_Job], exc: Exception) -> list[Any]:
-        assert self._db is not None
-        self._db.close()
-        with self._reader_lock:
-            if self._reader is not None:
-                self._reader.close()
-            self._move_aside(str(exc))
-            self._db = self._connect_checked()
-            self._reader = self._connect()
-        self.depth, self.bytes = 0, 0
-        return self._apply(jobs)
+    def _run(self, jobs: list[_Job]) -> None:
+        for job in [j for j in jobs if j.kind == "quarantine"]:
+            self._quarantine(job.data)
+            _settle(job.future)
+        jobs = [j for j in jobs if j.kind != "quarantine"]
+        if not jobs:
+            return
+        try:
+            results = self._apply(jobs)
+        except Exception as exc:
+            if is_corruption(exc):
+                self._quarantine(describe(exc))
+                if self.state == "ok":
+                    try:
+                        results = self._apply(jobs)
+                    except Exception as again:
+                        self._fail(jobs, again)
+                        return
+                else:
+                    self._fail(jobs, exc)
+                    return
+            else:
+                self._fail(jobs, exc)
+                return
+        for job, result in zip(jobs, results):
+            _settle(job.future, result)
+        self._vacuum_more = self._vacuum_if_worth_it()
+
+    def _fail(self, jobs: list[_Job], exc: BaseException) -> None:
+        """A transient error: nothing of this batch is stored; producers hear it, the file is kept."""
+        self.log.error("spool_write_failed", error=describe(exc), jobs=len(jobs))
+        if not isinstance(exc, SpoolUnavailable):
+            self._degrade(exc)
+        err = SpoolUnavailable(f"spool unavailable ({describe(exc)}); not stored")
+        for job in jobs:
+            if job.kind == "put":
+                self.refused += len(job.data)
+            else:
+                self.release(job.data)
+            _settle(job.future, exc=err)
 
     def _apply(self, jobs: list[_Job]) -> list[Any]:
         db = self._db
-        assert db is not None
+        if db is None:
+            raise SpoolUnavailable(f"spool unavailable ({self.degraded_reason or 'not open'})")
+        saved = (self._seq, self.bytes, self.depth, dict(self.dropped))
         results: list[Any] = []
-        db.execute("BEGIN IMMEDIATE")
+        freed: list[Stored] = []
         try:
+            db.execute("BEGIN IMMEDIATE")
             for job in jobs:
                 if job.kind == "put":
                     results.append(self._insert(db, job.data))
                 elif job.kind == "delete":
                     results.append(self._delete(db, job.data))
+                    freed.extend(job.data)
                 else:
                     raise ValueError(job.kind)
             db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            self._seq, self.bytes, self.depth, self.dropped = saved
+            try:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
             raise
+        self.release(freed)
         self.commits += 1
         return results
 
     def _insert(self, db: sqlite3.Connection, records: list[Record]) -> int:
         now = time.time()
         dropped = 0
-        rows = []
+        rows: list[tuple[Any, ...]] = []
+        budget = self.budget
         for rec in records:
             size = rec.size
-            if self.bytes + size > self.max_bytes:
+            if self.bytes + size > budget:
                 self._insert_rows(db, rows)  # rows of this batch must be visible to eviction
                 rows = []
-                if not self._make_room(db, size, rec.priority):
+                if not self._evict(db, size, rec.priority, budget):
                     self._count_drop(rec.priority)
                     dropped += 1
                     continue
@@ -280,26 +650,41 @@ class Spool:
             db.executemany("INSERT INTO msgs(prio, topic, boot_id, seq, historical, created, payload, size) "
                            "VALUES (?,?,?,?,?,?,?,?)", rows)
 
-    def _make_room(self, db: sqlite3.Connection, need: int, priority: int) -> bool:
-        """Evict lowest-priority oldest rows (never above `priority`) until `need` fits."""
-        if need > self.max_bytes:
+    def _evict(self, db: sqlite3.Connection, need: int, priority: int, budget: int | None = None) -> bool:
+        """Make room for `need` bytes from the lowest-priority oldest rows (never above `priority`,
+        never a row awaiting PUBACK); deletes nothing unless the record will then fit."""
+        budget = self.budget if budget is None else budget
+        if need > budget:
             return False
+        with self._inflight_lock:
+            inflight = set(self._inflight)
+        victims: list[tuple[int, int, int]] = []
+        freed = 0
         for prio in range(0, priority + 1):
-            while self.bytes + need > self.max_bytes:
-                victims = db.execute("SELECT id, size FROM msgs WHERE prio=? ORDER BY id LIMIT 256",
-                                     (prio,)).fetchall()
-                if not victims:
+            after = 0
+            while self.bytes - freed + need > budget:
+                batch = db.execute("SELECT id, size FROM msgs WHERE prio=? AND id>? ORDER BY id LIMIT 256",
+                                   (prio, after)).fetchall()
+                if not batch:
                     break
-                for vid, vsize in victims:
-                    db.execute("DELETE FROM msgs WHERE id=?", (vid,))
-                    self.bytes -= vsize
-                    self.depth -= 1
-                    self._count_drop(prio)
-                    if self.bytes + need <= self.max_bytes:
+                after = batch[-1][0]
+                for vid, vsize in batch:
+                    if vid in inflight:
+                        continue
+                    victims.append((vid, vsize, prio))
+                    freed += vsize
+                    if self.bytes - freed + need <= budget:
                         break
-            if self.bytes + need <= self.max_bytes:
-                return True
-        return False
+            if self.bytes - freed + need <= budget:
+                break
+        if self.bytes - freed + need > budget:
+            return False
+        db.executemany("DELETE FROM msgs WHERE id=?", [(v[0],) for v in victims])
+        for _, vsize, prio in victims:
+            self.bytes -= vsize
+            self.depth -= 1
+            self._count_drop(prio)
+        return True
 
     def _count_drop(self, prio: int) -> None:
         name = Priority(prio).name.lower()
@@ -308,14 +693,36 @@ class Spool:
                              bytes=self.bytes, max_bytes=self.max_bytes)
         self.dropped[name] += 1
 
-    def _delete(self, db: sqlite3.Connection, ids: list[tuple[int, int]]) -> int:
+    def _delete(self, db: sqlite3.Connection, rows: list[Stored]) -> int:
         gone = 0
-        for rid, size in ids:
-            if db.execute("DELETE FROM msgs WHERE id=?", (rid,)).rowcount:
-                self.bytes -= size
+        for row in rows:
+            if row.gen != self.gen:
+                continue  # that file is gone: its rows were salvaged under new ids and are sent again
+            if db.execute("DELETE FROM msgs WHERE id=?", (row.id,)).rowcount:
+                self.bytes -= row.size
                 self.depth -= 1
                 gone += 1
         return gone
+
+    def _vacuum_if_worth_it(self) -> bool:
+        """Give freed pages back to the file system a step at a time once most of the file is free
+        (a drained backlog), so moving the few live pages stays cheap; True if more remains."""
+        db = self._db
+        if db is None:
+            return False
+        try:
+            free = db.execute("PRAGMA freelist_count").fetchone()[0]
+            pages = db.execute("PRAGMA page_count").fetchone()[0]
+            if free < 32 or free * 4 < pages * 3:
+                return False
+            step = min(free, _VACUUM_STEP_PAGES)
+            # executescript steps the pragma to the end; execute() would free a single page
+            db.executescript(f"PRAGMA incremental_vacuum({step});")
+            self.vacuumed_pages += step
+            return free > step
+        except sqlite3.Error as exc:
+            self.log.warning("spool_vacuum_failed", error=describe(exc))
+            return False
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer; later puts raise SpoolClosed."""
@@ -323,11 +730,9 @@ class Spool:
             self._closing = True
             self._cond.notify()
         if self._thread is not None:
-            self._thread.join(timeout=10)
-        for db in (self._db, self._reader):
-            if db is not None:
-                db.close()
-        self._db = self._reader = None
+            self._thread.join(timeout=5)
+        self._close_dbs()
+        self.state = "closed"
 
     def writer_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -1,36 +1,47 @@
-"""Starts drivers, restarts a crashed one with capped backoff, publishes health, handles signals."""
+"""Starts drivers and the core tasks, restarts a crashed one with capped backoff, publishes health,
+serialises reloads, handles signals, and shuts down inside systemd's stop timeout."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import os
 import signal
 import socket
+import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from agent import __version__
+from agent.backoff import Backoff
 from agent.commands import CommandRouter
 from agent.config import ConfigError, LoadedConfig, load, spool_path
 from agent.driver import CommandError, CommandHandler, Emittable, Event, HealthState, LinkState
 from agent.logs import KvLogger, setup_logging
 from agent.notify import Notifier
-from agent.payloads import to_records
-from agent.section import read_secret
-from agent.spool import Spool
-from agent.uplink import Uplink
+from agent.payloads import event_dict, to_json, to_records
+from agent.section import read_key_file
+from agent.spool import Spool, SpoolClosed, SpoolUnavailable
+from agent.statefile import write_json_logged
+from agent.uplink import SOCKET_TIMEOUT_S, Uplink
 from drivers.registry import SPECS, DriverSpec, load_object
 
 BACKOFF_MIN_S = 1.0
 BACKOFF_MAX_S = 60.0
-HEALTHY_RUN_S = 60.0  # a driver that ran this long before crashing starts again from the minimum backoff
-STOP_TIMEOUT_S = 5.0
+CORE_BACKOFF_MAX_S = 30.0
+HEALTHY_RUN_S = 60.0  # a task that ran this long before crashing starts again from the minimum backoff
+STOP_TIMEOUT_S = 3.0
+# Everything SIGTERM does fits in this; systemd's TimeoutStopSec (30 s) leaves a wide margin.
+SHUTDOWN_BUDGET_S = 12.0
+REPLAY_FILE = "commands-replay.json"
+
+ExtraDrivers = Callable[[], dict[str, tuple[DriverSpec, Any]]]
 
 
 class DriverContext:
@@ -46,8 +57,12 @@ class DriverContext:
         self.site_id = sup.config.site.site_id
         self.timezone = ZoneInfo(sup.config.site.timezone)
 
-    async def emit(self, *items: Emittable) -> None:
-        await self._sup.emit(self.name, items)
+    async def emit(self, *items: Emittable) -> bool:
+        """True once stored; False (counted as emit_refused) while the spool cannot store anything."""
+        stored = await self._sup.emit(self.name, items)
+        if not stored:
+            self._runner.counters["emit_refused"] += 1
+        return stored
 
     def health(self, state: HealthState, detail: str = "") -> None:
         self._runner.set_state(state, detail)
@@ -96,23 +111,41 @@ class DriverRunner:
         self.state, self.detail, self.since = state, detail, time.time()
         self.sup.health_changed()
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run_forever(), name=f"driver-{self.spec.section}")
-
-    async def stop(self) -> None:
-        if self.task is None:
+    def start(self, after: asyncio.Task[None] | None = None) -> None:
+        """Start the driver; with `after`, only once that (old instance's) task has ended: never two at once."""
+        if after is None or after.done():
+            self.task = asyncio.create_task(self._run_forever(), name=f"driver-{self.spec.section}")
             return
-        self.task.cancel()
+        self.log.warning("driver_start_deferred", driver=self.spec.section, reason="old instance still stopping")
+
+        async def when_gone() -> None:
+            await asyncio.wait({after})
+            task = asyncio.current_task()
+            if task is not None:
+                task.set_name(f"driver-{self.spec.section}")  # counted as an instance from now on
+            await self._run_forever()
+
+        self.task = asyncio.create_task(when_gone(), name=f"waiting-driver-{self.spec.section}")
+
+    async def stop(self, timeout: float = STOP_TIMEOUT_S) -> asyncio.Task[None] | None:
+        """Cancel and wait up to timeout; returns the task if it has not ended yet."""
+        task, self.task = self.task, None
+        if task is None:
+            return None
+        task.cancel()
         try:
-            await asyncio.wait_for(asyncio.shield(self.task), STOP_TIMEOUT_S)
+            await asyncio.wait_for(asyncio.shield(task), timeout)
         except (TimeoutError, asyncio.CancelledError):
             pass
         except Exception as exc:
             self.log.warning("driver_stop_error", driver=self.spec.section, error=str(exc))
-        self.task = None
+        if not task.done():
+            self.log.warning("driver_stop_slow", driver=self.spec.section, waited_s=timeout)
+            return task
+        return None
 
     async def _run_forever(self) -> None:
-        backoff = BACKOFF_MIN_S
+        backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
         name = self.spec.section
         data_dir = self.sup.config.data_dir / name
         while True:
@@ -129,24 +162,96 @@ class DriverRunner:
                 self.restarts += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 if time.monotonic() - started > HEALTHY_RUN_S:
-                    backoff = BACKOFF_MIN_S
-                self.log.exception("driver_crashed", exc, driver=name, restarts=self.restarts,
-                                   restart_in_s=backoff)
+                    backoff.reset()
+                delay = backoff.next()
+                self.log.exception("driver_crashed", exc, driver=name, restarts=self.restarts, restart_in_s=delay)
                 self.set_state("failed", self.last_error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
+                await asyncio.sleep(delay)
 
     def snapshot(self) -> dict[str, Any]:
         return {"state": self.state, "detail": self.detail, "since": round(self.since, 3), "restarts": self.restarts,
                 "last_error": self.last_error or None, "counters": dict(self.counters)}
 
 
+class CoreTask:
+    """One long-lived task of the core (uplink, health publisher, reloader): restarted with backoff
+    when it fails or ends, and reported; the watchdog is withheld while one is down."""
+
+    def __init__(self, name: str, factory: Callable[[], Awaitable[None]], on_change: Callable[[], None]) -> None:
+        self.name = name
+        self.factory = factory
+        self.on_change = on_change
+        self.state = "starting"  # running | failed
+        self.restarts = 0
+        self.last_error = ""
+        self.since = time.time()
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False  # set before its work is asked to end on purpose (uplink.stop())
+        self.log = KvLogger("supervisor")
+        self._backoff = Backoff(BACKOFF_MIN_S, CORE_BACKOFF_MAX_S)
+
+    def start(self) -> CoreTask:
+        self.task = asyncio.create_task(self._keep(), name=f"core-{self.name}")
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.state == "running" and self.task is not None and not self.task.done()
+
+    def _set(self, state: str) -> None:
+        if state != self.state:
+            self.state, self.since = state, time.time()
+            self.on_change()
+
+    async def _keep(self) -> None:
+        while True:
+            started = time.monotonic()
+            self._set("running")
+            try:
+                await self.factory()
+                if self.stopping:
+                    self._set("stopped")
+                    return
+                raise RuntimeError("task ended; core tasks run until cancelled")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.restarts += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                if time.monotonic() - started > HEALTHY_RUN_S:
+                    self._backoff.reset()
+                delay = self._backoff.next()
+                self.log.exception("task_crashed", exc, task=self.name, restarts=self.restarts, restart_in_s=delay)
+                self._set("failed")
+                await asyncio.sleep(delay)
+
+    async def stop(self, timeout: float) -> None:
+        self.stopping = True
+        task, self.task = self.task, None
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=max(0.01, timeout))
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"state": self.state, "since": round(self.since, 3), "restarts": self.restarts,
+                "last_error": self.last_error or None}
+
+
+@dataclass
+class _PendingEvent:
+    """A core event (spool fault) not yet stored: sent live if the spool refuses it, stored once it can."""
+
+    event: Event
+    sent_live: bool = False
+
+
 class Supervisor:
     """The agent process: the only global state lives here."""
 
-    def __init__(self, loaded: LoadedConfig, extra: dict[str, tuple[DriverSpec, Any]] | None = None) -> None:
+    def __init__(self, loaded: LoadedConfig, extra: ExtraDrivers | None = None) -> None:
         self.loaded = loaded
-        self._extra = extra or {}
+        self._extra: ExtraDrivers = extra or dict
         self.config = loaded.config
         self.boot_id = uuid.uuid4().hex
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -155,21 +260,23 @@ class Supervisor:
         self.runners: dict[str, DriverRunner] = {}
         self.spool: Spool | None = None
         self.uplink: Uplink | None = None
-        self.router = self._make_router()
+        self.router = self._make_router(self.config, read_key_file(self.config.coc.command_key_file)
+                                        if self.config.coc.command_key_file else None)
         self.notifier = Notifier()
+        self.emit_refused = 0
+        self.core: dict[str, CoreTask] = {}
         self._stop = asyncio.Event()
         self._health_dirty = asyncio.Event()
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._uplink_task: asyncio.Task[None] | None = None
-        self._reload_task: asyncio.Task[None] | None = None
-        self._reload_wanted = False
+        self._watchdog_task: asyncio.Task[None] | None = None
+        self._reload_lock = asyncio.Lock()
+        self._reload_wanted = asyncio.Event()
+        self._pending_events: list[_PendingEvent] = []
 
     # -- wiring --------------------------------------------------------------------------
-    def _make_router(self) -> CommandRouter:
-        coc = self.config.coc
-        key = read_secret(coc.command_key_file)
-        router = CommandRouter(KvLogger("commands"), coc.max_command_bytes, key.encode() if key else None,
-                               coc.command_window_s)
+    def _make_router(self, cfg: Any, key: bytes | None) -> CommandRouter:
+        coc = cfg.coc
+        router = CommandRouter(KvLogger("commands"), coc.max_command_bytes, key, coc.command_window_s,
+                               cfg.site.site_id, cfg.data_dir / REPLAY_FILE)
         router.register("ping", self._cmd_ping)
         router.register("rebirth", self._cmd_rebirth)
         router.register("reload", self._cmd_reload)
@@ -180,23 +287,29 @@ class Supervisor:
         return Uplink(self.config.coc, self.config.site.site_id, self.spool, self.boot_id, self.router,
                       self.birth, self.health_payload, KvLogger("uplink"), self.health_changed)
 
-    def _enabled(self) -> dict[str, tuple[DriverSpec, Any]]:
+    def _enabled(self, cfg: Any = None) -> dict[str, tuple[DriverSpec, Any]]:
         out = {}
         for spec in SPECS:
-            section = getattr(self.config, spec.section, None)
+            section = getattr(cfg if cfg is not None else self.config, spec.section, None)
             if section is not None and getattr(section, "enabled", True):
                 out[spec.section] = (spec, section)
-        out.update(self._extra)
+        out.update(self._extra())
         return out
 
     # -- what drivers call ---------------------------------------------------------------
-    async def emit(self, source: str, items: tuple[Emittable, ...]) -> None:
+    async def emit(self, source: str, items: tuple[Emittable, ...]) -> bool:
+        """Store items; False when the spool refuses them (degraded: disk full, I/O, read-only)."""
         assert self.spool is not None
         records = to_records(source, items, historical=not (self.uplink and self.uplink.connected))
         if records:
-            await self.spool.put(records)
+            try:
+                await self.spool.put(records)
+            except (SpoolUnavailable, SpoolClosed):
+                self.emit_refused += len(records)
+                return False
             if self.uplink is not None:
                 self.uplink.wakeup.set()
+        return True
 
     def set_link(self, link: LinkState) -> None:
         if link.name != self.link.name or link.metered != self.link.metered:
@@ -219,10 +332,19 @@ class Supervisor:
         stats["uplink_connected"] = bool(self.uplink and self.uplink.connected)
         return stats
 
+    def driver_instances(self) -> dict[str, int]:
+        """Live driver tasks by driver, counted from the loop itself (a reload must leave exactly one)."""
+        names = Counter(t.get_name() for t in asyncio.all_tasks() if not t.done())
+        return {n.removeprefix("driver-"): c for n, c in names.items() if n.startswith("driver-")}
+
     def health_payload(self) -> dict[str, Any]:
+        spool = self.spool.stats() if self.spool else {}
+        spool["emit_refused"] = self.emit_refused
         return {"ts": round(time.time(), 3), "boot_id": self.boot_id, "pid": os.getpid(),
                 "drivers": {n: r.snapshot() for n, r in sorted(self.runners.items())},
-                "spool": self.spool.stats() if self.spool else {},
+                "driver_instances": self.driver_instances(),
+                "core": {n: t.snapshot() for n, t in sorted(self.core.items())},
+                "spool": spool,
                 "uplink": self.uplink.stats() if self.uplink else {},
                 "link": {"name": self.link.name, "metered": self.link.metered, "since": self.link.since or None},
                 "commands": dict(self.router.counters)}
@@ -230,8 +352,10 @@ class Supervisor:
     def status_line(self) -> str:
         ok = sum(1 for r in self.runners.values() if r.state == "ok")
         depth = self.spool.depth if self.spool else 0
+        state = self.spool.state if self.spool else "none"
         up = self.uplink.state if self.uplink else "none"
-        return f"uplink={up} spool={depth} drivers_ok={ok}/{len(self.runners)} link={self.link.name or '-'}"
+        return (f"uplink={up} spool={depth} spool_state={state} drivers_ok={ok}/{len(self.runners)} "
+                f"link={self.link.name or '-'}")
 
     # -- commands ------------------------------------------------------------------------
     async def _cmd_ping(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -252,22 +376,35 @@ class Supervisor:
 
     # -- lifecycle -----------------------------------------------------------------------
     async def reload(self) -> list[str]:
-        """Re-read the config; on errors keep the running one and return the error lines."""
+        """Re-read the config, one reload at a time whatever asked for it (SIGHUP, COC `reload`).
+
+        Everything that can fail is checked before anything changes: on errors the running config
+        stays wholly in force and the error lines are returned."""
+        async with self._reload_lock:
+            return await self._reload_locked()
+
+    async def _reload_locked(self) -> list[str]:
         try:
             new = await asyncio.to_thread(load, self.loaded.path)
+            cfg = new.config
+            key = await asyncio.to_thread(read_key_file, cfg.coc.command_key_file) \
+                if cfg.coc.command_key_file else None
+            wanted = self._enabled(cfg)
         except ConfigError as exc:
             for line in exc.lines:
                 self.log.error("reload_rejected", problem=line)
             return exc.lines
+        except ValueError as exc:  # the key file changed between validation and reading
+            line = f"config error: coc.command_key_file: {exc}"
+            self.log.error("reload_rejected", problem=line)
+            return [line]
         old_cfg = self.config
-        self.loaded, self.config = new, new.config
-        cfg = new.config
+        self.loaded, self.config = new, cfg
         setup_logging(cfg.logging.level, dict(cfg.logging.levels))
         if self.spool is not None:
             self.spool.max_bytes = cfg.spool.max_bytes
         if spool_path(cfg) != spool_path(old_cfg) or cfg.data_dir != old_cfg.data_dir:
             self.log.warning("reload_partial", reason="spool path or data_dir changes take effect after a restart")
-        wanted = self._enabled()
         for name in list(self.runners):
             if name not in wanted:
                 await self.runners.pop(name).stop()
@@ -276,42 +413,53 @@ class Supervisor:
             runner = self.runners.get(name)
             if runner is not None and runner.config == section:
                 continue
-            if runner is not None:
-                await runner.stop()
+            lingering = await runner.stop() if runner is not None else None
             runner = DriverRunner(self, spec, section)
             self.runners[name] = runner
-            runner.start()
+            runner.start(after=lingering)
             self.log.info("driver_configured", driver=name)
         if cfg.coc != old_cfg.coc or cfg.site != old_cfg.site:
-            await self._restart_uplink()
+            await self._restart_uplink(key)
         elif self.uplink is not None and self.uplink.connected:
             self.uplink.publish_state("status", self.birth())
         self.log.info("reload_done", config_sha=new.sha, drivers=",".join(sorted(self.runners)))
         self.health_changed()
         return []
 
-    def _reload_in_background(self) -> None:
-        """SIGHUP: one reload at a time; a SIGHUP during a reload triggers one more afterwards."""
-        self._reload_wanted = True
-        if self._reload_task is None or self._reload_task.done():
-            self._reload_task = asyncio.create_task(self._reload_while_wanted(), name="reload")
+    def _reload_requested(self) -> None:
+        """SIGHUP: wake the reloader; SIGHUPs during a reload coalesce into one more afterwards."""
+        self._reload_wanted.set()
 
-    async def _reload_while_wanted(self) -> None:
-        while self._reload_wanted:
-            self._reload_wanted = False
+    async def _reloader(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
             await self.reload()
 
-    async def _restart_uplink(self) -> None:
+    async def _restart_uplink(self, key: bytes | None) -> None:
         old_router = self.router
-        self.router = self._make_router()
+        self.router = self._make_router(self.config, key)
         for name, handler in old_router.handlers.items():
             self.router.handlers.setdefault(name, handler)
-        if self.uplink is not None:
-            await self.uplink.stop()
-        if self._uplink_task is not None:
-            self._uplink_task.cancel()
+        old = self.uplink
+        task = self.core.pop("uplink", None)
+        if task is not None:
+            task.stopping = True
+        if old is not None:
+            await old.stop()
+        if task is not None:
+            await task.stop(SOCKET_TIMEOUT_S + 1)
+        if old is not None:
+            await old.wait_orphans(SOCKET_TIMEOUT_S + 1)  # a client abandoned mid-connect must not race the new one
         self.uplink = self._make_uplink()
-        self._uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")
+        self._start_core("uplink", self._run_uplink)
+
+    async def _run_uplink(self) -> None:
+        assert self.uplink is not None
+        await self.uplink.run()
+
+    def _start_core(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self.core[name] = CoreTask(name, factory, self.health_changed).start()
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -321,57 +469,93 @@ class Supervisor:
         await asyncio.to_thread(self.spool.open)
         await self._report_spool_notices()
         for sig, handler in ((signal.SIGTERM, self._stop.set), (signal.SIGINT, self._stop.set),
-                             (signal.SIGHUP, self._reload_in_background)):
+                             (signal.SIGHUP, self._reload_requested)):
             loop.add_signal_handler(sig, handler)
         self.uplink = self._make_uplink()
-        self._uplink_task = asyncio.create_task(self.uplink.run(), name="uplink")
+        self._start_core("uplink", self._run_uplink)
         for name, (spec, section) in self._enabled().items():
             self.runners[name] = DriverRunner(self, spec, section)
             self.runners[name].start()
         self.log.info("agent_started", version=__version__, boot_id=self.boot_id, config=self.loaded.path,
                       config_sha=self.loaded.sha, drivers=",".join(sorted(self.runners)))
-        self._tasks = [asyncio.create_task(self._health_loop(), name="health-publisher"),
-                       asyncio.create_task(self._watchdog_loop(), name="watchdog")]
+        self._start_core("health-publisher", self._health_loop)
+        self._start_core("reloader", self._reloader)
+        self._watchdog_task = asyncio.create_task(self._watchdog_loop(), name="watchdog")
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
         await self._stop.wait()
         return await self._shutdown()
 
     async def _shutdown(self) -> int:
+        """Stop within SHUTDOWN_BUDGET_S whatever hangs: every step gets at most what is left."""
+        deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+
+        def left(cap: float) -> float:
+            return max(0.05, min(cap, deadline - time.monotonic() - 2.0))  # 2 s kept for the spool's commit
+
         self.log.info("agent_stopping", boot_id=self.boot_id)
         self.notifier.send("STOPPING=1", "STATUS=stopping")
-        await asyncio.gather(*(r.stop() for r in self.runners.values()))
-        for t in self._tasks:
-            t.cancel()
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
+        for name in ("reloader", "health-publisher"):
+            task = self.core.pop(name, None)
+            if task is not None:
+                await task.stop(left(1.0))
+        await asyncio.gather(*(r.stop(left(STOP_TIMEOUT_S)) for r in self.runners.values()))
         if self.uplink is not None and self.spool is not None and self.uplink.connected:
-            deadline = time.monotonic() + 2.0
-            while self.spool.depth and time.monotonic() < deadline and self.uplink.connected:
+            until = time.monotonic() + left(1.5)
+            while self.spool.depth and time.monotonic() < until and self.uplink.connected:
                 await asyncio.sleep(0.05)
             self.uplink.publish_state("health", self.health_payload())
+        if "uplink" in self.core:
+            self.core["uplink"].stopping = True
         if self.uplink is not None:
-            await self.uplink.stop()
-        if self._uplink_task is not None:
-            self._uplink_task.cancel()
-            await asyncio.gather(self._uplink_task, return_exceptions=True)
+            try:
+                await asyncio.wait_for(self.uplink.stop(left(2.0)), left(2.5))
+            except TimeoutError:
+                self.log.warning("uplink_stop_slow")
+        uplink_task = self.core.pop("uplink", None)
+        if uplink_task is not None:
+            await uplink_task.stop(left(SOCKET_TIMEOUT_S + 1))
         if self.spool is not None:
             await asyncio.to_thread(self.spool.close)
-        self._write_status({"stopped": True})
+        self._write_status({"stopped": True, "boot_id": self.boot_id})
         self.log.info("agent_stopped", boot_id=self.boot_id)
         return 0
 
     async def _report_spool_notices(self) -> None:
-        """A spool moved aside (at start or while running) becomes an event in the fresh spool."""
+        """Spool faults (corrupt, degraded, resumed) become events: stored when the spool can take
+        them, and sent live at once when it cannot."""
         while self.spool is not None and self.spool.notices:
             notice = self.spool.notices.pop(0)
-            await self.emit("agent", (Event(notice["kind"], notice, severity="warning"),))
+            severity = "info" if notice["kind"] == "spool_resumed" else "warning"
+            self._pending_events.append(_PendingEvent(Event(notice["kind"], notice, severity=severity,
+                                                            source="agent")))
+        still: list[_PendingEvent] = []
+        for pending in self._pending_events:
+            if await self.emit("agent", (pending.event,)):
+                continue
+            if not pending.sent_live and self.uplink is not None:
+                body = dict(event_dict(pending.event), historical=False)
+                pending.sent_live = self.uplink.publish_direct(f"event/{pending.event.kind}", to_json(body))
+            still.append(pending)
+        self._pending_events = still[-100:]
 
     async def _health_loop(self) -> None:
-        """Publish retained health on every change (at most once a second) and periodically."""
-        period = self.config.health.interval_s
+        """Publish retained health on every change (at most once a second) and periodically; spool
+        faults are looked at every second (the writer thread cannot wake the loop itself)."""
+        published = 0.0
         while True:
             try:
-                await asyncio.wait_for(self._health_dirty.wait(), period)
+                await asyncio.wait_for(self._health_dirty.wait(), 1.0)
             except TimeoutError:
                 pass
+            if self.spool is not None and self.spool.notices:
+                self._health_dirty.set()
+            if self._pending_events:
+                await self._report_spool_notices()
+            if not self._health_dirty.is_set() and time.monotonic() - published < self.config.health.interval_s:
+                continue
+            published = time.monotonic()
             self._health_dirty.clear()
             await self._report_spool_notices()
             payload = self.health_payload()
@@ -382,17 +566,11 @@ class Supervisor:
             await asyncio.sleep(1.0)
 
     def _write_status(self, payload: dict[str, Any]) -> None:
-        """A local copy of the health for `commune-agent status`, written atomically."""
-        path = self.config.data_dir / "status.json"
-        tmp = path.with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps(payload, default=str))
-            os.replace(tmp, path)
-        except OSError as exc:
-            self.log.warning("status_write_failed", path=path, error=str(exc))
+        """A local copy of the health for `commune-agent status`."""
+        write_json_logged(self.config.data_dir / "status.json", payload, self.log, indent=None)
 
     async def _watchdog_loop(self) -> None:
-        """WATCHDOG=1 only while the loop keeps time and the spool writer lives."""
+        """WATCHDOG=1 only while the loop keeps time, the spool writer lives and every core task runs."""
         interval = self.notifier.watchdog_interval()
         if interval is None:
             return
@@ -401,13 +579,38 @@ class Supervisor:
             await asyncio.sleep(interval / 2)
             lag = time.monotonic() - t0 - interval / 2
             writer = self.spool is not None and self.spool.writer_alive()
-            if lag < interval and writer:
+            down = sorted(n for n, t in self.core.items() if not t.alive)
+            if lag < interval and writer and not down:
                 self.notifier.send("WATCHDOG=1")
             else:
-                self.log.error("watchdog_withheld", loop_lag_s=round(lag, 3), spool_writer=writer)
+                self.log.error("watchdog_withheld", loop_lag_s=round(lag, 3), spool_writer=writer,
+                               tasks_down=",".join(down) or None)
 
 
 def run_agent(loaded: LoadedConfig) -> int:
     setup_logging(loaded.config.logging.level, dict(loaded.config.logging.levels))
-    return asyncio.run(Supervisor(loaded).run())
+    return run_supervisor(Supervisor(loaded))
 
+
+def run_supervisor(sup: Supervisor) -> int:
+    """Run until stopped; a thread stuck in a blocking call cannot hold the process past systemd's timeout."""
+    loop = asyncio.new_event_loop()
+    try:
+        rc = loop.run_until_complete(sup.run())
+        rest = asyncio.all_tasks(loop)
+        for task in rest:
+            task.cancel()
+        if rest:
+            loop.run_until_complete(asyncio.wait(rest, timeout=1.0))
+    finally:
+        loop.close()  # does not wait for executor threads (asyncio.run would, without a limit)
+    deadline = time.monotonic() + 1.0
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stuck:
+        KvLogger("supervisor").warning("shutdown_forced", threads=",".join(stuck))
+        logging.shutdown()
+        os._exit(rc)
+    return rc

@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import random
+import contextlib
 import ssl
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from agent.backoff import Backoff
 from agent.commands import CommandRouter
 from agent.config import CocConfig
-from agent.driver import Priority
 from agent.logs import KvLogger
 from agent.payloads import to_json
 from agent.section import read_secret
-from agent.spool import Record, Spool, Stored
+from agent.spool import Cursor, Priority, Record, Spool, SpoolClosed, SpoolUnavailable, Stored
 
-CONNECT_TIMEOUT_S = 15.0
+CONNECT_TIMEOUT_S = 15.0  # TCP + TLS + CONNACK
+SOCKET_TIMEOUT_S = 4.0  # paho's blocking connect(): bounds how long a cancelled connect can linger
 ACK_TIMEOUT_S = 30.0
+STOP_PUBLISH_S = 2.0
+MAX_REFUSALS_SHOWN = 20
 
 
 def with_envelope(row: Stored, boot_id: str) -> bytes:
@@ -42,11 +46,22 @@ class _Session:
         self.connack: asyncio.Future[ReasonCode | int] = loop.create_future()
         self.closed = asyncio.Event()
         self.lock = threading.Lock()
-        self.acks: dict[int, bool] = {}  # mid -> broker accepted it
+        self.acks: dict[int, str | None] = {}  # mid -> None if accepted, else the PUBACK's failure reason
         self.expect: set[int] = set()  # mids of the batch in flight still without PUBACK
         self.untracked: set[int] = set()  # mids of status/health publishes: their PUBACKs are not the spool's
         self.ack_event = asyncio.Event()
         self.disconnect_reason = ""
+
+
+@dataclass
+class _Refusal:
+    """A topic the broker refuses (PUBACK >= 0x80): its rows stay in the spool and are retried with backoff."""
+
+    reason: str
+    backoff: Backoff
+    until: float
+    count: int = 0
+    retried: bool = False
 
 
 class Uplink:
@@ -70,12 +85,14 @@ class Uplink:
         self.published = 0
         self.rejected = 0
         self.connects = 0
+        self.refusals: dict[str, _Refusal] = {}
         self.wakeup = asyncio.Event()
         self._client: mqtt.Client | None = None
         self._session: _Session | None = None
         self._stopping = False
         self._stopped_client: mqtt.Client | None = None
         self._commands: set[asyncio.Future[None]] = set()
+        self._orphans: set[asyncio.Future[Any]] = set()
 
     @property
     def connected(self) -> bool:
@@ -85,8 +102,12 @@ class Uplink:
         return f"{self.base}/{suffix}"
 
     def stats(self) -> dict[str, Any]:
+        now = time.monotonic()
+        refused = {t: {"reason": r.reason, "count": r.count, "retry_in_s": round(max(0.0, r.until - now), 1)}
+                   for t, r in list(self.refusals.items())[:MAX_REFUSALS_SHOWN]}
         return {"state": self.state, "detail": self.detail, "connected_since": self.connected_since,
-                "published": self.published, "rejected": self.rejected, "connects": self.connects}
+                "published": self.published, "rejected": self.rejected, "connects": self.connects,
+                "refused_topics": refused}
 
     def _set_state(self, state: str, detail: str = "") -> None:
         if (state, detail) != (self.state, self.detail):
@@ -100,6 +121,7 @@ class Uplink:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cfg.client_id or f"commune-agent-{self.base}",
                              protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, reconnect_on_failure=False,
                              clean_session=None if v5 else True)
+        client.connect_timeout = SOCKET_TIMEOUT_S
         client.max_inflight_messages_set(100)  # measured: paho gets slower with larger windows
         client.max_queued_messages_set(0)
         client.will_set(self.topic("status"), to_json({"online": False, "boot_id": self.boot_id}), qos=1, retain=True)
@@ -125,14 +147,18 @@ class Uplink:
                 if mid in session.untracked:
                     session.untracked.discard(mid)
                     return
-                session.acks[mid] = not rc.is_failure
+                session.acks[mid] = f"{rc} (0x{rc.value:02x})" if rc.is_failure else None
                 if mid in session.expect:
                     session.expect.discard(mid)
                     if not session.expect:
                         loop.call_soon_threadsafe(session.ack_event.set)
 
         def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
-            loop.call_soon_threadsafe(self._command_arrived, msg.topic, bytes(msg.payload))
+            try:
+                topic = msg.topic
+            except UnicodeDecodeError:
+                topic = "invalid"
+            loop.call_soon_threadsafe(self._command_arrived, topic, bytes(msg.payload), bool(msg.retain))
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
@@ -142,17 +168,54 @@ class Uplink:
 
     async def run(self) -> None:
         """Connect, serve one session, back off, again — until cancelled."""
-        backoff = self.cfg.reconnect_min_s
+        backoff = Backoff(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, jitter=0.3)
         while not self._stopping:
             served = await self._connect_and_serve()
             if self._stopping:
                 return
             if served:
-                backoff = self.cfg.reconnect_min_s
-            delay = backoff + random.uniform(0, backoff * 0.3)
+                backoff.reset()
+            delay = backoff.next()
             self.log.info("uplink_retry", in_s=round(delay, 2), state=self.state, detail=self.detail)
             await asyncio.sleep(delay)
-            backoff = min(backoff * 2, self.cfg.reconnect_max_s)
+
+    async def _connect(self, client: mqtt.Client) -> None:
+        """paho's blocking connect in a thread; if we are cancelled meanwhile, the client is closed once
+        that connect returns, before anything else may connect with the same client id."""
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(None, client.connect, self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+        try:
+            await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            closer = asyncio.ensure_future(self._close_orphan(client, fut))
+            self._orphans.add(closer)
+            closer.add_done_callback(self._orphans.discard)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({closer}, timeout=SOCKET_TIMEOUT_S + 1)
+            raise
+
+    async def _close_orphan(self, client: mqtt.Client, fut: asyncio.Future[Any]) -> None:
+        with contextlib.suppress(BaseException):
+            await fut
+        await asyncio.to_thread(self._hang_up, client)
+        self.log.info("uplink_connect_abandoned", host=self.cfg.host, port=self.cfg.port)
+
+    @staticmethod
+    def _hang_up(client: mqtt.Client) -> None:
+        """Close a client whose network loop never ran: a clean DISCONNECT (no LWT), then the socket."""
+        with contextlib.suppress(Exception):
+            client.disconnect()
+        with contextlib.suppress(Exception):
+            client.loop(timeout=0.2)
+        with contextlib.suppress(Exception):
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
+
+    async def wait_orphans(self, timeout: float) -> None:
+        """Let clients abandoned mid-connect finish closing (a new uplink must not race them)."""
+        if self._orphans:
+            await asyncio.wait(set(self._orphans), timeout=timeout)
 
     async def _connect_and_serve(self) -> bool:
         loop = asyncio.get_running_loop()
@@ -160,10 +223,13 @@ class Uplink:
         self._set_state("connecting", f"{self.cfg.host}:{self.cfg.port}")
         try:
             client = self._make_client(session)
-            await asyncio.to_thread(client.connect, self.cfg.host, self.cfg.port, self.cfg.keepalive_s)
+            await self._connect(client)
         except (OSError, ssl.SSLError, ValueError) as exc:
             self._set_state("disconnected", f"connect failed: {exc}")
             self.log.warning("uplink_connect_failed", host=self.cfg.host, port=self.cfg.port, error=str(exc))
+            return False
+        if self._stopping:
+            await asyncio.to_thread(self._hang_up, client)
             return False
         client.loop_start()
         try:
@@ -205,54 +271,88 @@ class Uplink:
     # -- publishing ----------------------------------------------------------------------
     def publish_state(self, suffix: str, payload: dict[str, Any], retain: bool = True) -> bool:
         """Fire-and-forget QoS1 publish of live state (status, health) while connected."""
+        return self.publish_direct(suffix, to_json(payload), retain)
+
+    def publish_direct(self, suffix: str, body: bytes, retain: bool = False) -> bool:
+        """A QoS1 publish that bypasses the spool (state, or what the spool cannot take right now)."""
         client, session = self._client, self._session
         if client is None or session is None:
             return False
-        info = client.publish(self.topic(suffix), to_json(payload), qos=1, retain=retain)
+        info = client.publish(self.topic(suffix), body, qos=1, retain=retain)
         with session.lock:  # mids wrap at 65535: this PUBACK must never count for a spool row
             if session.acks.pop(info.mid, None) is None:
                 session.untracked.add(info.mid)
-        return True
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _held(self, topic: str, now: float) -> bool:
+        refusal = self.refusals.get(topic)
+        return refusal is not None and refusal.until > now
 
     async def _drain(self, session: _Session) -> None:
-        """Publish spool rows in order; delete a row only after its PUBACK.
+        """Publish spool rows in order; delete a row only after a successful PUBACK.
 
-        Two batches are kept in flight so the broker acknowledges one while the next is sent."""
-        after: dict[int, int] = {}
+        Two batches are kept in flight so the broker acknowledges one while the next is sent.
+        Rows of a topic the broker refuses stay in the spool; the topic is retried with backoff."""
+        self.spool.release_all()  # rows a cancelled session fetched but never sent
+        cursor = Cursor()
         inflight: deque[dict[int, Stored]] = deque()
         deletes: list[asyncio.Future[Any]] = []
         client = self._client
         assert client is not None
-        while not session.closed.is_set():
-            self.wakeup.clear()
-            rows = await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, after) if len(inflight) < 2 else []
-            if rows:
-                mids: dict[int, Stored] = {}
-                for row in rows:
-                    payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
-                    info = client.publish(self.topic(row.topic), payload, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        try:
+            while not session.closed.is_set():
+                self.wakeup.clear()
+                now = time.monotonic()
+                due = [r for r in self.refusals.values() if r.until <= now and not r.retried]
+                if due:  # a refused topic's hold ran out: read its rows again from the oldest
+                    cursor = Cursor()
+                    for r in due:
+                        r.retried = True
+                next_retry = min((r.until for r in self.refusals.values() if not r.retried), default=float("inf"))
+                rows = await self._fetch(cursor) if len(inflight) < 2 else []
+                if rows:
+                    mids: dict[int, Stored] = {}
+                    held: list[Stored] = []
+                    unsent: list[Stored] = []
+                    for i, row in enumerate(rows):
+                        if self._held(row.topic, now):
+                            held.append(row)
+                            continue
+                        payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
+                        info = client.publish(self.topic(row.topic), payload, qos=1)
+                        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                            unsent = rows[i:]
+                            break
+                        mids[info.mid] = row
+                    self.spool.release(held + unsent)
+                    inflight.append(mids)
+                    if unsent:
+                        break  # the connection is going: what was not sent goes again after reconnecting
+                if inflight and (len(inflight) >= 2 or not rows):
+                    if not await self._settle(session, inflight.popleft(), deletes):
                         break
-                    mids[info.mid] = row
-                    after[row.priority] = row.id
-                inflight.append(mids)
-                if len(mids) < len(rows):
-                    break  # the connection is going: what was not sent goes again after reconnecting
-            if inflight and (len(inflight) >= 2 or not rows):
-                if not await self._settle(session, inflight.popleft(), deletes):
-                    break
-                continue
-            if not rows:
-                waiter = asyncio.ensure_future(self.wakeup.wait())
-                closed = asyncio.ensure_future(session.closed.wait())
-                await asyncio.wait({waiter, closed}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                closed.cancel()
-        if deletes:
-            await asyncio.gather(*deletes, return_exceptions=True)
+                    continue
+                if not rows:
+                    wait = min(1.0, max(0.05, next_retry - time.monotonic()))
+                    waiter = asyncio.ensure_future(self.wakeup.wait())
+                    closed = asyncio.ensure_future(session.closed.wait())
+                    await asyncio.wait({waiter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    closed.cancel()
+        finally:
+            for mids in inflight:
+                self.spool.release(mids.values())
+            if deletes:
+                await asyncio.gather(*deletes, return_exceptions=True)
+
+    async def _fetch(self, cursor: Cursor) -> list[Stored]:
+        try:
+            return await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, cursor)
+        except SpoolUnavailable:  # the spool is being repaired; its backlog comes once it reopens
+            return []
 
     async def _settle(self, session: _Session, mids: dict[int, Stored], deletes: list[asyncio.Future[Any]]) -> bool:
-        """Wait for one batch's PUBACKs and delete what was acknowledged; False if any is missing."""
+        """Wait for one batch's PUBACKs; delete what was accepted, keep what was refused; False if any is missing."""
         with session.lock:
             session.ack_event.clear()
             # PUBACKs may already be in: expect only the ones still missing
@@ -268,31 +368,73 @@ class Uplink:
         with session.lock:
             acks = {mid: session.acks.pop(mid) for mid in mids if mid in session.acks}
             session.expect = set()
-        done = [(row.id, row.size) for mid, row in mids.items() if mid in acks]
-        refused = [row for mid, row in mids.items() if acks.get(mid) is False]
+        done = [row for mid, row in mids.items() if mid in acks and acks[mid] is None]
+        refused = [(row, acks[mid]) for mid, row in mids.items() if acks.get(mid) is not None]
+        missing = [row for mid, row in mids.items() if mid not in acks]
+        for row in done:
+            if row.topic in self.refusals:
+                del self.refusals[row.topic]
+                self.log.info("uplink_topic_accepted", topic=row.topic)
         if refused:
-            self.rejected += len(refused)
-            self.log.warning("uplink_publish_refused", count=len(refused), topic=refused[0].topic)
-        self.published += len(done) - len(refused)
+            self._refused(refused)
+        self.spool.release([row for row, _ in refused] + missing)
+        self.published += len(done)
         if done:
-            deletes.append(asyncio.ensure_future(self.spool.delete(done)))
+            deletes.append(asyncio.ensure_future(self._delete(done)))
         deletes[:] = [d for d in deletes if not d.done()]
-        return len(done) == len(mids)  # else: reconnect and resend the rest, in order
+        return not missing  # else: reconnect and resend the rest, in order
 
-    def _command_arrived(self, topic: str, payload: bytes) -> None:
+    async def _delete(self, rows: list[Stored]) -> None:
+        try:
+            await self.spool.delete(rows)
+        except (SpoolUnavailable, SpoolClosed) as exc:  # they stay and go again: at least once
+            self.log.warning("uplink_delete_deferred", rows=len(rows), error=str(exc))
+
+    def _refused(self, refused: list[tuple[Stored, str | None]]) -> None:
+        """A PUBACK with a failure reason (MQTT 5 >= 0x80): keep the row, hold its topic, retry with backoff."""
+        now = time.monotonic()
+        self.rejected += len(refused)
+        for row, reason in refused:
+            refusal = self.refusals.get(row.topic)
+            if refusal is None:
+                refusal = _Refusal(str(reason), Backoff(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s,
+                                                        jitter=0.3), 0.0)
+                self.refusals[row.topic] = refusal
+            refusal.count += 1
+            refusal.reason = str(reason)
+            if refusal.until <= now:
+                refusal.until = now + refusal.backoff.next()
+                refusal.retried = False
+                self.log.warning("uplink_publish_refused", topic=row.topic, reason=reason, kept=True,
+                                 retry_in_s=round(refusal.until - now, 1))
+        self.on_change()
+
+    def _command_arrived(self, topic: str, payload: bytes, retained: bool = False) -> None:
         name = topic.rsplit("/", 1)[-1]
+        if retained:  # a retained command would run again on every reconnect
+            self.router.counters["ignored_retained"] += 1
+            self.log.warning("command_ignored", command=name[:64], reason="retained")
+            return
         task = asyncio.ensure_future(self._run_command(name, payload))
         self._commands.add(task)  # the loop keeps only weak references to tasks
         task.add_done_callback(self._commands.discard)
 
     async def _run_command(self, name: str, payload: bytes) -> None:
-        result = await self.router.handle(name, payload)
-        safe = name if name and len(name) <= 64 and "/" not in name else "invalid"
-        await self.spool.put([Record(f"cmd/{safe}/result", to_json(result), Priority.ALARM, envelope=False)])
-        self.wakeup.set()
+        """Route one command and send its result; nothing here may end with an unlogged exception."""
+        try:
+            result = await self.router.handle(name, payload)
+            safe = name if 0 < len(name) <= 64 and not set(name) & set("/+#\0") and name.isprintable() else "invalid"
+            body = to_json(result)
+            try:
+                await self.spool.put([Record(f"cmd/{safe}/result", body, Priority.ALARM, envelope=False)])
+            except (SpoolUnavailable, SpoolClosed):
+                self.publish_direct(f"cmd/{safe}/result", body)  # the spool cannot take it: send it live
+            self.wakeup.set()
+        except Exception as exc:
+            self.log.exception("command_result_failed", exc, command=name[:64])
 
-    async def stop(self, timeout: float = 3.0) -> None:
-        """Announce a clean shutdown (retained offline status) and disconnect."""
+    async def stop(self, timeout: float = STOP_PUBLISH_S) -> None:
+        """Announce a clean shutdown (retained offline status) and disconnect, within `timeout` seconds."""
         self._stopping = True
         client = self._client
         if client is None:

@@ -37,7 +37,7 @@ def write_config(path: Path, broker_port: int, data_dir: Path, password_file: Pa
 class AgentProcess:
     """`commune-agent run`, or the test emitter agent when emitter settings are given."""
 
-    def __init__(self, config: Path, log: Path, emitter: dict[str, Any] | None = None,
+    def __init__(self, config: Path, log: Path, emitter: dict[str, Any] | Path | None = None,
                  env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log = log
@@ -47,7 +47,8 @@ class AgentProcess:
 
     def start(self) -> AgentProcess:
         if self.emitter is not None:
-            argv = [sys.executable, "-m", "tests.core.emitter", str(self.config), json.dumps(self.emitter)]
+            spec = f"@{self.emitter}" if isinstance(self.emitter, Path) else json.dumps(self.emitter)
+            argv = [sys.executable, "-m", "tests.core.emitter", str(self.config), spec]
         else:
             argv = [sys.executable, "-m", "agent.cli", "--config", str(self.config), "run"]
         logf = open(self.log, "ab")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.config import load
 from agent.driver import Context, Event, Reading
 from agent.section import Section
-from agent.supervisor import Supervisor
+from agent.supervisor import Supervisor, run_supervisor
 from drivers.registry import DriverSpec
 
 
@@ -21,6 +25,9 @@ class EmitterConfig(Section):
     acked_file: Path
     concurrency: int = 1
     crash_after: int = 0  # raise after this many emits (supervisor restart tests)
+    instances_file: Path | None = None  # "start ID" / "stop ID" lines: how many instances run at once
+    ignore_cancel_s: float = 0.0  # a driver that keeps running this long after being cancelled
+    stop_delay_s: float = 0.0  # a driver that takes this long to close its hardware when stopped
 
 
 class EmitterDriver:
@@ -34,6 +41,10 @@ class EmitterDriver:
             lines = cfg.acked_file.read_text().split()
             start = max((int(x) for x in lines if x.isdigit()), default=-1) + 1
         out = open(cfg.acked_file, "a", buffering=1)
+        me = uuid.uuid4().hex[:8]
+        if cfg.instances_file is not None:
+            with open(cfg.instances_file, "a") as f:
+                f.write(f"start {me}\n")
         ctx.health("ok")
         n = start
         emitted = 0
@@ -43,8 +54,8 @@ class EmitterDriver:
                 n += cfg.concurrency
 
                 async def one(i: int) -> None:
-                    await ctx.emit(Reading("counter", i, None, tags={"pid": str(os.getpid())}))
-                    out.write(f"{i}\n")
+                    if await ctx.emit(Reading("counter", i, None, tags={"pid": str(os.getpid())})) is not False:
+                        out.write(f"{i}\n")
 
                 await asyncio.gather(*(one(i) for i in batch))
                 emitted += len(batch)
@@ -54,21 +65,39 @@ class EmitterDriver:
                 await asyncio.sleep(1.0 / cfg.rate_hz)
             ctx.health("ok", "done")
             await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if cfg.stop_delay_s:
+                await asyncio.shield(asyncio.sleep(cfg.stop_delay_s))
+            if cfg.ignore_cancel_s:  # a driver that will not stop: it ignores cancels, and leaves a thread behind
+                threading.Thread(target=time.sleep, args=(cfg.ignore_cancel_s,), name="stuck-call").start()
+                end = time.monotonic() + cfg.ignore_cancel_s
+                while time.monotonic() < end:
+                    try:
+                        await asyncio.sleep(end - time.monotonic())
+                    except asyncio.CancelledError:
+                        pass
+            raise
         finally:
             out.close()
+            if cfg.instances_file is not None:
+                with open(cfg.instances_file, "a") as f:
+                    f.write(f"stop {me}\n")
 
 
-def main(config_path: str, emitter: dict[str, Any]) -> int:
+def main(config_path: str, emitter: str) -> int:
+    """emitter: the settings as JSON, or @FILE to re-read them from FILE at every reload."""
     from agent.logs import setup_logging
 
     loaded = load(config_path)
     setup_logging("INFO")
     spec = DriverSpec("emitter", "tests.core.emitter:EmitterConfig", "tests.core.emitter:EmitterDriver")
-    sup = Supervisor(loaded, extra={"emitter": (spec, EmitterConfig(**emitter))})
-    return asyncio.run(sup.run())
+
+    def settings() -> dict[str, tuple[DriverSpec, Any]]:
+        text = Path(emitter[1:]).read_text() if emitter.startswith("@") else emitter
+        return {"emitter": (spec, EmitterConfig(**json.loads(text)))}
+
+    return run_supervisor(Supervisor(loaded, extra=settings))
 
 
 if __name__ == "__main__":
-    import json
-
-    sys.exit(main(sys.argv[1], json.loads(sys.argv[2])))
+    sys.exit(main(sys.argv[1], sys.argv[2]))

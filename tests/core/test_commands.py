@@ -18,8 +18,8 @@ from tests.support.wait import wait_until
 BASE = "commune/v1/t1"
 
 
-def router(key: bytes | None = None) -> CommandRouter:
-    r = CommandRouter(KvLogger("test.cmd"), 4096, key, 60)
+def router(key: bytes | None = None, replay_file: Path | None = None) -> CommandRouter:
+    r = CommandRouter(KvLogger("test.cmd"), 4096, key, 60, "t1", replay_file)
 
     async def echo(args: dict) -> dict:
         if args.get("fail"):
@@ -55,19 +55,19 @@ def test_signed_commands_and_replay() -> None:
     key = b"k" * 32
     r = router(key)
     body = {"request_id": "r1", "ts": time.time(), "x": "ủy ban"}
-    body["sig"] = sign(key, "echo", body)
+    body["sig"] = sign(key, "t1", "echo", body)
     raw = json.dumps(body).encode()
     assert run(r, "echo", raw)["ok"] is True
     assert run(r, "echo", raw)["error"] == "replayed command"
     assert "unsigned" in run(r, "echo", b'{"request_id":"r2"}')["error"]
     stale = {"request_id": "r3", "ts": time.time() - 3600}
-    stale["sig"] = sign(key, "echo", stale)
+    stale["sig"] = sign(key, "t1", "echo", stale)
     assert "window" in run(r, "echo", json.dumps(stale).encode())["error"]
     forged = dict(body, request_id="r4", ts=time.time())
     assert run(r, "echo", json.dumps(forged).encode())["error"] == "bad signature"
     # signed for another command name: refused
     other = {"request_id": "r5", "ts": time.time()}
-    other["sig"] = sign(key, "ping", other)
+    other["sig"] = sign(key, "t1", "ping", other)
     assert run(r, "echo", json.dumps(other).encode())["error"] == "bad signature"
     assert r.counters["rejected_auth"] == 5
 
@@ -118,7 +118,7 @@ def test_thousand_malformed_commands_over_mqtt(tmp_path: Path, broker: Broker) -
 
 def test_signed_ping_over_mqtt(tmp_path: Path, broker: Broker) -> None:
     key_file = tmp_path / "cmd.key"
-    key_file.write_text("s3cret-key\n")
+    key_file.write_text("s3cret-key-for-t1-only\n")
     cfg = write_config(tmp_path / "agent.yaml", broker.port, tmp_path / "data", broker.password_file("agent"),
                        coc={"command_key_file": str(key_file)})
     agent = AgentProcess(cfg, tmp_path / "agent.log").start()
@@ -126,7 +126,7 @@ def test_signed_ping_over_mqtt(tmp_path: Path, broker: Broker) -> None:
     try:
         wait_until(lambda: rec.on(f"{BASE}/status"), 20, what="birth")
         body = {"request_id": "s1", "ts": time.time()}
-        body["sig"] = sign(b"s3cret-key", "ping", body)
+        body["sig"] = sign(b"s3cret-key-for-t1-only", "t1", "ping", body)
         rec.publish(f"{BASE}/cmd/ping", json.dumps(body))
         rec.publish(f"{BASE}/cmd/ping", json.dumps({"request_id": "u1"}))
         res = wait_until(lambda: {m.json()["request_id"]: m.json() for m in rec.on("/cmd/ping/result")}

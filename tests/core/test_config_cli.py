@@ -103,7 +103,7 @@ def test_example_config_is_valid_and_documents_every_option(tmp_path: Path) -> N
     for s in secrets:
         target = tmp_path / s.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("secret\n")
+        target.write_text("secret-of-sixteen-or-more\n")
         text = text.replace(s, str(target))
     path = tmp_path / "agent.yaml"
     path.write_text(text)

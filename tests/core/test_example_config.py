@@ -71,7 +71,7 @@ def test_generated_example_validates(tmp_path: Path) -> None:
     for s in sorted(set(re.findall(r"(/etc/commune-agent/[\w./-]+)", text))):
         target = tmp_path / s.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("secret\n")
+        target.write_text("secret-of-sixteen-or-more\n")
         text = text.replace(s, str(target))
     path = tmp_path / "agent.yaml"
     path.write_text(text)

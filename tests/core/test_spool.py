@@ -9,7 +9,7 @@ import pytest
 
 from agent.driver import Priority
 from agent.logs import KvLogger
-from agent.spool import Record, Spool
+from agent.spool import Cursor, Record, Spool
 
 
 def open_spool(path: Path, max_bytes: int = 10_000_000, boot: str = "b1") -> Spool:
@@ -40,41 +40,48 @@ def test_fetch_orders_by_priority_then_age_and_keeps_stream_order(tmp_path: Path
     s = open_spool(tmp_path / "s.db")
     s.put_sync([rec("telemetry/a", 1), rec("event/x", 2, Priority.EVENT), rec("telemetry/a", 3),
                 rec("event/alarm", 4, Priority.ALARM), rec("event/x", 5, Priority.EVENT)])
-    topics = [r.topic for r in s.fetch(10)]
-    assert topics == ["event/alarm", "event/x", "event/x", "telemetry/a", "telemetry/a"]
-    first = s.fetch(2)
-    after = {first[-1].priority: first[-1].id, first[0].priority: first[0].id}
-    rest = s.fetch(10, after)
+    every = s.fetch(10)
+    assert [r.topic for r in every] == ["event/alarm", "event/x", "event/x", "telemetry/a", "telemetry/a"]
+    assert s.fetch(10) == []  # all of them are in flight now
+    s.release(every)
+    cursor = Cursor()
+    first = s.fetch(2, cursor)
+    rest = s.fetch(10, cursor)
+    assert [r.topic for r in first + rest] == [r.topic for r in every]
     assert [r.topic for r in rest] == ["event/x", "telemetry/a", "telemetry/a"]
     s.close()
 
 
 def test_byte_bound_evicts_lowest_priority_oldest_and_counts(tmp_path: Path) -> None:
-    s = open_spool(tmp_path / "s.db", max_bytes=70_000)
-    s.put_sync([rec("event/e", i, Priority.EVENT, 200) for i in range(40)])
-    s.put_sync([rec("snapshot/c/1", i, Priority.BULK, 1000) for i in range(20)])
-    s.put_sync([rec("telemetry/t", i, Priority.TELEMETRY, 300) for i in range(200)])
-    assert s.bytes <= 70_000
+    s = open_spool(tmp_path / "s.db", max_bytes=1 << 20)
+    budget = s.budget
+    s.put_sync([rec("event/e", i, Priority.EVENT, 2000) for i in range(40)])
+    s.put_sync([rec("snapshot/c/1", i, Priority.BULK, 10000) for i in range(20)])
+    s.put_sync([rec("telemetry/t", i, Priority.TELEMETRY, 5000) for i in range(200)])
+    assert s.bytes <= budget
     stats = s.stats()
     assert stats["spool_dropped_by_priority"]["bulk"] == 20, stats
     assert stats["spool_dropped_by_priority"]["event"] == 0
-    telemetry = [r for r in s.fetch(1000) if r.topic == "telemetry/t"]
+    rows = s.fetch(1000)
+    s.release(rows)
+    telemetry = [r for r in rows if r.topic == "telemetry/t"]
     # the oldest telemetry went first: what remains is the newest, contiguous run
     ns = [int(r.payload.split(b",")[0].split(b":")[1]) for r in telemetry]
     assert ns == list(range(200 - len(ns), 200)) and 0 < len(ns) < 200
     assert stats["spool_dropped"] == 20 + (200 - len(ns))
     # an alarm still gets in by pushing out telemetry; events are never evicted for telemetry
-    s.put_sync([rec("event/alarm", 1, Priority.ALARM, 5000)])
-    assert any(r.topic == "event/alarm" for r in s.fetch(1000))
-    assert sum(1 for r in s.fetch(1000) if r.topic == "event/e") == 40
+    s.put_sync([rec("event/alarm", 1, Priority.ALARM, 50000)])
+    rows = s.fetch(1000)
+    assert any(r.topic == "event/alarm" for r in rows)
+    assert sum(1 for r in rows if r.topic == "event/e") == 40
     s.close()
 
 
 def test_lower_priority_record_is_dropped_rather_than_evicting_higher(tmp_path: Path) -> None:
-    s = open_spool(tmp_path / "s.db", max_bytes=70_000)
-    s.put_sync([rec("event/alarm", i, Priority.ALARM, 1000) for i in range(60)])
+    s = open_spool(tmp_path / "s.db", max_bytes=1 << 20)
+    s.put_sync([rec("event/alarm", i, Priority.ALARM, 10000) for i in range(s.budget // 10100)])
     before = s.depth
-    s.put_sync([rec("telemetry/t", 0, Priority.TELEMETRY, 5000)])
+    s.put_sync([rec("telemetry/t", 0, Priority.TELEMETRY, 50000)])
     assert s.depth == before and s.stats()["spool_dropped_by_priority"]["telemetry"] == 1
     s.close()
 
@@ -83,9 +90,10 @@ def test_delete_after_ack_frees_bytes(tmp_path: Path) -> None:
     s = open_spool(tmp_path / "s.db")
     s.put_sync([rec("telemetry/a", i) for i in range(10)])
     rows = s.fetch(10)
-    s.delete_sync([(r.id, r.size) for r in rows[:4]])
+    assert s.delete_sync(rows[:4]) == 4
+    s.release(rows)
     assert s.depth == 6 and len(s.fetch(10)) == 6
-    s.delete_sync([(r.id, r.size) for r in rows[:4]])  # deleting twice is harmless
+    assert s.delete_sync(rows[:4]) == 0  # deleting twice is harmless
     assert s.depth == 6
     s.close()
 
