@@ -143,6 +143,21 @@ class EventTracker:
             return [self._event(act, "update", wall, mono)]
         return []
 
+    def _expire(self, wall: float, mono: float) -> list[Output]:
+        """End what went quiet or ran too long; an object ends at the latest with the motion it was seen in."""
+        out: list[Output] = []
+        for kind, act in list(self.open.items()):
+            if mono - act.last_seen >= self.cam.motion.end_after_s or mono - act.started_mono >= self.cam.max_event_s:
+                out += self._end(act, wall, mono)
+                del self.open[kind]
+        motion = self.open.get("motion")
+        for kind in OBJECT_KINDS:
+            act = self.open.get(kind)
+            if act is not None and act.linked is not None and (motion is None or act.linked != motion.id):
+                out += self._end(act, wall, mono)
+                del self.open[kind]
+        return out
+
     def step(self, frame: np.ndarray, mono: float, wall: float, armed: bool, motion_boxes: list[Box],
              motion_score: float, travel: float, seen: dict[str, Seen]) -> list[Output]:
         """Advance with one analysed frame; boxes are in full-frame pixels, travel a fraction of the width."""
@@ -152,16 +167,14 @@ class EventTracker:
             self.streak = 0
             return self.flush(wall, mono)
         self.streak = self.streak + 1 if motion_boxes else 0
-        end_after = self.cam.motion.end_after_s
         motion = self.open.get("motion")
-        if motion is not None and motion_boxes:
+        if motion is not None and motion_boxes:  # a frame with motion is not quiet: it never ends its motion
+            motion.observe(motion_score, motion_boxes, frame, mono)
             for kind in OBJECT_KINDS:  # the detector misses some frames: an object stays while its motion goes on
-                if kind in self.open:
-                    self.open[kind].last_seen = mono
-        for kind, act in list(self.open.items()):
-            if mono - act.last_seen >= end_after or mono - act.started_mono >= self.cam.max_event_s:
-                out += self._end(act, wall, mono)
-                del self.open[kind]
+                act = self.open.get(kind)
+                if act is not None and act.linked == motion.id:
+                    act.last_seen = mono
+        out += self._expire(wall, mono)
         motion = self.open.get("motion")
         min_travel = self.cam.motion.min_travel_pct / 100.0
         if motion is None and self.streak >= self.cam.motion.frames_to_start and travel >= min_travel:
@@ -172,7 +185,6 @@ class EventTracker:
             motion.observe(motion_score, motion_boxes, frame, mono)
             out.append(self._event(motion, "start", wall, mono))
         elif motion is not None and motion_boxes:
-            motion.observe(motion_score, motion_boxes, frame, mono)
             out += self._continue(motion, wall, mono)
         for kind in OBJECT_KINDS:
             s = seen.get(kind)
