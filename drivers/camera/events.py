@@ -168,8 +168,7 @@ class EventTracker:
             return self.flush(wall, mono)
         self.streak = self.streak + 1 if motion_boxes else 0
         motion = self.open.get("motion")
-        if motion is not None and motion_boxes:  # a frame with motion is not quiet: it never ends its motion
-            motion.observe(motion_score, motion_boxes, frame, mono)
+        if motion is not None and motion_boxes:
             for kind in OBJECT_KINDS:  # the detector misses some frames: an object stays while its motion goes on
                 act = self.open.get(kind)
                 if act is not None and act.linked == motion.id:
@@ -185,6 +184,7 @@ class EventTracker:
             motion.observe(motion_score, motion_boxes, frame, mono)
             out.append(self._event(motion, "start", wall, mono))
         elif motion is not None and motion_boxes:
+            motion.observe(motion_score, motion_boxes, frame, mono)
             out += self._continue(motion, wall, mono)
         for kind in OBJECT_KINDS:
             s = seen.get(kind)
