@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 from drivers.broadcast.bulletin import Bulletin, from_json, to_json
 
+DB_FILE = "broadcast.db"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bulletins (
     id TEXT PRIMARY KEY,

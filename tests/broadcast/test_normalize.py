@@ -40,6 +40,29 @@ def test_numbers(n: int, words: str) -> None:
     ("Ban Chỉ huy PCTT và TKCN", "Ban Chỉ huy phòng chống thiên tai và tìm kiếm cứu nạn"),
     ("thứ 4 tháng 4", "thứ tư tháng tư"),
     ("bão số 7, cấp 12", "bão số bảy, cấp mười hai"),
+    # time ranges
+    ("họp từ 7h-11h sáng", "họp từ bảy giờ đến mười một giờ sáng"),
+    ("từ 7h30-11h", "từ bảy giờ ba mươi phút đến mười một giờ"),
+    ("từ 7-11h", "từ bảy giờ đến mười một giờ"),
+    ("từ 13:30 – 17:00", "từ mười ba giờ ba mươi phút đến mười bảy giờ"),
+    # prices per unit
+    ("giá lợn hơi 7.500đ/kg", "giá lợn hơi bảy nghìn năm trăm đồng một ki lô gam"),
+    ("gà giống 45.000 đồng/con", "gà giống bốn mươi lăm nghìn đồng một con"),
+    ("thuê 2.000.000 VNĐ / tháng", "thuê hai triệu đồng một tháng"),
+    # fractions and scores with a slash (not dates)
+    ("đạt 3/4 kế hoạch", "đạt ba phần tư kế hoạch"),
+    ("1/2 số hộ", "một phần hai số hộ"),
+    ("khoảng 2/3 diện tích", "khoảng hai phần ba diện tích"),
+    ("hết 15/20 hộ", "hết mười lăm phần hai mươi hộ"),
+    ("tỷ số 2/1", "tỷ số hai một"),
+    ("đội xã thắng 3/0", "đội xã thắng ba không"),
+    ("vào 3/4 họp", "vào ngày mùng ba tháng tư họp"),
+    # document numbers
+    ("Quyết định số 123/QĐ-UBND", "Quyết định số một trăm hai mươi ba trên quyết định Ủy ban nhân dân"),
+    ("Công văn số 45/UBND-VP ngày 5/3/2026", "Công văn số bốn mươi lăm trên Ủy ban nhân dân văn phòng ngày mùng năm "
+     "tháng ba năm hai nghìn không trăm hai mươi sáu"),
+    ("Nghị định số 12/2026/NĐ-CP", "Nghị định số mười hai trên hai nghìn không trăm hai mươi sáu trên nghị định "
+     "Chính phủ"),
 ])
 def test_cases(text: str, spoken: str) -> None:
     assert normalize(text) == spoken
