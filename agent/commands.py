@@ -87,7 +87,8 @@ class CommandRouter:
         handler = self.handlers.get(name)
         if handler is None:
             return self._reject(name, request_id, f"unknown command {name[:64]!r}", "unknown")
-        args = {k: v for k, v in body.items() if k not in ("request_id", "ts", "sig")}
+        args = {k: v for k, v in body.items() if k not in ("request_id", "ts", "sig", "source")}
+        args["source"] = "coc"
         try:
             result = await asyncio.wait_for(handler(args), HANDLER_TIMEOUT_S)
         except CommandError as exc:
@@ -100,6 +101,27 @@ class CommandRouter:
         self.counters["ok"] += 1
         self.log.info("command_done", command=name, request_id=str(request_id))
         out: dict[str, Any] = {"request_id": request_id, "ok": True}
+        if isinstance(result, dict):
+            out.update({k: v for k, v in result.items() if k not in ("request_id", "ok")})
+        return out
+
+    async def call_local(self, name: str, args: dict[str, Any], source: str) -> dict[str, Any]:
+        """An in-process client (the console) calls a handler: same handlers and result shape, no signature."""
+        handler = self.handlers.get(name)
+        if handler is None:
+            return self._reject(name, None, f"unknown command {name[:64]!r}", "unknown")
+        try:
+            result = await asyncio.wait_for(handler({**args, "source": source}), HANDLER_TIMEOUT_S)
+        except CommandError as exc:
+            return self._reject(name, None, str(exc), "invalid")
+        except TimeoutError:
+            return self._reject(name, None, f"handler timed out after {HANDLER_TIMEOUT_S:g} s", "timeout")
+        except Exception as exc:  # a handler bug must not take the caller down
+            self.log.exception("command_failed", exc, command=name, source=source)
+            return self._reject(name, None, f"internal error: {type(exc).__name__}", "internal")
+        self.counters["ok"] += 1
+        self.log.info("command_done", command=name, source=source)
+        out: dict[str, Any] = {"ok": True}
         if isinstance(result, dict):
             out.update({k: v for k, v in result.items() if k not in ("request_id", "ok")})
         return out

@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from agent import __version__
@@ -71,6 +71,20 @@ class DriverContext:
 
     def core_stats(self) -> dict[str, Any]:
         return self._sup.core_stats()
+
+    async def call_command(self, name: str, args: dict[str, Any], source: str) -> dict[str, Any]:
+        """Run a command handler as an in-process client (the console); the result dict as the COC gets it."""
+        return await self._sup.router.call_local(name, args, source)
+
+    @property
+    def agent_config(self) -> Any:
+        """The whole running config (the console shows it masked and reads other sections' paths)."""
+        return self._sup.config
+
+    def tap(self, listener: Callable[[str, tuple[Emittable, ...]], None]) -> Callable[[], None]:
+        """See everything drivers emit, as it is emitted; returns the function that stops it."""
+        self._sup.taps.append(listener)
+        return lambda: self._sup.taps.remove(listener) if listener in self._sup.taps else None
 
 
 class DriverRunner:
@@ -153,6 +167,7 @@ class Supervisor:
         self.log = KvLogger("supervisor")
         self.link = LinkState()
         self.runners: dict[str, DriverRunner] = {}
+        self.taps: list[Callable[[str, tuple[Emittable, ...]], None]] = []
         self.spool: Spool | None = None
         self.uplink: Uplink | None = None
         self.router = self._make_router()
@@ -193,6 +208,11 @@ class Supervisor:
     async def emit(self, source: str, items: tuple[Emittable, ...]) -> None:
         assert self.spool is not None
         records = to_records(source, items, historical=not (self.uplink and self.uplink.connected))
+        for listener in list(self.taps):
+            try:
+                listener(source, items)
+            except Exception as exc:  # a watcher's bug must not lose a reading
+                self.log.exception("tap_failed", exc, source=source)
         if records:
             await self.spool.put(records)
             if self.uplink is not None:
