@@ -22,6 +22,7 @@ MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 # scrypt cost: ~16 MB and ~50 ms per hash on a small box; stored with each hash so it can change later.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+DKLEN = 32
 
 
 class AccountError(ValueError):
@@ -30,7 +31,7 @@ class AccountError(ValueError):
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    dk = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    dk = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=DKLEN)
     b64 = base64.b64encode
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(dk).decode()}"
 
@@ -42,8 +43,10 @@ def check_password(password: str, stored: str) -> bool:
         if kind != "scrypt":
             return False
         want = base64.b64decode(dk)
+        if len(want) != DKLEN:  # a shortened hash would match on a prefix
+            return False
         got = hashlib.scrypt(password.encode("utf-8")[:MAX_PASSWORD * 4], salt=base64.b64decode(salt), n=int(n),
-                             r=int(r), p=int(p), dklen=len(want), maxmem=64 * 1024 * 1024)
+                             r=int(r), p=int(p), dklen=DKLEN, maxmem=64 * 1024 * 1024)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, want)
