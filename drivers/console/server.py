@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import ssl
 import time
@@ -27,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ca_session"
 LOGIN_COOKIE = "ca_login"
 LANG_COOKIE = "ca_lang"
-PUBLIC = ("/login", "/static/", "/lang")
+PUBLIC = ("/login", "/static/", "/lang", "/favicon.ico")
 TECH_ONLY = "/tech"
 MAX_PREVIEWS = 200
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -192,7 +193,10 @@ async def login_page(request: web.Request) -> web.StreamResponse:
 
 def _login_form(c: Console, request: web.Request, error: str | None, username: str,
                 status: int = 200) -> web.Response:
-    token = secrets.token_urlsafe(24)
+    # reuse the browser's token: a second GET (favicon, another tab) must not void the form already shown
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+        token = secrets.token_urlsafe(24)
     resp = c.render(request, "login.html", status=status, login_csrf=token, error=error, username=username,
                     next=request.query.get("next", ""))
     set_cookie(c, resp, LOGIN_COOKIE, token, 1800)
@@ -256,6 +260,10 @@ async def set_lang(request: web.Request) -> web.StreamResponse:
     raise resp
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
+
+
 async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/bulletins")
 
@@ -271,6 +279,7 @@ def build_app(c: Console) -> web.Application:
     r.add_post("/login", login_post)
     r.add_post("/logout", logout)
     r.add_get("/lang", set_lang)
+    r.add_get("/favicon.ico", favicon)
     r.add_static("/static/", HERE / "static", append_version=False)
     pages_bulletins.add_routes(r)
     pages_proof.add_routes(r)
