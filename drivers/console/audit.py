@@ -31,6 +31,7 @@ class Audit:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), timeout=10, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA cache_size=-256")
         self.db.executescript(_SCHEMA)
         self.ctx = ctx
 

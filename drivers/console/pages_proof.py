@@ -57,7 +57,12 @@ async def asrun_page(request: web.Request) -> web.StreamResponse:
         page = max(0, int(request.query.get("page", "0")))
     except ValueError:
         page = 0
-    total, rows = c.store.asrun_find(**args, limit=PAGE_ROWS, offset=page * PAGE_ROWS)
+    total, found = c.store.asrun_find(**args, limit=PAGE_ROWS, offset=page * PAGE_ROWS)
+    lang = request["lang"]
+    outcome_word = {o: translate(lang, f"oc_{o}") for o in OUTCOMES}
+    rows = [(r["outcome"], fmt_dt(r["scheduled"], c.tz, True), r["title"] or r["bulletin_id"], r["zone"],
+             outcome_word.get(r["outcome"], r["outcome"]), "–" if r["lateness_ms"] is None else r["lateness_ms"],
+             r["reason"] or "") for r in found]
     qs = urlencode({k: v for k, v in values.items() if v})
     return c.render(request, "asrun.html", rows=rows, total=total, page=page, pages=(total - 1) // PAGE_ROWS + 1,
                     values=values, errors=errors, bulletins=c.store.asrun_bulletins(), zones=c.zones(),

@@ -8,6 +8,7 @@ import secrets
 import ssl
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import quote
@@ -16,7 +17,7 @@ import jinja2
 from aiohttp import web
 
 from agent.driver import Context, Emittable
-from drivers.console.accounts import Accounts
+from drivers.console.accounts import Accounts, User, release_memory
 from drivers.console.audit import Audit
 from drivers.console.cli import users_path
 from drivers.console.config import ConsoleConfig
@@ -31,6 +32,7 @@ LANG_COOKIE = "ca_lang"
 PUBLIC = ("/login", "/static/", "/lang", "/favicon.ico")
 TECH_ONLY = "/tech"
 MAX_PREVIEWS = 200
+SQLITE_CACHE_KB = 512  # per connection; SQLite's default of 2 MB is a tenth of the console's memory budget
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -68,8 +70,20 @@ class Console:
         self.previews: OrderedDict[str, Path] = OrderedDict()
         self.broadcast = getattr(self.agent_cfg, "broadcast", None)
         self._store: Any = None
+        self._bulletins: tuple[tuple[int, int], list[Any]] | None = None
+        self._kdf_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-kdf")
+        self._kdf_lock = asyncio.Lock()
         self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                         undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+
+    async def check_password(self, username: str, password: str) -> User | None:
+        """One scrypt at a time, in one thread: 20 logins at once must not cost 20 × 16 MB."""
+        loop = asyncio.get_running_loop()
+        async with self._kdf_lock:
+            try:
+                return await loop.run_in_executor(self._kdf_thread, self.accounts.verify, username, password)
+            finally:
+                await loop.run_in_executor(self._kdf_thread, release_memory)
 
     @property
     def store(self) -> Any:
@@ -78,7 +92,16 @@ class Console:
             from drivers.broadcast.store import DB_FILE, Store
 
             self._store = Store(self.root_dir / "broadcast" / DB_FILE)
+            self._store.db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
         return self._store
+
+    def bulletins(self) -> list[Any]:
+        """The active bulletins, parsed again only when the store changed (PRAGMA data_version)."""
+        store = self.store
+        key = (store.data_version(), store.db.total_changes)
+        if self._bulletins is None or self._bulletins[0] != key:
+            self._bulletins = (key, store.all())
+        return self._bulletins[1]
 
     def zones(self) -> list[str]:
         return list(self.broadcast.zones) if self.broadcast is not None else []
@@ -226,7 +249,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         request["login_user"] = username
         await c.record(request, "login", username, False, "throttled")
         return _login_form(c, request, translate(lang, "login_throttled", s=int(wait) + 1), username, 429)
-    user = await asyncio.to_thread(c.accounts.verify, username, password)
+    user = await c.check_password(username, password)
     request["login_user"] = username
     if user is None:
         c.throttle.failed(*keys)
@@ -314,5 +337,6 @@ class ConsoleDriver:
             untap()
             await runner.cleanup()
             c.audit.close()
+            c._kdf_thread.shutdown(wait=False, cancel_futures=True)
             if c._store is not None:
                 c._store.close()
