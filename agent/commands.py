@@ -87,8 +87,8 @@ class CommandRouter:
         handler = self.handlers.get(name)
         if handler is None:
             return self._reject(name, request_id, f"unknown command {name[:64]!r}", "unknown")
+        # `source` is set only by in-process callers (call_local): a COC payload cannot claim to be the console
         args = {k: v for k, v in body.items() if k not in ("request_id", "ts", "sig", "source")}
-        args["source"] = "coc"
         try:
             result = await asyncio.wait_for(handler(args), HANDLER_TIMEOUT_S)
         except CommandError as exc:
