@@ -1,4 +1,4 @@
-"""commune-agent run | check-config | schema | doctor | status, plus each driver family's commands."""
+"""commune-agent run | check-config | schema | doctor | status | init, plus each driver family's commands."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from agent import __version__
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, ConfigError, load, load_or_exit
+from agent.firstrun import add_init_command
 from drivers.registry import SPECS
 
 
@@ -89,9 +90,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if any(level == "FAIL" for level, _, _ in results) else 0
 
 
+CONFIG_HELP = f"config file (default {DEFAULT_CONFIG_PATH})"
+
+
+def _accept_config_after_command(parser: argparse.ArgumentParser) -> None:
+    """`commune-agent CMD --config FILE` as well as `commune-agent --config FILE CMD`, at every depth.
+
+    The option on a subcommand has no default of its own, so it only overrides when it is given.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for sub in {id(p): p for p in action.choices.values()}.values():
+            taken = sub._option_string_actions
+            if "--config" not in taken:
+                flags = ["--config"] + (["-c"] if "-c" not in taken else [])
+                sub.add_argument(*flags, dest="config", default=argparse.SUPPRESS, metavar="FILE", help=CONFIG_HELP)
+            _accept_config_after_command(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="commune-agent", description=__doc__)
-    parser.add_argument("--config", "-c", default=None, help=f"config file (default {DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--config", "-c", default=None, metavar="FILE", help=CONFIG_HELP)
     parser.add_argument("--version", action="version", version=f"commune-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -107,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="print the running agent's health")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+    add_init_command(sub)
     for spec in SPECS:
         if spec.cli is None:
             continue
@@ -115,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         except ModuleNotFoundError:
             continue  # that family's extra is not installed on this box
         module.add_commands(sub)
+    _accept_config_after_command(parser)
     return parser
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
 
-from agent.section import SecretFile, Section
+from agent.section import SecretFile, Section, check_mqtt_client
 from drivers.registry import SPECS, load_object
 
 DEFAULT_CONFIG_PATH = Path("/etc/commune-agent/agent.yaml")
@@ -24,8 +24,8 @@ class SiteConfig(Section):
     """Who this agent is: site_id goes into every topic, so it must be topic-safe."""
 
     site_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="commune admin code, e.g. 18241")
-    name: str = ""
-    timezone: str = "Asia/Ho_Chi_Minh"
+    name: str = Field("", description="the commune's name, for people reading the COC's screens")
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="IANA time zone for schedules (bulletins, arming)")
 
     @field_validator("timezone")
     @classmethod
@@ -38,9 +38,9 @@ class SiteConfig(Section):
 
 
 class TlsConfig(Section):
-    ca_file: SecretFile
-    cert_file: SecretFile | None = None
-    key_file: SecretFile | None = None
+    ca_file: SecretFile = Field(description="CA certificate the broker's certificate is verified against")
+    cert_file: SecretFile | None = Field(None, description="client certificate (with key_file) for certificate login")
+    key_file: SecretFile | None = Field(None, description="the client certificate's private key")
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
@@ -52,58 +52,72 @@ class TlsConfig(Section):
 class CocConfig(Section):
     """The COC's MQTT broker and how this agent talks to it."""
 
-    host: str
-    port: int = Field(1883, ge=1, le=65535)
-    tls: TlsConfig | None = None
-    username: str | None = None
-    password_file: SecretFile | None = None
-    client_id: str | None = None
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    topic_prefix: str = Field("commune/v1", pattern=r"^[^#+]+$")
-    mqtt_version: Literal["5", "3.1.1"] = "5"
-    batch_size: int = Field(500, ge=1, le=10000)
-    reconnect_min_s: float = Field(1.0, gt=0)
-    reconnect_max_s: float = Field(60.0, gt=0)
-    command_key_file: SecretFile | None = None
-    command_window_s: int = Field(300, ge=5, le=86400)
-    max_command_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024)
+    host: str = Field(description="the COC broker's host name or address")
+    port: int = Field(1883, ge=1, le=65535, description="the COC broker's port (8883 for TLS by convention)")
+    tls: TlsConfig | None = Field(None, description="connect with TLS; absent = plain TCP")
+    username: str | None = Field(None, description="MQTT login name")
+    password_file: SecretFile | None = Field(None, description="file holding the password for username")
+    client_id: str | None = Field(None, description="MQTT client id (default: commune-agent-<topic_prefix>/<site_id>)")
+    keepalive_s: int = Field(30, ge=5, le=3600,
+                             description="MQTT keepalive; the broker declares the agent offline after 1.5x this")
+    topic_prefix: str = Field("commune/v1", pattern=r"^[^#+]+$",
+                              description="topics are <topic_prefix>/<site_id>/...")
+    mqtt_version: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
+    batch_size: int = Field(500, ge=1, le=10000, description="spool records published per batch")
+    reconnect_min_s: float = Field(1.0, gt=0, description="first wait before reconnecting to the COC")
+    reconnect_max_s: float = Field(60.0, gt=0, description="the wait between reconnects grows up to this")
+    command_key_file: SecretFile | None = Field(
+        None, description="file holding the HMAC key COC commands must be signed with; absent = unsigned")
+    command_window_s: int = Field(300, ge=5, le=86400,
+                                  description="a signed command whose ts is further off the agent's clock is refused")
+    max_command_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024,
+                                   description="a larger command payload is refused")
 
     @model_validator(mode="after")
     def _checks(self) -> CocConfig:
-        if self.password_file is not None and not self.username:
-            raise ValueError("password_file needs username")
-        if self.reconnect_max_s < self.reconnect_min_s:
-            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        check_mqtt_client(self)
         return self
 
 
 class SpoolConfig(Section):
     """Where readings wait for the COC; bounded so a long outage cannot fill the disk."""
 
-    path: Path | None = None
-    max_bytes: ByteSize = Field(ByteSize(256 * 1024 * 1024), ge=64 * 1024)
+    path: Path | None = Field(None, description="the SQLite spool file (default: <data_dir>/spool.db)")
+    max_bytes: ByteSize = Field(ByteSize(256 * 1024 * 1024), ge=64 * 1024,
+                                description="spool size cap; when full the lowest priority, oldest records go first")
 
 
 class LoggingConfig(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = {}
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level of the agent")
+    levels: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = Field(
+        default_factory=dict, description="per-component levels, e.g. {uplink: DEBUG, driver.camera: WARNING}")
 
 
 _CORE_FIELDS: dict[str, Any] = {
-    "site": (SiteConfig, ...),
-    "coc": (CocConfig, ...),
-    "data_dir": (Path, Path("/var/lib/commune-agent")),
-    "spool": (SpoolConfig, SpoolConfig()),
-    "logging": (LoggingConfig, LoggingConfig()),
+    "site": (SiteConfig, Field(description="who this agent is")),
+    "coc": (CocConfig, Field(description="the commune operations centre's MQTT broker")),
+    "data_dir": (Path, Field(Path("/var/lib/commune-agent"),
+                             description="state: spool, bulletin store, inventory, snapshots")),
+    "spool": (SpoolConfig, Field(SpoolConfig(), description="the store-and-forward queue to the COC")),
+    "logging": (LoggingConfig, Field(LoggingConfig(), description="log levels (logs go to the journal)")),
 }
+
+
+def _summary(model: type[BaseModel]) -> str:
+    """A family section is documented by its model's docstring (first line), written once next to its code."""
+    return (model.__doc__ or "").strip().split("\n", 1)[0].rstrip(".")
 
 
 def _build_model() -> type[BaseModel]:
     fields = dict(_CORE_FIELDS)
     for spec in SPECS:
         section_cls = load_object(spec.config)
-        default = section_cls() if spec.section == "health" else None
-        fields[spec.section] = (section_cls if default is not None else Optional[section_cls], default)
+        summary = _summary(section_cls)
+        if spec.section == "health":
+            fields[spec.section] = (section_cls, Field(section_cls(), description=f"{summary} (always on)"))
+        else:
+            fields[spec.section] = (Optional[section_cls],
+                                    Field(None, description=f"{summary} (absent = off)"))
     return create_model("AgentConfig", __base__=Section, **fields)
 
 

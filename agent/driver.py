@@ -7,10 +7,8 @@ import uuid
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Awaitable, Callable, ClassVar, Literal, Protocol, Union
+from typing import Any, Awaitable, Callable, Literal, Protocol, Union
 from zoneinfo import ZoneInfo
-
-from pydantic import BaseModel
 
 from agent.logs import KvLogger
 
@@ -117,10 +115,7 @@ class Context(Protocol):
 
 
 class Driver(Protocol):
-    """A hardware family: one config section, one long-running coroutine."""
-
-    section: ClassVar[str]
-    Config: ClassVar[type[BaseModel]]
+    """A hardware family: one long-running coroutine (its config section is named in drivers/registry.py)."""
 
     async def run(self, ctx: Context) -> None:
         """Run until cancelled; raising means a crash and the supervisor restarts it."""

@@ -6,7 +6,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import psutil
 from pydantic import Field, model_validator
@@ -18,8 +18,8 @@ from agent.section import Section
 class Threshold(Section):
     """Raise at `high`, clear only below `clear`: the gap is the hysteresis."""
 
-    high: float
-    clear: float
+    high: float = Field(description="raised when the value reaches this")
+    clear: float = Field(description="cleared only when the value falls below this (below high)")
 
     @model_validator(mode="after")
     def _order(self) -> Threshold:
@@ -29,12 +29,17 @@ class Threshold(Section):
 
 
 class HealthConfig(Section):
-    interval_s: float = Field(60.0, ge=1.0, le=3600.0)
-    metered_interval_s: float = Field(300.0, ge=1.0, le=3600.0)
-    disk_pct: Threshold = Threshold(high=90, clear=85)
-    memory_pct: Threshold = Threshold(high=90, clear=80)
-    temperature_c: Threshold = Threshold(high=80, clear=70)
-    interfaces: list[str] | None = None
+    """Host health telemetry (CPU, memory, disk, temperatures, NICs) and its threshold alarms."""
+
+    interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="host telemetry period")
+    metered_interval_s: float = Field(300.0, ge=1.0, le=3600.0,
+                                      description="host telemetry period while a metered (4G) link is in use")
+    disk_pct: Threshold = Field(Threshold(high=90, clear=85), description="disk_high alarm on disk used %")
+    memory_pct: Threshold = Field(Threshold(high=90, clear=80), description="memory_high alarm on memory used %")
+    temperature_c: Threshold = Field(Threshold(high=80, clear=70),
+                                    description="temperature_high alarm on any temperature sensor, in °C")
+    interfaces: list[str] | None = Field(None,
+                                        description="network interfaces to report counters for; absent = all but lo")
 
 
 class ThresholdTracker:
@@ -59,7 +64,7 @@ class ThresholdTracker:
 
 
 def host_readings(cfg: HealthConfig, data_dir: Path, proc: psutil.Process) -> list[Reading]:
-    """One snapshot of the host and of this process."""
+    """One sample of the host and of this process."""
     now = time.time()
     out: list[Reading] = []
 
@@ -101,9 +106,6 @@ def host_readings(cfg: HealthConfig, data_dir: Path, proc: psutil.Process) -> li
 
 class HealthDriver:
     """Reports the box itself; the supervisor gives it the core's own stats."""
-
-    section: ClassVar[str] = "health"
-    Config: ClassVar[type[Section]] = HealthConfig
 
     async def run(self, ctx: Context) -> None:
         cfg: HealthConfig = ctx.config

@@ -83,6 +83,6 @@ def setup_logging(level: str = "INFO", overrides: dict[str, str] | None = None) 
     root.setLevel(level.upper())
     for name, lvl in (overrides or {}).items():
         logging.getLogger(name).setLevel(lvl.upper())
-    for noisy in ("pysnmp", "pymodbus", "zeep", "urllib3", "scapy", "apscheduler", "pyroute2"):
+    for noisy in ("pysnmp", "pymodbus", "zeep", "urllib3", "scapy", "pyroute2"):
         if noisy not in (overrides or {}):
             logging.getLogger(noisy).setLevel(logging.WARNING)

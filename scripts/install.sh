@@ -54,8 +54,10 @@ install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.example.yaml" "$ETC_
 if [ -e "$ETC_DIR/agent.yaml" ]; then
   say "keeping existing $ETC_DIR/agent.yaml (the new example is $ETC_DIR/agent.example.yaml)"
 else
-  install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.example.yaml" "$ETC_DIR/agent.yaml"
-  say "wrote $ETC_DIR/agent.yaml from the example: edit site, coc and the drivers, then check-config"
+  # valid as written (site, coc, health; every family commented out): check-config passes before any edit
+  install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.starter.yaml" "$ETC_DIR/agent.yaml"
+  say "wrote a starter $ETC_DIR/agent.yaml: set site and coc (or: commune-agent init --force), then enable"
+  say "  the families this office has from $ETC_DIR/agent.example.yaml and run check-config"
 fi
 install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$STATE_DIR"
 

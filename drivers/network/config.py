@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
 
-from agent.section import SecretFile, Section
+from agent.section import SecretFile, Section, repeated
 
 NAME = r"^[A-Za-z0-9_.-]{1,32}$"
 IFNAME = r"^[A-Za-z0-9_.:@-]{1,15}$"
@@ -21,13 +21,14 @@ IFNAME = r"^[A-Za-z0-9_.:@-]{1,15}$"
 class ProbeTarget(Section):
     """One thing a link is probed against; always an IP address so probing never needs DNS."""
 
-    type: Literal["icmp", "tcp", "http", "dns"] = "icmp"
+    type: Literal["icmp", "tcp", "http", "dns"] = Field(
+        "icmp", description="icmp echo, tcp connect, http(s) request or dns query")
     address: IPv4Address = Field(description="IP the probe goes to (for http: the IP to connect to)")
     name: Optional[str] = Field(None, pattern=NAME, description="label in telemetry; default type:address")
     port: Optional[int] = Field(None, ge=1, le=65535, description="tcp: required; http: default from url; dns: 53")
     url: Optional[str] = Field(None, description="http only: http://host/path or https://host/path")
     expect_status: list[int] = Field(default_factory=list, description="http: accepted codes; empty = 200-399")
-    verify_tls: bool = True
+    verify_tls: bool = Field(True, description="https: check the server's certificate")
     query: str = Field("example.com", pattern=r"^[A-Za-z0-9.-]{1,253}$", description="dns: name to resolve (A)")
     interval_s: Optional[float] = Field(None, ge=0.1, le=300, description="default: the link's interval_s")
     timeout_s: Optional[float] = Field(None, ge=0.05, le=30, description="default: the link's timeout_s")
@@ -83,8 +84,8 @@ class Thresholds(Section):
 class LinkConfig(Section):
     """One WAN link: where it leaves the box, how it is probed, how much it is preferred."""
 
-    name: str = Field(pattern=NAME)
-    interface: str = Field(pattern=IFNAME)
+    name: str = Field(pattern=NAME, description="link name in events, telemetry and `commune-agent links`")
+    interface: str = Field(pattern=IFNAME, description="the interface the link leaves by (eth1, wwan0, ppp0)")
     gateway: Optional[IPv4Address] = Field(None, description="next hop; omit for point-to-point (ppp, wwan)")
     source: IPv4Address = Field(description="this box's address on the link; probes leave from it")
     priority: int = Field(1, ge=0, le=1000, description="lower = preferred (like mwan3 metric)")
@@ -93,15 +94,15 @@ class LinkConfig(Section):
     table: Optional[int] = Field(None, ge=1, le=252, description="policy table for probes; default 100 + position")
     interval_s: float = Field(0.5, ge=0.1, le=300, description="each target is probed this often")
     timeout_s: float = Field(0.75, ge=0.05, le=30, description="unanswered after this = counts toward an outage")
-    targets: list[ProbeTarget] = Field(min_length=2)
-    thresholds: Thresholds = Thresholds()
+    targets: list[ProbeTarget] = Field(min_length=2,
+                                       description="probe targets; at least two, far away and reliable")
+    thresholds: Thresholds = Field(Thresholds(), description="when the link counts as down and when as up again")
 
     @model_validator(mode="after")
     def _checks(self) -> LinkConfig:
-        labels = [t.label for t in self.targets]
-        dup = {x for x in labels if labels.count(x) > 1}
+        dup = repeated(t.label for t in self.targets)
         if dup:
-            raise ValueError(f"probe targets must be unique: {sorted(dup)}")
+            raise ValueError(f"probe targets must be unique: {dup}")
         if self.gateway is not None and self.gateway == self.source:
             raise ValueError("gateway and source must differ")
         return self
@@ -110,10 +111,11 @@ class LinkConfig(Section):
 class Hook(Section):
     """A program run on link events with a fixed argv; details arrive in COMMUNE_* env variables."""
 
-    argv: list[str] = Field(min_length=1)
+    argv: list[str] = Field(min_length=1,
+                            description="program (absolute path) and its arguments; never run through a shell")
     events: list[Literal["failover", "failback", "link_down", "link_up"]] = Field(
-        default_factory=lambda: ["failover", "failback"])
-    timeout_s: float = Field(10.0, gt=0, le=600)
+        default_factory=lambda: ["failover", "failback"], description="link events that run it")
+    timeout_s: float = Field(10.0, gt=0, le=600, description="killed if still running after this")
 
     @model_validator(mode="after")
     def _absolute(self) -> Hook:
@@ -125,7 +127,8 @@ class Hook(Section):
 class FailoverConfig(Section):
     """How the default route follows the link judgements."""
 
-    enabled: bool = True
+    enabled: bool = Field(True,
+                         description="false = judge and report links only, never choose one")
     manage_routes: bool = Field(True, description="false = observe only: judge and report, never touch routes")
     policy_routing: bool = Field(True, description="install `from <source> lookup <table>` so probes leave "
                                                    "by their own link whatever the default route is")
@@ -135,26 +138,28 @@ class FailoverConfig(Section):
     failback_after_s: float = Field(30.0, ge=0, le=86400, description="preferred link healthy this long → failback")
     max_switches_per_hour: int = Field(6, ge=1, le=3600, description="flap damping: voluntary switches per hour")
     flush_conntrack: bool = Field(False, description="drop tracked connections of the dead link on failover")
-    hooks: list[Hook] = Field(default_factory=list)
+    hooks: list[Hook] = Field(default_factory=list, description="programs run on link events")
 
 
 class SnmpDevice(Section):
     """A switch/router/firewall polled over SNMP v2c or v3 authPriv."""
 
-    name: str = Field(pattern=NAME)
-    host: str = Field(min_length=1, max_length=253)
-    port: int = Field(161, ge=1, le=65535)
-    version: Literal["2c", "3"] = "2c"
+    name: str = Field(pattern=NAME, description="device name in telemetry and events")
+    host: str = Field(min_length=1, max_length=253, description="address or host name of the device")
+    port: int = Field(161, ge=1, le=65535, description="SNMP UDP port")
+    version: Literal["2c", "3"] = Field("2c", description="2c (community) or 3 (authPriv user)")
     community: Optional[str] = Field(None, min_length=1, description="v2c read community (or community_file)")
-    community_file: Optional[SecretFile] = None
+    community_file: Optional[SecretFile] = Field(None, description="file holding the v2c community")
     user: Optional[str] = Field(None, min_length=1, description="v3 user (authPriv)")
-    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "sha"
-    auth_key_file: Optional[SecretFile] = None
-    priv_protocol: Literal["des", "3des", "aes", "aes192", "aes256"] = "aes"
-    priv_key_file: Optional[SecretFile] = None
-    interval_s: float = Field(30.0, ge=1, le=86400)
-    timeout_s: float = Field(2.0, gt=0, le=60)
-    retries: int = Field(1, ge=0, le=10)
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] = Field(
+        "sha", description="v3 authentication protocol")
+    auth_key_file: Optional[SecretFile] = Field(None, description="file holding the v3 authentication key")
+    priv_protocol: Literal["des", "3des", "aes", "aes192", "aes256"] = Field(
+        "aes", description="v3 privacy (encryption) protocol")
+    priv_key_file: Optional[SecretFile] = Field(None, description="file holding the v3 privacy key")
+    interval_s: float = Field(30.0, ge=1, le=86400, description="poll period")
+    timeout_s: float = Field(2.0, gt=0, le=60, description="per request")
+    retries: int = Field(1, ge=0, le=10, description="extra tries of an unanswered request")
     interfaces: list[str] = Field(default_factory=list, description="ifName/ifDescr to report; empty = all")
 
     @model_validator(mode="after")
@@ -173,8 +178,8 @@ class SnmpDevice(Section):
 
 
 class ScanSubnet(Section):
-    cidr: IPv4Network
-    interface: str = Field(pattern=IFNAME)
+    cidr: IPv4Network = Field(description="subnet to ARP-scan, at most /20 (e.g. 192.168.1.0/24)")
+    interface: str = Field(pattern=IFNAME, description="the LAN interface the subnet is on")
 
     @model_validator(mode="after")
     def _size(self) -> ScanSubnet:
@@ -186,20 +191,22 @@ class ScanSubnet(Section):
 class InventoryConfig(Section):
     """ARP scan of the office LAN: who is connected, who appeared, who left."""
 
-    subnets: list[ScanSubnet] = Field(min_length=1)
-    interval_s: float = Field(300.0, ge=5, le=86400)
-    scan_timeout_s: float = Field(2.0, gt=0, le=30)
+    subnets: list[ScanSubnet] = Field(min_length=1, description="LAN subnets to scan")
+    interval_s: float = Field(300.0, ge=5, le=86400, description="scan period")
+    scan_timeout_s: float = Field(2.0, gt=0, le=30, description="how long a scan waits for ARP answers")
     gone_after_s: float = Field(1800.0, ge=1, le=30 * 86400, description="unseen this long → device_gone")
 
 
 class NetworkConfig(Section):
-    """The whole `network:` section."""
+    """WAN links and failover, SNMP polling of network gear, LAN inventory."""
 
-    links: list[LinkConfig] = Field(default_factory=list)
-    failover: FailoverConfig = FailoverConfig()
+    links: list[LinkConfig] = Field(default_factory=list,
+                                    description="the WAN links, in any order (priority decides)")
+    failover: FailoverConfig = Field(FailoverConfig(), description="how the default route follows the link verdicts")
     report_interval_s: float = Field(10.0, ge=1, le=3600, description="probe telemetry period")
-    snmp: list[SnmpDevice] = Field(default_factory=list)
-    inventory: Optional[InventoryConfig] = None
+    snmp: list[SnmpDevice] = Field(default_factory=list,
+                                   description="switches, routers and firewalls polled over SNMP")
+    inventory: Optional[InventoryConfig] = Field(None, description="ARP scan of the office LAN; absent = off")
     state_file: Path = Field(Path("links.json"), description="live state for `commune-agent links`, "
                                                             "relative to the driver's data dir")
 
@@ -209,11 +216,11 @@ class NetworkConfig(Section):
                              ("link interfaces", [x.interface for x in self.links]),
                              ("link sources", [str(x.source) for x in self.links]),
                              ("snmp device names", [x.name for x in self.snmp])):
-            dup = sorted({v for v in values if values.count(v) > 1})
+            dup = repeated(values)
             if dup:
                 raise ValueError(f"{what} must be unique: {dup}")
         tables = [self.table_of(i) for i in range(len(self.links))]
-        if len(set(tables)) != len(tables):
+        if repeated(tables):
             raise ValueError("links' policy tables must differ")
         if self.failover.route_table in tables and self.failover.policy_routing:
             raise ValueError("route_table must not be one of the links' probe tables")

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, ClassVar
+from typing import Any
 
 from agent.driver import Context
 from drivers.network.config import NetworkConfig
-from drivers.network.wan import WanSupervisor
+from drivers.network.wan import WanFailover
 
 
 class NetworkDriver:
     """One coroutine per concern; a failing SNMP device or scan never stops the failover."""
 
-    section: ClassVar[str] = "network"
-    Config: ClassVar[type[NetworkConfig]] = NetworkConfig
-
     def __init__(self) -> None:
-        self.wan: WanSupervisor | None = None
+        self.wan: WanFailover | None = None
 
     async def run(self, ctx: Context) -> None:
         cfg: NetworkConfig = ctx.config
         ctx.health("starting", "")
-        self.wan = WanSupervisor(ctx, cfg)
+        self.wan = WanFailover(ctx, cfg)
         ctx.on_command("links", self._links_command)
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self.wan.run())
@@ -38,4 +35,4 @@ class NetworkDriver:
 
     async def _links_command(self, args: dict[str, Any]) -> dict[str, Any]:
         assert self.wan is not None
-        return self.wan.snapshot()
+        return self.wan.state()

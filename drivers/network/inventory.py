@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from agent.driver import Context, Event, Reading
-from agent.statefile import read_json, write_json
+from agent.statefile import read_json, write_json_logged
 from drivers.network.arpscan import scan_in_child
 from drivers.network.config import InventoryConfig
 
@@ -53,11 +53,8 @@ class Inventory:
             for mac, ip in found.items():
                 seen[mac] = (ip, str(subnet.cidr))
         items = self._update(seen, scanned, time.time())
-        try:
-            write_json(self.path, {"devices": self.devices})
-        except OSError as exc:
+        if not write_json_logged(self.path, {"devices": self.devices}, self.log):
             self.ctx.count("state_write_error")
-            self.log.warning("inventory_write_failed", path=str(self.path), error=str(exc))
         if items:
             await self.ctx.emit(*items)
 

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from agent.driver import Context, Event, LinkState, Priority, Reading
-from agent.statefile import write_json
+from agent.statefile import write_json_logged
 from drivers.network.config import LinkConfig, NetworkConfig
 from drivers.network.failover import Decision, FailoverPolicy, LinkView
 from drivers.network.hooks import run_hooks
@@ -26,7 +26,7 @@ def wall(mono: float) -> float:
     return time.time() - (time.monotonic() - mono)
 
 
-class WanSupervisor:
+class WanFailover:
     """Runs every link's probes and moves the default route when the verdicts say so."""
 
     def __init__(self, ctx: Context, cfg: NetworkConfig) -> None:
@@ -265,7 +265,7 @@ class WanSupervisor:
             if readings:
                 await self.ctx.emit(*readings)
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         """The live state: what `commune-agent links` prints and the `links` command returns."""
         now = time.monotonic()
         links = []
@@ -293,11 +293,8 @@ class WanSupervisor:
         }
 
     def write_state(self) -> None:
-        try:
-            write_json(self.state_path, self.snapshot())
-        except OSError as exc:
+        if not write_json_logged(self.state_path, self.state(), self.log):
             self.ctx.count("state_write_error")
-            self.log.warning("state_write_failed", path=str(self.state_path), error=str(exc))
 
 
 def _r(value: float | None) -> float | None:

@@ -92,7 +92,7 @@ def _spec_from_args(args: argparse.Namespace) -> FormatSpec | None:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from drivers.sensors.formats import DecodeError, Decoder
-    from drivers.sensors.mqtt_source import device_name
+    from drivers.sensors.sources.mqtt import device_name
 
     if not args.format and not args.use:
         print("decode: give --format FORMAT or --use NAME", file=sys.stderr)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 from agent.driver import Context, Emittable, Event, Reading
 from drivers.sensors.alarms import AlarmEngine, Staleness
 from drivers.sensors.config import SensorsConfig
 from drivers.sensors.ingest import Ingest
-from drivers.sensors.modbus_rtu import ModbusBusPoller
-from drivers.sensors.mqtt_source import MqttSourceRunner
-from drivers.sensors.serial_source import SerialLineSource
+from drivers.sensors.sources.modbus import ModbusBusPoller
+from drivers.sensors.sources.mqtt import MqttSourceRunner
+from drivers.sensors.sources.serial import SerialLineSource
 
 FINAL_FLUSH_TIMEOUT_S = 3.0
 
@@ -26,9 +26,6 @@ class _Source(Protocol):
 
 class SensorsDriver:
     """Sources run in their own threads and hand batches over; this loop is the only one that emits."""
-
-    section: ClassVar[str] = "sensors"
-    Config: ClassVar[type[SensorsConfig]] = SensorsConfig
 
     def __init__(self) -> None:
         self._health: tuple[str, str] | None = None
@@ -102,7 +99,7 @@ class SensorsDriver:
 
     def _report_health(self, ctx: Context, ingest: Ingest, staleness: Staleness) -> None:
         problems = []
-        for name, st in sorted(ingest.snapshot_status().items()):
+        for name, st in sorted(ingest.statuses().items()):
             if not st.up:
                 problems.append(f"{name}: {st.detail or 'down'}")
             problems.extend(f"{name}/{dev}: {why}" for dev, why in sorted(st.devices_down.items()))

@@ -74,7 +74,7 @@ class Ingest:
             else:
                 st.devices_down[device] = problem
 
-    def snapshot_status(self) -> dict[str, SourceStatus]:
+    def statuses(self) -> dict[str, SourceStatus]:
         """A copy the event loop can read while source threads keep updating."""
         with self._lock:
             return {k: SourceStatus(v.up, v.detail, dict(v.devices_down)) for k, v in self.status.items()}

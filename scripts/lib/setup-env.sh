@@ -7,7 +7,7 @@ PY="$VENV/bin/python"
 
 APT_PACKAGES=(
   mosquitto mosquitto-clients snmpd snmp socat iproute2 iputils-ping nftables conntrack
-  ffmpeg espeak-ng sox portaudio19-dev alsa-utils
+  ffmpeg espeak-ng portaudio19-dev alsa-utils
   gstreamer1.0-tools gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly python3-gi
   gcc python3-dev python3-venv openssl systemd

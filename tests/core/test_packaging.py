@@ -42,6 +42,11 @@ def test_install_script_is_idempotent_and_keeps_an_edited_config(tmp_path) -> No
     assert first.returncode == 0, first.stdout + first.stderr
     cfg = tmp_path / "etc" / "agent.yaml"
     assert cfg.exists() and "wrote" in first.stdout
+    # what a technician finds is valid before any edit (the starter, not the full example)
+    agent = str(tmp_path / "opt" / "venv" / "bin" / "commune-agent")
+    check = subprocess.run([agent, "check-config", str(cfg)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert (tmp_path / "etc" / "agent.example.yaml").read_text() == (ROOT / "config" / "agent.example.yaml").read_text()
     cfg.write_text(cfg.read_text() + "# edited on site\n")
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr

@@ -103,19 +103,19 @@ class NsDriver:
             with self._lock:
                 self.lines.append(line)
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def records(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.lines)
 
     def events(self, kind: str, after: float = 0.0) -> list[dict[str, Any]]:
-        return [x for x in self.snapshot() if x["t"] == "event" and x["kind"] == kind and x["mono"] >= after]
+        return [x for x in self.records() if x["t"] == "event" and x["kind"] == kind and x["mono"] >= after]
 
     def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float, what: str,
                  after: float = 0.0) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
             if self.proc.poll() is not None:
                 raise AssertionError(f"driver exited ({self.proc.returncode}): {self.log_tail()}")
-            return next((x for x in self.snapshot() if x["mono"] >= after and pred(x)), None)
+            return next((x for x in self.records() if x["mono"] >= after and pred(x)), None)
         return wait_until(found, timeout=timeout, interval=0.02, what=what)
 
     def wait_event(self, kind: str, timeout: float, after: float = 0.0,

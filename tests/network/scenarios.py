@@ -68,7 +68,7 @@ def total_loss_then_recovery(workdir: Path, tag: str, failback_after_s: float = 
             "failback_after_up_s": failback["mono"] - link_up["mono"],
             "failback_s": failback["mono"] - t_heal,
             "dev_after_failback": lab.default_dev(),
-            "links_seen": [x["name"] for x in drv.snapshot() if x["t"] == "link"],
+            "links_seen": [x["name"] for x in drv.records() if x["t"] == "link"],
             "hook_log": hook_log.read_text() if hook_log.exists() else "",
         }
     finally:
@@ -90,7 +90,7 @@ def no_failover_under(workdir: Path, tag: str, duration_s: float, loss_pct: int 
         if loss_pct:
             lab.block(1, loss_pct)
         wait_until(lambda: time.monotonic() > t0 + duration_s, timeout=duration_s + 10, what="scenario duration")
-        losses = [x["value"] for x in drv.snapshot() if x["t"] == "reading" and x["name"] == "probe_loss_pct"
+        losses = [x["value"] for x in drv.records() if x["t"] == "reading" and x["name"] == "probe_loss_pct"
                   and x["tags"]["link"] == "wan1" and x["mono"] > t0 + 30]
         return {
             "failovers": len(drv.events("failover", after=t0)),
@@ -124,7 +124,7 @@ def flapping(workdir: Path, tag: str, cycles: int = 4, max_switches: int = 2) ->
             up = drv.wait_event("link_up", 20, after=t, pred=lambda x: x["data"]["link"] == "wan1")
             # failback_after_s is 1 s: give the policy ample time to fail back (or to be damped)
             _reach(up["mono"] + 4, "failback window")
-        state = drv.snapshot()
+        state = drv.records()
         return {
             "failovers": len([x for x in state if x["t"] == "event" and x["kind"] == "failover"]),
             "failbacks": len([x for x in state if x["t"] == "event" and x["kind"] == "failback"]),

@@ -114,7 +114,7 @@ def test_snmp_rates_status_events_and_unreachable_device(snmp_lab: RouterWithSnm
                             pred=lambda x: x["data"]["device"] == "router" and x["data"]["if"] == "uplink0")
         assert ev["data"]["from"] == "up" and ev["data"]["to"] in ("down", "lowerLayerDown")
         # the unreachable device degraded only itself: polling of the others continued all along
-        late = [x for x in drv.snapshot() if x["t"] == "reading" and x["name"] == "snmp_up"
+        late = [x for x in drv.records() if x["t"] == "reading" and x["name"] == "snmp_up"
                 and x["tags"]["device"] == "router" and x["mono"] > t]
         assert late and all(x["value"] == 1 for x in late)
         assert len(drv.events("snmp_device_down")) == 1  # reported once, not on every failed poll

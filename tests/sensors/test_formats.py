@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from drivers.sensors.config import FormatSpec, ModbusDevice, Register, SensorsConfig
 from drivers.sensors.formats import DecodeError, Decoder
 from drivers.sensors.modbus_rtu import char_bits, decode_register, gap_s, plan_reads, read_wire_s
-from drivers.sensors.mqtt_source import device_name
+from drivers.sensors.sources.mqtt import device_name
 
 
 def _dec(payload: bytes | str, topic: str = "", **spec: object) -> list[tuple]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import threading
-
 import serial
 
-from agent.driver import Event
+from agent.backoff import Backoff
 from agent.logs import KvLogger
 from drivers.sensors.config import SerialPort, SerialSource
 from drivers.sensors.formats import Decoder
 from drivers.sensors.ingest import Ingest, RateLimitedLog, ingest_payload
-from drivers.sensors.worker import SourceThread
+from drivers.sensors.sources.presence import PortPresence
+from drivers.sensors.sources.thread import SourceThread
 
 OPEN_BACKOFF_MAX_S = 1.0
 
@@ -21,41 +19,6 @@ def open_port(cfg: SerialPort, timeout: float) -> serial.Serial:
     """Open by path (a /dev/serial/by-id link is resolved at each open, so it follows re-enumeration)."""
     return serial.Serial(cfg.port, baudrate=cfg.baud, bytesize=cfg.bytesize, parity=cfg.parity,
                          stopbits=cfg.stopbits, timeout=timeout, exclusive=True)
-
-
-class PortPresence:
-    """Tracks whether a port is there and turns loss/return into one event each."""
-
-    def __init__(self, source: str, kind: str, port: str, ingest: Ingest, log: KvLogger) -> None:
-        self.source, self.kind, self.port = source, kind, port
-        self.ingest, self.log = ingest, log
-        self.lost = False
-
-    def wait_present(self, poll_s: float, stop: threading.Event) -> bool:
-        """Block until the path exists (True) or stop is set (False); a stat per poll costs nothing."""
-        while not stop.is_set():
-            if os.path.exists(self.port):
-                return True
-            self.ingest.set_status(self.source, False, f"port {self.port} missing")
-            stop.wait(poll_s)
-        return False
-
-    def opened(self) -> None:
-        self.ingest.set_status(self.source, True)
-        self.log.info("port_open", port=self.port)
-        if self.lost:
-            self.lost = False
-            self.ingest.event(Event("sensor_source_back", {"source": self.source, "kind": self.kind,
-                                                           "port": self.port}))
-
-    def failed(self, reason: str) -> None:
-        self.ingest.set_status(self.source, False, reason)
-        if not self.lost:
-            self.lost = True
-            self.log.warning("port_lost", port=self.port, reason=reason)
-            self.ingest.event(Event("sensor_source_lost", {"source": self.source, "kind": self.kind,
-                                                           "port": self.port, "reason": reason},
-                                    severity="warning"))
 
 
 class SerialLineSource(SourceThread):
@@ -74,16 +37,16 @@ class SerialLineSource(SourceThread):
         ingest.set_status(cfg.name, False, "opening")
 
     def _run(self) -> None:
-        backoff = 0.0
+        # a port that is there but will not open (busy, permissions) is retried quickly, then once a second
+        backoff = Backoff(min(self.cfg.reopen_poll_s, OPEN_BACKOFF_MAX_S), OPEN_BACKOFF_MAX_S)
         while self.presence.wait_present(self.cfg.reopen_poll_s, self._stop):
             try:
                 port = open_port(self.cfg, timeout=0.2)
             except (serial.SerialException, OSError, ValueError) as exc:
                 self.presence.failed(f"cannot open: {exc}")
-                backoff = min(OPEN_BACKOFF_MAX_S, max(self.cfg.reopen_poll_s, backoff * 2))
-                self._stop.wait(backoff)
+                self._stop.wait(backoff.next())
                 continue
-            backoff = 0.0
+            backoff.reset()
             self.presence.opened()
             try:
                 self._read_lines(port)
