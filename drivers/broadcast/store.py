@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS asrun (
     event_id TEXT
 );
 CREATE INDEX IF NOT EXISTS asrun_scheduled ON asrun(scheduled);
+CREATE INDEX IF NOT EXISTS asrun_bulletin ON asrun(bulletin_id, scheduled);
 """
 ASRUN_FIELDS = ("bulletin_id", "title", "zone", "priority", "repeat", "scheduled", "started", "ended",
                 "lateness_ms", "outcome", "reason", "engine", "event_id")

@@ -19,6 +19,8 @@ from drivers.console.i18n import translate
 from drivers.console.server import CONSOLE, Console
 from drivers.console.upload import SUFFIXES, UploadError, find_recording, store_recording
 
+LIST_REFRESH_S = 20  # the bulletin list is recomputed at least this often (next airings move with time)
+
 
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/bulletins", bulletin_list)
@@ -50,18 +52,34 @@ async def bulletin_list(request: web.Request) -> web.StreamResponse:
     if c.store is None:
         return _no_broadcast(c, request)
     live = _state(c)
-    rows = []
     now = time.time()
-    for s in c.bulletins():
-        b = s.bulletin
-        info = live.get(b.id, {})
-        dur = float(info.get("duration_s") or 0.0)
-        upcoming = [a.scheduled for a in next_airings(b, c.tz, max(s.cursor, now - 1), dur, 3)]
-        rows.append({"b": b, "source": s.source, "next": upcoming, "error": info.get("error"),
-                     "zones": c.broadcast.zones_for(b.zones)})
-    rows.sort(key=lambda r: (r["next"][0] if r["next"] else float("inf"), r["b"].id))
-    flash = request.query.get("done")
-    return c.render(request, "bulletins.html", rows=rows, done=flash, done_title=request.query.get("t", ""))
+    key = (c.store_key(), int(now // LIST_REFRESH_S), json.dumps(live, sort_keys=True, default=str))
+
+    def rows() -> list[dict[str, Any]]:
+        out = []
+        for s in c.bulletins():
+            b = s.bulletin
+            info = live.get(b.id, {})
+            dur = float(info.get("duration_s") or 0.0)
+            upcoming = [a.scheduled for a in next_airings(b, c.tz, max(s.cursor, now - 1), dur, 3)]
+            out.append({"b": b, "source": s.source, "next": upcoming, "error": info.get("error"),
+                        "zones": c.broadcast.zones_for(b.zones)})
+        out.sort(key=lambda r: (r["next"][0] if r["next"] else float("inf"), r["b"].id))
+        return out
+
+    cards = c.fragment(request, "bulletin_cards.html", key, rows=Lazy(rows))
+    return c.render(request, "bulletins.html", cards=cards, done=request.query.get("done"),
+                    done_title=request.query.get("t", ""))
+
+
+class Lazy:
+    """Rows computed only when a fragment is rendered (not when it comes from the cache)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def __iter__(self) -> Any:
+        return iter(self.fn())
 
 
 async def calendar(request: web.Request) -> web.StreamResponse:
@@ -72,6 +90,9 @@ async def calendar(request: web.Request) -> web.StreamResponse:
     lang = request["lang"]
     live = _state(c)
     day0 = datetime.now(c.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    key = (c.store_key(), day0, json.dumps({k: v.get("duration_s") for k, v in live.items()}, sort_keys=True))
+    if c.fragment_fresh("calendar_days.html", key, lang):
+        return c.render(request, "calendar.html", days_html=c.fragment(request, "calendar_days.html", key))
     days = [day0 + timedelta(days=i) for i in range(7)]
     end = (day0 + timedelta(days=7)).timestamp()
     slots: dict[str, list[tuple[float, str, str, str, str]]] = {d.strftime("%Y-%m-%d"): [] for d in days}
@@ -92,7 +113,8 @@ async def calendar(request: web.Request) -> web.StreamResponse:
     for d in days:
         rows = sorted(slots[d.strftime("%Y-%m-%d")])
         out.append((f"{translate(lang, f'wdl{d.isoweekday()}')} {d.strftime('%d/%m/%Y')}", [r[1:] for r in rows]))
-    return c.render(request, "calendar.html", days=out)
+    # the same until the store, the day, the language or a duration changes
+    return c.render(request, "calendar.html", days_html=c.fragment(request, "calendar_days.html", key, days=out))
 
 
 def _form_page(c: Console, request: web.Request, values: dict[str, Any], errors: dict[str, str],

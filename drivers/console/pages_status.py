@@ -17,6 +17,7 @@ from drivers.console.server import CONSOLE, Console
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _SECRET = re.compile(r"(password|secret|token|key)", re.I)
 STALE_STATUS_S = 120
+LINK_EVENTS = ("failover", "failback", "link_down", "link_up", "all_links_down")  # drivers/network's event kinds
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -55,8 +56,7 @@ def gather(c: Console) -> dict[str, Any]:
         d = _camera_dir(c, name)
         cameras.append({"name": name, "state": st, "latest": bool(d and _latest_jpeg(d)),
                         "events": list(c.feed.camera_events.get(name, []))[:5]})
-    failovers = [e for e in c.feed.events if e["kind"] in ("link_switched", "link_failover", "link_down", "link_up",
-                                                            "all_links_down")][:10]
+    failovers = [e for e in c.feed.events if e["kind"] in LINK_EVENTS][:10]
     return {"status": status, "age": time.time() - float(status.get("ts", 0)) if status else None,
             "links": links if isinstance(links, dict) else None, "cameras": cameras, "failovers": failovers,
             "readings": sorted(c.feed.readings.values(), key=lambda r: (r["source"], r["device"], r["name"])),

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 
 from agent.driver import Context, Emittable
 from drivers.console.accounts import Accounts, User, release_memory
@@ -32,6 +33,7 @@ LANG_COOKIE = "ca_lang"
 PUBLIC = ("/login", "/static/", "/lang", "/favicon.ico")
 TECH_ONLY = "/tech"
 MAX_PREVIEWS = 200
+CSRF_MARK = "@@csrf@@"
 SQLITE_CACHE_KB = 512  # per connection; SQLite's default of 2 MB is a tenth of the console's memory budget
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
@@ -71,10 +73,12 @@ class Console:
         self.broadcast = getattr(self.agent_cfg, "broadcast", None)
         self._store: Any = None
         self._bulletins: tuple[tuple[int, int], list[Any]] | None = None
+        self._fragments: dict[str, tuple[Any, str]] = {}
         self._kdf_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-kdf")
         self._kdf_lock = asyncio.Lock()
         self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                                        undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
+                                        undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
+                                        auto_reload=False)
 
     async def check_password(self, username: str, password: str) -> User | None:
         """One scrypt at a time, in one thread: 20 logins at once must not cost 20 × 16 MB."""
@@ -95,10 +99,14 @@ class Console:
             self._store.db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
         return self._store
 
+    def store_key(self) -> tuple[int, int]:
+        """Changes whenever the store does: another connection's commit (data_version) or our own."""
+        return (self.store.data_version(), self.store.db.total_changes)
+
     def bulletins(self) -> list[Any]:
-        """The active bulletins, parsed again only when the store changed (PRAGMA data_version)."""
+        """The active bulletins, parsed again only when the store changed."""
         store = self.store
-        key = (store.data_version(), store.db.total_changes)
+        key = self.store_key()
         if self._bulletins is None or self._bulletins[0] != key:
             self._bulletins = (key, store.all())
         return self._bulletins[1]
@@ -127,6 +135,25 @@ class Console:
             site=getattr(self.agent_cfg.site, "name", "") or self.agent_cfg.site.site_id, flash=request.get("flash"),
             **kw)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+    def fragment(self, request: web.Request, template: str, key: Any, **kw: Any) -> Markup:
+        """A page part rendered once per key and shared by every session (its CSRF token put in per request)."""
+        lang: Lang = request.get("lang", self.cfg.language)
+        cached = self._fragments.get(template)
+        if cached is None or cached[0] != (key, lang):
+            def t(k: str, **fmt: Any) -> str:
+                return translate(lang, k, **fmt)
+
+            html = self.jinja.get_template(template).render(
+                t=t, lang=lang, csrf=CSRF_MARK, dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), **kw)
+            cached = ((key, lang), html)
+            self._fragments[template] = cached
+        session: Session | None = request.get("session")
+        return Markup(cached[1].replace(CSRF_MARK, session.csrf if session else ""))
+
+    def fragment_fresh(self, template: str, key: Any, lang: Lang) -> bool:
+        cached = self._fragments.get(template)
+        return cached is not None and cached[0] == (key, lang)
 
     def error(self, request: web.Request, status: int, key: str) -> web.Response:
         return self.render(request, "error.html", status=status, message_key=key)

@@ -85,7 +85,8 @@ def test_bulletin_due_in_seconds_is_previewed_aired_and_logged(browser: Browser,
     expect(page.locator("#spoken")).to_contain_text("từ bảy giờ đến mười một giờ")
     expect(page.locator("#spoken")).to_contain_text("bảy nghìn năm trăm đồng một ki lô gam")
     audio = page.locator("#preview-audio")
-    page.wait_for_function("document.getElementById('preview-audio').readyState >= 1", timeout=15000)
+    # polled from here: wait_for_function would need 'unsafe-eval', which the console's CSP rightly refuses
+    wait_until(lambda: audio.evaluate("a => a.readyState") >= 1, timeout=15, what="the preview's metadata")
     assert audio.evaluate("a => a.duration") > 1.0
     head = page.evaluate("""async () => {
         const r = await fetch(document.getElementById('preview-audio').src);
@@ -161,8 +162,9 @@ def test_upload_a_recording_and_hear_it(browser: Browser, agent: ConsoleAgent, t
     page.check("input[name=sched][value=daily]")
     page.fill("#times", "06:30, 17:00")
     page.click("#do-preview")
-    page.wait_for_function("document.getElementById('preview-audio').readyState >= 1", timeout=15000)
-    assert 1.5 < page.locator("#preview-audio").evaluate("a => a.duration") < 4.0
+    audio = page.locator("#preview-audio")
+    wait_until(lambda: audio.evaluate("a => a.readyState") >= 1, timeout=15, what="the recording's metadata")
+    assert 1.5 < audio.evaluate("a => a.duration") < 4.0
     page.click("#do-save")  # the recording uploaded with the preview is kept; no second upload
     page.wait_for_url("**/bulletins?done=saved*")
     expect(page.locator("li.card", has_text=title)).to_contain_text("Tệp ghi âm")
