@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from drivers.broadcast.store import DB_FILE, Store
 from drivers.console.config import ConsoleConfig
 from tests.console.conftest import bulletin_form, csrf_of, page_csrf
 from tests.console.harness import OFFICIAL, ConsoleAgent
+from tests.core.agentproc import ROOT
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 
@@ -143,3 +147,45 @@ def test_a_coc_command_cannot_claim_to_come_from_the_console(agent: ConsoleAgent
     finally:
         rec.stop()
     assert _stored(agent, "Từ trung tâm").source == "coc"
+
+
+def test_a_removed_account_is_logged_out_at_its_next_request(agent: ConsoleAgent) -> None:
+    from tests.console.conftest import login
+    from tests.console.harness import add_user
+
+    add_user(agent.config, "tamthoi", "official", "mat-khau-tam-thoi")
+    s = login(agent.url, ("tamthoi", "mat-khau-tam-thoi"))
+    assert s.get(agent.url + "/bulletins", allow_redirects=False, timeout=10).status_code == 200
+    res = subprocess.run([sys.executable, "-m", "agent.cli", "--config", str(agent.config), "user", "remove",
+                          "tamthoi"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, check=True)
+    assert "removed" in res.stdout
+    r = s.get(agent.url + "/bulletins", allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["Location"].startswith("/login")
+
+
+def test_a_taken_port_is_retried_until_it_is_free(tmp_path: Path, coc: tuple[Broker, Recorder]) -> None:
+    broker, _ = coc
+    a = ConsoleAgent(tmp_path, broker.port, broker.password_file("agent"))
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", a.port))
+    holder.listen(1)
+    a.proc.start()
+    try:
+        def console_state() -> dict[str, Any] | None:
+            try:
+                return json.loads((a.data / "status.json").read_text())["drivers"]["console"]
+            except (OSError, ValueError, KeyError):
+                return None
+
+        wait_until(lambda: "console_crashed" in a.proc.log_text() or "driver_crashed" in a.proc.log_text(),
+                   timeout=30, what="the console failing on the taken port")
+        assert a.proc.proc is not None and a.proc.proc.poll() is None  # the agent itself keeps running
+        holder.close()
+        wait_until(a._up, timeout=90, interval=0.3, what="the console once the port is free")
+        wait_until(lambda: (console_state() or {}).get("state") == "ok", timeout=60, what="console health ok")
+        assert console_state()["restarts"] >= 1
+    finally:
+        holder.close()
+        a.stop()
