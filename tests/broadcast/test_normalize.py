@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers.broadcast.normalize_vi import normalize, number_words
 
@@ -83,3 +85,19 @@ def test_hostile_text_is_only_text() -> None:
     assert not any(ord(ch) < 32 or ch == "\u200b" for ch in out), out
     assert normalize("   ") == ""
     assert normalize("Xin chào 你好 Привет 123") == "Xin chào 你好 Привет một trăm hai mươi ba"
+
+
+_PIECES = st.sampled_from(["7h", "7h30", "-", "–", "/", "11h", "7.500", "đ", "đồng", "/kg", "/con", "số", "123",
+                           "QĐ-UBND", "/2026/", "3/4", "tỷ số", "2/1", "ngày", "25/11/2026", "%", " ", ",", "từ",
+                           "0912 345 678", "km/h", "UBND", "9999999999999999", "0", "/", "h"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(parts=st.lists(st.one_of(_PIECES, st.text(max_size=6)), max_size=14))
+def test_any_mix_of_the_tricky_forms_normalises_without_error(parts: list[str]) -> None:
+    text = " ".join(parts)
+    out = normalize(text)
+    assert not any(ord(ch) < 32 for ch in out)
+    assert normalize(out) == out or re.search(r"\d", out)  # spoken text reads the same when read again
+    for spoken in re.findall(r"\d+", out):
+        assert spoken in text  # digits only survive where the writer put them (odd forms are left alone)
