@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -120,8 +121,11 @@ class RtuServer:
         self._loop = asyncio.get_running_loop()
         self._server = ModbusSerialServer(self.devices, port=str(self.port), baudrate=9600,
                                           trace_packet=self._trace, reconnect_delay=0.1)
+        # ready once the port is open: a request sent before that is lost and looks like a silent unit
+        await self._server.serve_forever(background=True)
         self._ready.set()
-        await self._server.serve_forever()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._server.serving
 
     def stop(self) -> None:
         if self._loop is not None and self._server is not None:
