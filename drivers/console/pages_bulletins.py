@@ -106,9 +106,9 @@ async def calendar(request: web.Request) -> web.StreamResponse:
             if a.repeat:
                 continue
             when = datetime.fromtimestamp(a.scheduled, c.tz)
-            key = when.strftime("%Y-%m-%d")
-            if key in slots:
-                slots[key].append((a.scheduled, when.strftime("%H:%M"), title, zones, b.priority))
+            day = when.strftime("%Y-%m-%d")
+            if day in slots:
+                slots[day].append((a.scheduled, when.strftime("%H:%M"), title, zones, b.priority))
     out = []
     for d in days:
         rows = sorted(slots[d.strftime("%Y-%m-%d")])
