@@ -51,7 +51,8 @@ class ConsoleAgent:
                      "tts": {"engines": ["espeak"]}}
         extra: dict[str, Any] = {"broadcast": broadcast, **self.extra}
         if self.console is not None:
-            extra["console"] = {"listen": "127.0.0.1", "port": self.port, "login_lockout_s": 30, **self.console}
+            extra["console"] = {"listen": "127.0.0.1", "port": self.port, "login_lockout_s": 30, "refresh_s": 1,
+                                 **self.console}
         self.config = write_config(self.tmp / "agent.yaml", self.broker_port, self.data, self.password_file, **extra)
         self.proc = AgentProcess(self.config, self.tmp / "agent.log", env={"HOME": str(self.home)})
 

@@ -228,3 +228,15 @@ def test_phone_width_has_no_horizontal_overflow(browser: Browser, agent: Console
         page.screenshot(path=str(shot), full_page=True)
         assert _png_size(shot)[0] == 360, path
     page.context.close()
+
+
+def test_status_page_refreshes_by_itself(browser: Browser, agent: ConsoleAgent) -> None:
+    page = _page(browser, agent, OFFICIAL)
+    page.goto("/status")
+    first = page.locator("#updated").inner_text()
+    assert first.startswith("Cập nhật lúc ")
+    # no reload: the page's own script fetches /status/live again (refresh_s is 1 in these tests)
+    wait_until(lambda: page.locator("#updated").inner_text() != first, timeout=15, interval=0.2,
+               what="the status page refreshing itself")
+    expect(page.locator("#live")).to_contain_text("broadcast")
+    page.context.close()
