@@ -245,7 +245,9 @@ async def _preview(c: Console, request: web.Request, result: FormResult, editing
             translate(lang, key) if key else translate(lang, "e_speak", e=err))
         return _form_page(c, request, result.values, result.errors, editing, status=422)
     token = c.add_preview(Path(out["wav"]))
-    preview = {"spoken": out.get("spoken"), "engine": out.get("engine"), "duration_s": out.get("duration_s"),
+    seconds = f"{float(out.get('duration_s') or 0):.1f}"
+    preview = {"spoken": out.get("spoken"), "engine": out.get("engine"),
+               "duration_s": seconds.replace(".", ",") if lang == "vi" else seconds,  # 5,3 giây in Vietnamese
                "url": f"/audio/{token}.wav"}
     return _form_page(c, request, result.values, {}, editing, preview=preview)
 
