@@ -17,7 +17,8 @@ def add_commands(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="user_cmd", required=True)
     a = sub.add_parser("add", help="create an account (asks for the password)")
     a.add_argument("name")
-    a.add_argument("--role", choices=ROLES, required=True, help="official: bulletins and reports; technician: all")
+    a.add_argument("--role", required=True, metavar="|".join(ROLES),
+                   help="official: bulletins, as-run and reports; technician: all of that and the technical pages")
     a.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
     a.set_defaults(func=cmd_add)
     pw = sub.add_parser("passwd", help="set a new password")

@@ -76,6 +76,8 @@ def test_user_cli(tmp_path: Path) -> None:
     assert r.returncode == 2 and "exists" in r.stderr
     r = _cli(cfg, "add", "kt", "--role", "technician", "--password-stdin", stdin="ngan\n")
     assert r.returncode == 2 and "too short" in r.stderr
+    r = _cli(cfg, "add", "kt", "--role", "admin", "--password-stdin", stdin="dai-hon-8-ky-tu\n")
+    assert r.returncode == 2 and "role must be one of official, technician" in r.stderr
     assert _cli(cfg, "add", "kt", "--role", "technician", "--password-stdin", stdin="dai-hon-8-ky-tu\n").returncode == 0
     listed = _cli(cfg, "list").stdout
     assert "chutich" in listed and "official" in listed and "technician" in listed
