@@ -2,69 +2,30 @@
 
 from __future__ import annotations
 
-import base64
 import ctypes
-import hashlib
-import hmac
 import os
 import re
-import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from agent.statefile import read_json, write_json
+from drivers.console.kdf import check_password, hash_password
 
 Role = Literal["official", "technician"]
 ROLES: tuple[Role, ...] = ("official", "technician")
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
-# scrypt cost: ~16 MB and ~50 ms per hash on a small box; stored with each hash so it can change later.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-DKLEN = 32
 
 
 class AccountError(ValueError):
     """A refused account change; the message names the problem."""
 
 
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    dk = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=DKLEN)
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(dk).decode()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    """Constant-time comparison against a stored scrypt hash; a malformed hash never matches."""
-    try:
-        kind, n, r, p, salt, dk = stored.split("$")
-        if kind != "scrypt":
-            return False
-        want = base64.b64decode(dk)
-        if len(want) != DKLEN:  # a shortened hash would match on a prefix
-            return False
-        got = hashlib.scrypt(password.encode("utf-8")[:MAX_PASSWORD * 4], salt=base64.b64decode(salt), n=int(n),
-                             r=int(r), p=int(p), dklen=DKLEN, maxmem=64 * 1024 * 1024)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, want)
-
-
-_dummy: list[str] = []
-
-
-def _dummy_hash() -> str:
-    """A hash to check against when the user does not exist, so timing does not tell which names exist."""
-    if not _dummy:
-        _dummy.append(hash_password(secrets.token_hex(8)))
-    return _dummy[0]
-
-
 def release_memory() -> None:
-    """Give scrypt's 16 MB back to the system: glibc keeps freed heap otherwise, one copy per thread."""
+    """Give freed heap back to the system (render buffers after a preview or an upload)."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
@@ -122,7 +83,7 @@ class Accounts:
     def verify(self, name: str, password: str) -> User | None:
         """The user if the password is right; the same work is done for an unknown name."""
         user = self.get(name)
-        ok = check_password(password, user.password_hash if user else _dummy_hash())
+        ok = check_password(password, user.password_hash if user else None)
         return user if ok and user is not None else None
 
     @staticmethod

@@ -8,7 +8,6 @@ import secrets
 import ssl
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 from urllib.parse import quote
@@ -18,12 +17,13 @@ from aiohttp import web
 from markupsafe import Markup
 
 from agent.driver import Context, Emittable
-from drivers.console.accounts import Accounts, User, release_memory
+from drivers.console.accounts import Accounts, User
 from drivers.console.audit import Audit
 from drivers.console.cli import users_path
 from drivers.console.config import ConsoleConfig
 from drivers.console.feed import Feed
 from drivers.console.i18n import Lang, fmt_dt, translate
+from drivers.console.kdf import check_in_child
 from drivers.console.sessions import LoginThrottle, Session, Sessions
 
 HERE = Path(__file__).resolve().parent
@@ -74,20 +74,17 @@ class Console:
         self._store: Any = None
         self._bulletins: tuple[tuple[int, int], list[Any]] | None = None
         self._fragments: dict[str, tuple[Any, str]] = {}
-        self._kdf_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-kdf")
         self._kdf_lock = asyncio.Lock()
         self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                         undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                                         auto_reload=False)
 
     async def check_password(self, username: str, password: str) -> User | None:
-        """One scrypt at a time, in one thread: 20 logins at once must not cost 20 × 16 MB."""
-        loop = asyncio.get_running_loop()
+        """One scrypt at a time, each in its own child process: 20 logins at once must not cost 20 × 16 MB."""
+        user = self.accounts.get(username)
         async with self._kdf_lock:
-            try:
-                return await loop.run_in_executor(self._kdf_thread, self.accounts.verify, username, password)
-            finally:
-                await loop.run_in_executor(self._kdf_thread, release_memory)
+            ok = await check_in_child(password, user.password_hash if user else None)
+        return user if ok else None
 
     @property
     def store(self) -> Any:
@@ -364,6 +361,5 @@ class ConsoleDriver:
             untap()
             await runner.cleanup()
             c.audit.close()
-            c._kdf_thread.shutdown(wait=False, cancel_futures=True)
             if c._store is not None:
                 c._store.close()

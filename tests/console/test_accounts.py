@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.broadcast.bulletin import BulletinError, parse_bulletin
-from drivers.console.accounts import AccountError, Accounts, check_password, hash_password
+from drivers.console.accounts import AccountError, Accounts
 from drivers.console.forms import parse_form
 from drivers.console.i18n import translate
+from drivers.console.kdf import check_in_child, check_password, hash_password
 from drivers.console.sessions import LoginThrottle, Sessions
 from tests.core.agentproc import ROOT
 
@@ -31,6 +32,16 @@ def test_scrypt_hashes_are_salted_and_checked_in_constant_form() -> None:
     assert check_password("mật khẩu dài", a) and not check_password("mật khẩu dai", a)
     for broken in ("", "scrypt$x", "md5$1$2$3$4$5", a[:-4]):
         assert not check_password("mật khẩu dài", broken)
+
+
+def test_the_check_in_a_child_process_agrees_with_the_hash() -> None:
+    import asyncio
+
+    stored = hash_password("mật khẩu – đúng")
+    assert asyncio.run(check_in_child("mật khẩu – đúng", stored))
+    assert not asyncio.run(check_in_child("mật khẩu – sai", stored))
+    assert not asyncio.run(check_in_child("bất kỳ", None))  # no such user: same work, never a match
+    assert not asyncio.run(check_in_child("x" * 100_000, stored))
 
 
 def test_accounts_file_add_passwd_remove(tmp_path: Path) -> None:
