@@ -118,6 +118,10 @@ class Scheduler:
             entry.error = str(exc)
             self.ctx.count("render_failed")
             self.log.warning("render_failed", bulletin=b.id, error=str(exc))
+        except Exception as exc:  # a bug or an OS error: said out loud, never a bulletin silently left unrendered
+            entry.error = f"{type(exc).__name__}: {exc}"[:300]
+            self.ctx.count("render_failed")
+            self.log.exception("render_failed", exc, bulletin=b.id)
         else:
             entry.rendering, entry.error, entry.prepared = r, None, None
             self.log.info("rendered", bulletin=b.id, engine=r.engine, duration_s=round(r.duration_s, 2),
