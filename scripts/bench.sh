@@ -7,6 +7,7 @@ bench="$ROOT/scripts/bench/$name"
 [ -e "$bench" ] || { echo "bench.sh: no benchmark '$name' in scripts/bench/" >&2; exit 2; }
 ensure_apt
 ensure_venv "all,test"
+ensure_camera_model
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PY" "$bench" "$@"

@@ -7,6 +7,7 @@
 source "$(dirname "$0")/lib/setup-env.sh"
 ensure_apt
 ensure_venv "all,test"
+ensure_camera_model
 cd "$ROOT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 exec "$PY" -m scripts.demo.run "$@"

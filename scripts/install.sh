@@ -48,6 +48,9 @@ spec="$ROOT"
 [ -n "$extras" ] && spec="$ROOT[$extras]"
 "$PREFIX/venv/bin/pip" install -q --upgrade "$spec"
 install -m 0644 "$ROOT/README.md" "$PREFIX/README.md"
+case ",$extras," in
+  *,all,*|*,camera,*) source "$ROOT/scripts/lib/setup-env.sh"; ensure_camera_model "$PREFIX/venv/bin/python" ;;
+esac
 
 install -d -m 0750 -o root -g "$USER_NAME" "$ETC_DIR"
 install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.example.yaml" "$ETC_DIR/agent.example.yaml"

@@ -4,6 +4,7 @@
 source "$(dirname "$0")/lib/setup-env.sh"
 ensure_apt
 ensure_venv "all,test"
+ensure_camera_model
 cd "$ROOT"
 "$VENV/bin/ruff" check --quiet . || { echo "test.sh: ruff check failed" >&2; exit 1; }
 set +e

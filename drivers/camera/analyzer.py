@@ -1,4 +1,4 @@
-"""One camera's analysis of a frame: motion on a small grey copy gates the person detector, then events.
+"""One camera's analysis of a frame: motion on a small grey copy gates the detector, then tracks and events.
 
 The same code runs in the live worker and in `commune-agent camera analyze VIDEO`.
 """
@@ -11,34 +11,55 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 
-from drivers.camera.config import CameraConfig
-from drivers.camera.events import EventTracker, Output
+from drivers.camera.config import VEHICLE_CLASSES, CameraConfig
+from drivers.camera.detectors import Box, Confirmer, Detection, Detector, make_detector, merge_regions
+from drivers.camera.events import CountOut, EventTracker, Output, Seen
 from drivers.camera.motion import MotionDetector
-from drivers.camera.person import PersonConfirmer, PersonDetector, make_person_detector, merge_regions
+from drivers.camera.traffic import Tracker, foot, inside
+
+
+def kind_of(label: str) -> str:
+    return "vehicle" if label in VEHICLE_CLASSES else "person"
+
+
+def overlaps(box: Box, others: list[Box]) -> bool:
+    x, y, w, h = box
+    return any(x < ox + ow and ox < x + w and y < oy + oh and oy < y + h for ox, oy, ow, oh in others)
 
 
 class Analyzer:
-    """Feed it BGR frames at detect fps; it returns event phases and snapshots."""
+    """Feed it BGR frames at detect fps; it returns event phases, snapshots and line crossings."""
 
-    def __init__(self, cam: CameraConfig, tz: ZoneInfo, detector: PersonDetector | None = None) -> None:
+    def __init__(self, cam: CameraConfig, tz: ZoneInfo, detector: Detector | None = None) -> None:
         self.cam = cam
         self.tz = tz
-        self.detector = detector if detector is not None or not cam.person.enabled else make_person_detector(cam.person)
-        self.confirmer = PersonConfirmer(cam.person.confirm_hits, cam.person.confirm_window)
-        self.tracker = EventTracker(cam)
+        self.warning: str | None = None  # why the configured detector is not the one running
+        if detector is None and cam.detect.enabled:
+            detector, self.warning = make_detector(cam.detect)
+        self.detector = detector
+        d = cam.detect
+        self.confirmers = {k: Confirmer(d.confirm_hits, d.confirm_window) for k in ("person", "vehicle")}
+        self.events = EventTracker(cam)
         self.motion: MotionDetector | None = None
+        self.tracker: Tracker | None = None
+        self.zones: list[list[tuple[float, float]]] = []
         self.frame_size: tuple[int, int] = (0, 0)
-        self.last_person_call = float("-inf")
-        self.person_calls = 0
+        self.last_call = float("-inf")
+        self.detector_calls = 0
         self.frames = 0
+
+    def _resize(self, w: int, h: int) -> None:
+        dw = min(self.cam.detect_width, w)
+        dh = max(2, round(h * dw / w))
+        self.frame_size = (w, h)
+        self.motion = MotionDetector(self.cam.motion, dw, dh)
+        self.tracker = Tracker(self.cam.traffic, w, h)
+        self.zones = [[(x * w, y * h) for x, y in z] for z in self.cam.detect.zones]
 
     def small_grey(self, frame: np.ndarray) -> np.ndarray:
         h, w = frame.shape[:2]
         if (w, h) != self.frame_size:
-            dw = min(self.cam.detect_width, w)
-            dh = max(2, round(h * dw / w))
-            self.frame_size = (w, h)
-            self.motion = MotionDetector(self.cam.motion, dw, dh)
+            self._resize(w, h)
         assert self.motion is not None
         small = cv2.resize(frame, self.motion.size, interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
@@ -47,28 +68,64 @@ class Analyzer:
     def recalibrations(self) -> int:
         return self.motion.recalibrations if self.motion else 0
 
+    def _in_zones(self, dets: list[Detection]) -> list[Detection]:
+        if not self.zones:
+            return dets
+        return [d for d in dets if any(inside(foot(d.box), z) for z in self.zones)]
+
+    def _seen(self, dets: list[Detection], moving: list[Box], called: bool) -> dict[str, Seen]:
+        """Per kind: what was found on a moving blob, and whether enough recent calls agree."""
+        out: dict[str, Seen] = {}
+        if not called:
+            return out
+        name = self.detector.name if self.detector else "-"
+        for kind, confirmer in self.confirmers.items():
+            mine = [d for d in dets if kind_of(d.label) == kind and overlaps(d.box, moving)]
+            confirmed = confirmer.add(bool(mine))
+            if not mine:
+                continue
+            best = max(mine, key=lambda d: d.score)
+            reason = (f"{name} saw {best.label} {best.score:.2f} (min {self.cam.detect.score_for(best.label):g}) on a "
+                      f"moving blob, in {sum(confirmer.recent)} of the last {len(confirmer.recent)} calls "
+                      f"(need {confirmer.hits})")
+            out[kind] = Seen([d.box for d in mine], best.score, sorted({d.label for d in mine}), confirmed, reason)
+        return out
+
     def process(self, frame: np.ndarray, mono: float, wall: float) -> list[Output]:
         self.frames += 1
         grey = self.small_grey(frame)
-        assert self.motion is not None
+        assert self.motion is not None and self.tracker is not None
         result = self.motion.detect(grey)
         armed = self.cam.is_armed(dt.datetime.fromtimestamp(wall, self.tz))
         fx = self.frame_size[0] / self.motion.size[0]
         fy = self.frame_size[1] / self.motion.size[1]
         boxes = [(int(x * fx), int(y * fy), int(w * fx), int(h * fy)) for x, y, w, h in result.boxes]
-        people: list[tuple[tuple[int, int, int, int], float]] = []
-        confirmed = False
-        if (armed and boxes and self.detector is not None
-                and mono - self.last_person_call >= self.cam.person.interval_s):
-            self.last_person_call = mono
-            self.person_calls += 1
-            regions = merge_regions(boxes, *self.frame_size)
-            people = [(d.box, d.score) for d in self.detector.detect(frame, regions)]
-            confirmed = self.confirmer.add(bool(people))
-        elif not boxes and mono - self.last_person_call >= self.cam.person.interval_s:
-            self.last_person_call = mono
-            self.confirmer.add(False)  # a still scene counts as a miss so stale hits age out
-        return self.tracker.step(frame, mono, wall, armed, boxes, result.changed * 100.0, people, confirmed)
+        d = self.cam.detect
+        since = mono - self.last_call
+        due = (boxes and since >= d.interval_s) or (self.tracker.watching_stops() and since >= d.still_interval_s)
+        dets: list[Detection] = []
+        called = bool(armed and due and self.detector is not None)
+        if called:
+            assert self.detector is not None
+            self.last_call = mono
+            self.detector_calls += 1
+            regions = merge_regions(boxes, *self.frame_size) if boxes else [(0, 0, *self.frame_size)]
+            dets = self._in_zones([x for x in self.detector.detect(frame, regions) if x.label in d.classes])
+        elif not boxes and since >= d.interval_s:
+            self.last_call = mono
+            for c in self.confirmers.values():
+                c.add(False)  # a still scene counts as a miss so stale hits age out
+        out: list[Output] = self.events.step(frame, mono, wall, armed, boxes, result.changed * 100.0, result.travel,
+                                             self._seen(dets, boxes, called))
+        if called:
+            crossings, stops = self.tracker.update(dets, mono)
+            out += [CountOut(c.line, c.label, c.direction, wall) for c in crossings]
+            for s in stops:
+                limit = next(z.stopped_after_s for z in self.cam.traffic.stop_zones if z.name == s.zone)
+                out += self.events.alert("vehicle_stopped", frame, wall, [s.box], s.score, {
+                    "zone": s.zone, "class": s.label, "stopped_s": s.standing_s, "track": s.track,
+                    "reason": f"{s.label} stood {s.standing_s:.0f} s in zone {s.zone} (limit {limit:g} s)"})
+        return out
 
     def flush(self, mono: float, wall: float) -> list[Output]:
-        return self.tracker.flush(wall, mono)
+        return self.events.flush(wall, mono)

@@ -7,7 +7,6 @@ the costly step we only pay at detect fps.
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Iterator
 
 import cv2
@@ -16,22 +15,6 @@ import numpy as np
 # TCP: UDP RTP over a busy LAN or Wi-Fi bridge drops packets and smears frames; 1 decode thread
 # is plenty for a substream and keeps a 2-core box responsive.
 FFMPEG_OPTIONS = "rtsp_transport;tcp|threads;1|analyzeduration;500000|probesize;65536"
-
-
-class Backoff:
-    """Capped exponential backoff with jitter, so many cameras do not reconnect in lockstep."""
-
-    def __init__(self, low: float, high: float) -> None:
-        self.low, self.high = low, high
-        self.current = low
-
-    def next(self) -> float:
-        delay = self.current
-        self.current = min(self.high, self.current * 2)
-        return delay * random.uniform(0.8, 1.0)
-
-    def reset(self) -> None:
-        self.current = self.low
 
 
 class RtspCapture:

@@ -28,7 +28,7 @@ def add_commands(subparsers: Any) -> None:
     snap.add_argument("--masks", action="store_true", help="draw the motion masks on the picture")
     snap.set_defaults(func=cmd_snapshot)
 
-    ana = cam_sub.add_parser("analyze", help="run the detector over a video file and print its events")
+    ana = cam_sub.add_parser("analyze", help="run the detector over a video file; print its events and why each fired")
     ana.add_argument("video", type=Path)
     ana.add_argument("--camera", help="use this camera's tuning from the config (default: built-in defaults)")
     ana.add_argument("--json", action="store_true", help="print one JSON document")
@@ -136,10 +136,11 @@ def analyze_video(video: Path, cam: Any, timezone: str = "UTC", snapshots: Path 
 
     from drivers.camera.analyzer import Analyzer
     from drivers.camera.capture import file_frames
-    from drivers.camera.events import EventOut, SnapshotOut
+    from drivers.camera.events import CountOut, EventOut, SnapshotOut
 
     analyzer = Analyzer(cam.model_copy(update={"armed": []}), ZoneInfo(timezone))
     events: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
     shots = 0
     t0 = time.perf_counter()
     last_t = 0.0
@@ -150,6 +151,9 @@ def analyze_video(video: Path, cam: Any, timezone: str = "UTC", snapshots: Path 
             if isinstance(o, EventOut):
                 events.append({"kind": o.kind, "phase": o.phase, "event_id": o.event_id, "t": round(o.ts, 2),
                                **{k: v for k, v in o.data.items() if k not in ("phase", "event_id", "started_at")}})
+            elif isinstance(o, CountOut):
+                key = f"{o.line}/{o.label}/{o.direction}"
+                counts[key] = counts.get(key, 0) + 1
             elif isinstance(o, SnapshotOut):
                 shots += 1
                 if snapshots is not None:
@@ -161,14 +165,14 @@ def analyze_video(video: Path, cam: Any, timezone: str = "UTC", snapshots: Path 
         take(analyzer.process(frame, t, t))
     take(analyzer.flush(last_t, last_t))
     return {"video": str(video), "camera": cam.name, "frames_analysed": analyzer.frames,
-            "person_calls": analyzer.person_calls, "recalibrations": analyzer.recalibrations,
+            "detector": analyzer.detector.name if analyzer.detector else None, "detector_warning": analyzer.warning,
+            "detector_calls": analyzer.detector_calls, "recalibrations": analyzer.recalibrations, "counts": counts,
             "seconds": round(last_t, 2), "cpu_s": round(time.perf_counter() - t0, 2), "snapshots": shots,
             "events": events}
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from drivers.camera.config import CameraConfig
-    from drivers.camera.person import PersonModelError
 
     if not args.video.is_file():
         print(f"no such video file: {args.video}", file=sys.stderr)
@@ -182,14 +186,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         cam = CameraConfig(name="video", rtsp_url="rtsp://unused/")
     try:
         result = analyze_video(args.video, cam, timezone, args.snapshots)
-    except (OSError, PersonModelError) as exc:
+    except OSError as exc:
         print(f"analyze: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     print(f"{result['video']}: {result['frames_analysed']} frames over {result['seconds']} s, "
-          f"{result['person_calls']} person checks, {result['recalibrations']} light recalibrations")
+          f"{result['detector_calls']} {result['detector']} detector calls, "
+          f"{result['recalibrations']} light recalibrations")
+    if result["detector_warning"]:
+        print(f"warning: {result['detector_warning']}")
     for e in result["events"]:
-        print(f"{e['t']:8.2f}s  {e['kind']:6} {e['phase']:6} score={e['score']:<7} boxes={e['boxes']}")
+        print(f"{e['t']:8.2f}s  {e['kind']:15} {e['phase']:6} score={e['score']:<7} boxes={e['boxes']}")
+        if e["phase"] in ("start", "alert") and e.get("reason"):
+            print(f"           why: {e['reason']}")
+    for key, n in sorted(result["counts"].items()):
+        print(f"count {key}: {n}")
     return 0

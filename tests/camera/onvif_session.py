@@ -58,6 +58,7 @@ def driver_view(port: int) -> dict:
 
     from drivers.camera.config import CamerasConfig
     from drivers.camera.runner import CameraRunner
+    from drivers.camera.storage import Storage
     from tests.support.context import RecordingContext
 
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -67,7 +68,7 @@ def driver_view(port: int) -> dict:
                "onvif": {"host": "127.0.0.1", "port": port}}
         cfg = CamerasConfig.model_validate({"devices": [cam]})
         ctx = RecordingContext("cameras", cfg, tmp / "data")
-        runner = CameraRunner(cfg.devices[0], cfg, ctx)
+        runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
         url = asyncio.run(runner.resolve_url())
     return {"url": url, "events": [(e.kind, e.data) for e in ctx.events],
             "readings": [(r.name, r.value) for r in runner.readings() if r.name == "clock_skew_s"]}

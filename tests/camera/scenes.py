@@ -1,4 +1,5 @@
-"""Synthetic camera scenes with known truth: movers that must fire, light jumps and noise that must not."""
+"""Camera scenes with known truth: movers (drawn, or real photo cut-outs) that must fire; light jumps, sensor
+noise, rain and swaying branches that must not; objects crossing a counting line a known number of times."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-ASTRONAUT = Path(__import__("skimage").__file__).parent / "data" / "astronaut.png"
+from tests.camera.photos import CAR_BOX, MESSI_BOX, crop
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,57 @@ def render_mover(width: int, height: int, fps: int, seconds: float) -> list[np.n
     return _moving(sprite, width, height, fps, seconds)
 
 
-def render_astronaut(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
-    """A real photo of a person moving across the background."""
-    side = int(height * 0.7)
-    sprite = cv2.resize(cv2.imread(str(ASTRONAUT)), (side, side), interpolation=cv2.INTER_AREA)
+def render_player(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+    """A real photo of a person (the footballer of messi5.jpg) moving across the background."""
+    sprite = crop("messi5.jpg", MESSI_BOX, int(height * 0.6))
     return _moving(sprite, width, height, fps, seconds, cross_s=4.0)
+
+
+def render_car(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+    """A real photo of a car driving across."""
+    sprite = crop("licenseplate_motion.jpg", CAR_BOX, int(height * 0.45))
+    return _moving(sprite, width, height, fps, seconds, cross_s=4.0)
+
+
+def render_sway(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+    """A leafy branch and a flag swinging in the wind (0.4–0.7 Hz, ±4 % of the width), nothing going anywhere."""
+    bg = background(width, height)
+    rng = np.random.default_rng(11)
+    leaves = [(int(rng.integers(-width // 14, width // 14)), int(rng.integers(-height // 8, height // 8)),
+               int(rng.integers(width // 60, width // 30))) for _ in range(40)]
+    frames = []
+    for i in range(int(fps * seconds)):
+        t = i / fps
+        frame = bg.copy()
+        sway = 0.04 * width * np.sin(2 * np.pi * 0.5 * t)
+        cx, cy = int(width * 0.2 + sway), int(height * 0.3)
+        cv2.line(frame, (int(width * 0.05), int(height * 0.05)), (cx, cy), (30, 60, 40), max(2, width // 120))
+        for dx, dy, r in leaves:
+            cv2.circle(frame, (cx + dx, cy + dy), r, (40, 110, 50), -1)
+        flap = 0.04 * width * np.sin(2 * np.pi * 0.7 * t + 1.0)
+        pole = (int(width * 0.8), int(height * 0.15))
+        tip = (int(pole[0] + width // 10 + flap * 0.3), pole[1] + height // 10)
+        pts = np.array([pole, (pole[0] + width // 10, int(pole[1] + height * 0.03 + flap * 0.3)), tip,
+                        (pole[0], pole[1] + height // 12)], np.int32)
+        cv2.line(frame, pole, (pole[0], height // 2), (200, 200, 200), max(2, width // 200))
+        cv2.fillPoly(frame, [pts], (30, 30, 200))
+        frames.append(frame)
+    return frames
+
+
+def render_rain(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+    """Heavy rain: hundreds of bright streaks falling across a still street, darker and blurred by water."""
+    bg = cv2.convertScaleAbs(background(width, height), alpha=0.8).astype(np.int16)
+    rng = np.random.default_rng(5)
+    frames = []
+    length = max(6, height // 25)
+    for _ in range(int(fps * seconds)):
+        wet = bg + rng.normal(0, 8, bg.shape).astype(np.int16)
+        for _ in range(400):
+            x, y = int(rng.integers(0, width - 3)), int(rng.integers(0, height - length))
+            cv2.line(wet, (x, y), (x + 2, y + length), (70, 70, 70), 1)
+        frames.append(np.clip(wet, 0, 255).astype(np.uint8))
+    return frames
 
 
 def render_brightness(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
@@ -92,9 +139,12 @@ def render_noise(width: int, height: int, fps: int, seconds: float) -> list[np.n
 SCENES = {
     s.name: s for s in (
         Scene("mover", True, False, render_mover),
-        Scene("astronaut", True, True, render_astronaut),
+        Scene("player", True, True, render_player),
+        Scene("car", True, False, render_car),
         Scene("brightness", False, False, render_brightness),
         Scene("noise", False, False, render_noise),
+        Scene("sway", False, False, render_sway),
+        Scene("rain", False, False, render_rain),
     )
 }
 

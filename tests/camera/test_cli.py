@@ -31,7 +31,7 @@ def write_config(tmp_path: Path, cameras: str) -> Path:
 
 
 def test_analyze_prints_events_of_a_video(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    video = encode_video("astronaut", tmp_path / "astronaut.mp4")
+    video = encode_video("player", tmp_path / "player.mp4")
     config = write_config(tmp_path, "  devices:\n    - name: cong\n      rtsp_url: rtsp://127.0.0.1:1/x\n"
                                     "      detect_fps: 5\n")
     shots = tmp_path / "shots"
@@ -75,3 +75,18 @@ def test_snapshot_grabs_a_picture_with_masks(tmp_path: Path, capsys: pytest.Capt
     config = write_config(tmp_path, "  open_timeout_s: 1\n  devices:\n    - name: gone\n"
                                     "      rtsp_url: rtsp://127.0.0.1:9/cam\n")
     assert cli.cmd_snapshot(argparse.Namespace(name="gone", output=None, masks=False, config=str(config))) == 1
+
+
+@pytest.mark.parametrize("scene, fires", [("sway", False), ("rain", False), ("mover", True), ("car", True)])
+def test_analyze_h264_sway_and_rain_stay_quiet_movers_fire_and_each_event_says_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], scene: str, fires: bool) -> None:
+    video = encode_video(scene, tmp_path / f"{scene}.mp4")
+    rc = cli.cmd_analyze(argparse.Namespace(video=video, camera=None, json=False, snapshots=None, config=None))
+    out = capsys.readouterr().out
+    assert rc == 0
+    starts = [line for line in out.splitlines() if " start " in line]
+    assert bool(starts) == fires, out
+    if fires:
+        assert out.count("why: ") == len(starts) and "travelled" in out
+    if scene == "car":
+        assert "vehicle" in out and "why: yolo saw car" in out

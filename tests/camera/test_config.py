@@ -26,6 +26,27 @@ def test_example_yaml_validates_with_its_secret_files(tmp_path: Path) -> None:
     cfg = CamerasConfig.model_validate(yaml.safe_load(text)["cameras"])
     assert [c.name for c in cfg.devices] == ["cong_ubnd", "cho_xa"]
     assert cfg.devices[0].onvif is not None and len(cfg.devices[0].motion.masks) == 2
+    assert cfg.devices[1].traffic.lines and cfg.devices[1].traffic.stop_zones and cfg.storage.budget_bytes > 0
+
+
+def test_every_config_field_is_described() -> None:
+    from pydantic import BaseModel
+
+    seen: set[type] = set()
+    missing: list[str] = []
+
+    def walk(model: type[BaseModel]) -> None:
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if not field.description:
+                missing.append(f"{model.__name__}.{name}")
+            for t in (*getattr(field.annotation, "__args__", ()), field.annotation):
+                for inner in (*getattr(t, "__args__", ()), t):
+                    if isinstance(inner, type) and issubclass(inner, BaseModel) and inner not in seen:
+                        walk(inner)
+
+    walk(CamerasConfig)
+    assert missing == []
 
 
 @pytest.mark.parametrize("cam, reason", [
@@ -36,8 +57,18 @@ def test_example_yaml_validates_with_its_secret_files(tmp_path: Path) -> None:
     ({"name": "A b", "rtsp_url": "rtsp://x/"}, "pattern"),
     ({"name": "a", "rtsp_url": "rtsp://x/", "motion": {"blur": 4}}, "odd"),
     ({"name": "a", "rtsp_url": "rtsp://x/", "motion": {"masks": [[[0, 0], [2, 0], [1, 1]]]}}, "outside 0..1"),
-    ({"name": "a", "rtsp_url": "rtsp://x/", "person": {"detector": "onnx"}}, "needs model"),
-    ({"name": "a", "rtsp_url": "rtsp://x/", "person": {"confirm_hits": 4, "confirm_window": 3}}, "confirm_hits"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "detect": {"detector": "onnx"}}, "needs model"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "detect": {"confirm_hits": 4, "confirm_window": 3}}, "confirm_hits"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "detect": {"classes": ["tractor"]}}, "literal_error|Input should be"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "detect": {"classes": []}}, "at least one"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "traffic": {"lines": [{"name": "l", "points": [[0, 0], [1, 1], [1, 0]]}]}},
+     "exactly 2 points"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "traffic": {"lines": [{"name": "l", "points": [[0.5, 0.5], [0.5, 0.5]]}]}},
+     "two different points"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "traffic": {"stop_zones": [{"name": "z", "polygon": [[0, 0], [1, 1]]}]}},
+     "at least 3 points"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "clip": {"rtsp_url": "rtsp://u:p@x/"}}, "credentials"),
+    ({"name": "a", "rtsp_url": "rtsp://x/", "person": {}}, "Extra inputs"),
     ({"name": "a", "rtsp_url": "rtsp://x/", "detect_fps": 0}, "greater than 0"),
     ({"name": "a", "rtsp_url": "rtsp://x/", "password": "x"}, "Extra inputs"),
 ])

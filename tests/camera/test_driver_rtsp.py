@@ -21,6 +21,7 @@ from drivers.camera.config import CamerasConfig
 from drivers.camera.driver import CameraDriver
 from drivers.camera.runner import CameraRunner
 from drivers.camera.snapshots import encode_jpeg
+from drivers.camera.storage import Storage
 from tests.camera.servers import RtspServer
 from tests.support.context import RecordingContext
 from tests.support.wait import async_wait_until
@@ -90,7 +91,7 @@ def test_scenes_events_snapshots_and_a_dead_camera(tmp_path: Path, silent_port: 
 
 async def _scenes(tmp_path: Path, silent_port: int) -> None:
     work = tmp_path / "scenes"
-    person = RtspServer(work, "astronaut").start()
+    person = RtspServer(work, "player", seconds=12).start()  # 7 s of empty street per loop
     light = RtspServer(work, "brightness", 320, 180, seconds=6).start()
     noise = RtspServer(work, "noise", 320, 180, seconds=4).start()
     try:
@@ -98,11 +99,12 @@ async def _scenes(tmp_path: Path, silent_port: int) -> None:
             "devices": [camera("person", person.url, motion={"end_after_s": 2}), camera("light", light.url),
                         camera("noise", noise.url),
                         camera("dead", f"rtsp://127.0.0.1:{silent_port}/cam")],
-            "open_timeout_s": 2, "read_timeout_s": 2, "offline_after_s": 4, "health_interval_s": 2})
+            # offline after the default 6 s: the test's own RTSP servers encode on a shared 2-core box
+            "open_timeout_s": 2, "read_timeout_s": 2, "offline_after_s": 6, "health_interval_s": 2})
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx):
             await async_wait_until(lambda: events(ctx, "person", "person", "start"), timeout=45,
-                                   what="person event from the astronaut scene")
+                                   what="person event from the player scene")
             await async_wait_until(lambda: [e for e in ctx.events if e.kind == "camera_offline"], timeout=15,
                                    what="camera_offline for the dead camera")
             reply = await ctx.commands["snapshot"]({"camera": "light"})
@@ -183,7 +185,7 @@ def test_metered_link_defers_snapshots(tmp_path: Path) -> None:
 async def _metered(tmp_path: Path) -> None:
     cfg = CamerasConfig.model_validate({"devices": [camera("yard", "rtsp://127.0.0.1:9/x")]})
     ctx = RecordingContext("cameras", cfg, tmp_path / "data")
-    runner = CameraRunner(cfg.devices[0], cfg, ctx)
+    runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
     jpeg = encode_jpeg(np.full((360, 640, 3), 128, np.uint8), 640, 80)
     ctx.set_link(LinkState("wan2-4g", metered=True))
     await runner._on_snapshot({"kind": "motion", "event_id": "m1", "jpeg": base64.b64encode(jpeg).decode()})
@@ -196,3 +198,28 @@ async def _metered(tmp_path: Path) -> None:
     assert await runner.flush_pending() == 2
     assert [s.event_id for s in ctx.snapshots] == ["p1", "m1", "p1"] and ctx.snapshots[-1].jpeg == jpeg
     assert runner.store.pending() == []
+
+
+def test_missing_model_falls_back_to_hog_and_health_says_why(tmp_path: Path) -> None:
+    asyncio.run(_fallback(tmp_path))
+
+
+async def _fallback(tmp_path: Path) -> None:
+    srv = RtspServer(tmp_path / "scenes", "mover", 320, 180, seconds=4).start()
+    try:
+        empty = tmp_path / "no-models"
+        empty.mkdir()
+        cfg = CamerasConfig.model_validate({
+            "devices": [camera("gate", srv.url, detect={"model_dir": str(empty)}, clip={"enabled": False})],
+            "open_timeout_s": 2, "read_timeout_s": 2, "health_interval_s": 60})
+        ctx = RecordingContext("cameras", cfg, tmp_path / "data")
+        async with Running(ctx) as run:
+            runner = run.driver.runners["gate"]
+            await async_wait_until(lambda: runner.detector == "hog", timeout=20, what="the HOG fallback reported")
+            await async_wait_until(lambda: ctx.state == "degraded" and "using HOG" in ctx.states[-1][1], timeout=10,
+                                   what="health degraded with the reason")
+            assert ctx.counters["detector_fallback"] == 1 and "no detector model installed" in ctx.states[-1][1]
+            await async_wait_until(lambda: events(ctx, "motion", "gate", "start"), timeout=30,
+                                   what="motion events still flowing")
+    finally:
+        srv.stop()

@@ -11,8 +11,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-from drivers.camera.config import PersonConfig  # noqa: E402
-from drivers.camera.person import OnnxPersonDetector, PersonModelError  # noqa: E402
+from drivers.camera.config import DetectConfig  # noqa: E402
+from drivers.camera.detectors import DetectorError, OnnxDetector, make_detector  # noqa: E402
 
 SIZE, CELL = 320, 32
 
@@ -40,7 +40,7 @@ def brightness_yolo(path: Path) -> Path:
 
 def test_onnx_detector_loads_a_real_model_and_finds_the_object(tmp_path: Path) -> None:
     model = brightness_yolo(tmp_path / "tiny.onnx")
-    det = OnnxPersonDetector(PersonConfig(detector="onnx", model=model, input_size=SIZE, min_score=0.5))
+    det = OnnxDetector(DetectConfig(detector="onnx", model=model, input_size=SIZE, min_score=0.5))
     frame = np.zeros((360, 640, 3), np.uint8)
     assert det.detect(frame, []) == []
     frame[64:128, 320:384] = 255  # one 2x2-cell bright block in model pixels: (160..191, 32..63)
@@ -48,10 +48,14 @@ def test_onnx_detector_loads_a_real_model_and_finds_the_object(tmp_path: Path) -
     assert len(found) == 1
     x, y, w, h = found[0].box
     assert (x, y, w, h) == (320, 64, 64, 64) and found[0].score == pytest.approx(1.0)
+    assert found[0].label == "person"
 
 
 def test_onnx_detector_rejects_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model at all")
-    with pytest.raises(PersonModelError, match="cannot load ONNX model"):
-        OnnxPersonDetector(PersonConfig(detector="onnx", model=bad, input_size=SIZE))
+    cfg = DetectConfig(detector="onnx", model=bad, input_size=SIZE)
+    with pytest.raises(DetectorError, match="cannot load ONNX model"):
+        OnnxDetector(cfg)
+    det, warning = make_detector(cfg)  # the driver falls back to HOG and says why
+    assert det.name == "hog" and warning is not None and "cannot load ONNX model" in warning
