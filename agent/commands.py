@@ -151,7 +151,8 @@ class CommandRouter:
             why = self._verify(name, body)
             if why:
                 return self._reject(name, request_id, why, "auth")
-        args = {k: v for k, v in body.items() if k not in ("request_id", "ts", "sig")}
+        # `source` is set only by in-process callers (call_local): a COC payload cannot claim to be the console
+        args = {k: v for k, v in body.items() if k not in ("request_id", "ts", "sig", "source")}
         return await self._run(name, args, request_id, "coc")
 
     async def call_local(self, name: str, args: dict[str, Any], source: str,
@@ -161,7 +162,7 @@ class CommandRouter:
         try:
             if not isinstance(args, dict):
                 return self._reject(name, request_id, "arguments must be a mapping", "local_malformed")
-            return await self._run(name, dict(args), request_id, source, prefix="local_")
+            return await self._run(name, {**args, "source": source}, request_id, source, prefix="local_")
         except Exception as exc:
             self.log.exception("command_failed", exc, command=_printable_name(name), source=source)
             self.counters["local_rejected_internal"] += 1
@@ -188,3 +189,4 @@ class CommandRouter:
         if isinstance(result, dict):
             out.update({k: v for k, v in result.items() if k not in ("request_id", "ok")})
         return out
+

@@ -87,6 +87,20 @@ class DriverContext:
     def core_stats(self) -> dict[str, Any]:
         return self._sup.core_stats()
 
+    async def call_command(self, name: str, args: dict[str, Any], source: str) -> dict[str, Any]:
+        """Run a command handler as an in-process client (the console); the result dict as the COC gets it."""
+        return await self._sup.router.call_local(name, args, source)
+
+    @property
+    def agent_config(self) -> Any:
+        """The whole running config (the console shows it masked and reads other sections' paths)."""
+        return self._sup.config
+
+    def tap(self, listener: Callable[[str, tuple[Emittable, ...]], None]) -> Callable[[], None]:
+        """See everything drivers emit, as it is emitted; returns the function that stops it."""
+        self._sup.taps.append(listener)
+        return lambda: self._sup.taps.remove(listener) if listener in self._sup.taps else None
+
 
 class DriverRunner:
     """Keeps one driver running: restarts it after a crash with capped exponential backoff."""
@@ -258,6 +272,7 @@ class Supervisor:
         self.log = KvLogger("supervisor")
         self.link = LinkState()
         self.runners: dict[str, DriverRunner] = {}
+        self.taps: list[Callable[[str, tuple[Emittable, ...]], None]] = []
         self.spool: Spool | None = None
         self.uplink: Uplink | None = None
         self.router = self._make_router(self.config, read_key_file(self.config.coc.command_key_file)
@@ -301,6 +316,11 @@ class Supervisor:
         """Store items; False when the spool refuses them (degraded: disk full, I/O, read-only)."""
         assert self.spool is not None
         records = to_records(source, items, historical=not (self.uplink and self.uplink.connected))
+        for listener in list(self.taps):
+            try:
+                listener(source, items)
+            except Exception as exc:  # a watcher's bug must not lose a reading
+                self.log.exception("tap_failed", exc, source=source)
         if records:
             try:
                 await self.spool.put(records)

@@ -25,6 +25,8 @@ SPECS: tuple[DriverSpec, ...] = (
                "drivers.broadcast.cli"),
     DriverSpec("sensors", "drivers.sensors.config:SensorsConfig", "drivers.sensors.driver:SensorsDriver",
                "drivers.sensors.cli"),
+    DriverSpec("console", "drivers.console.config:ConsoleConfig", "drivers.console.server:ConsoleDriver",
+               "drivers.console.cli"),
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,14 +45,19 @@ def read_wav(path: Path) -> Audio:
 
 
 def write_wav(path: Path, audio: Audio) -> None:
-    """Write atomically so a reader never sees half a file."""
-    tmp = path.with_name(path.name + ".part")
-    with wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(audio.rate)
-        w.writeframes(audio.pcm())
-    tmp.replace(path)
+    """Write atomically so a reader never sees half a file; two writers of one path never share a temp file."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(audio.rate)
+            w.writeframes(audio.pcm())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _lowpass(x: np.ndarray, cutoff: float, taps: int = 63) -> np.ndarray:

@@ -57,8 +57,7 @@ def _section(args: argparse.Namespace) -> tuple[BroadcastConfig, Path]:
 
 
 def _store(data_dir: Path) -> Any:
-    from drivers.broadcast.driver import DB_FILE
-    from drivers.broadcast.store import Store
+    from drivers.broadcast.store import DB_FILE, Store
 
     return Store(data_dir / DB_FILE)
 

@@ -18,21 +18,21 @@ ZONE_NAME = r"^[A-Za-z0-9_-]{1,32}$"
 class SoundcardZone(Section):
     """The mini-PC's sound card into the amplifier of the wired loudspeakers."""
 
-    type: Literal["soundcard"]
+    type: Literal["soundcard"] = Field(description="zone kind: the local sound card")
     device: str = Field("default", description="PyAudio output device name (substring match), or 'default'")
-    volume: float = Field(1.0, ge=0.0, le=2.0)
-    buffer_ms: int = Field(100, ge=20, le=2000)
+    volume: float = Field(1.0, ge=0.0, le=2.0, description="gain of this zone, times the bulletin's own volume")
+    buffer_ms: int = Field(100, ge=20, le=2000, description="sound card buffer in milliseconds")
 
 
 class RtpZone(Section):
     """IP loudspeakers listening to an RTP multicast group (G.711 µ-law, 8 kHz, 20 ms packets)."""
 
-    type: Literal["rtp"]
-    group: str = "239.255.10.10"
-    port: int = Field(5004, ge=1, le=65535)
-    ttl: int = Field(1, ge=0, le=255)
+    type: Literal["rtp"] = Field(description="zone kind: RTP multicast to IP loudspeakers")
+    group: str = Field("239.255.10.10", description="IPv4 multicast group the speakers join")
+    port: int = Field(5004, ge=1, le=65535, description="UDP port of the group")
+    ttl: int = Field(1, ge=0, le=255, description="multicast TTL; 1 stays on the office LAN")
     interface: Optional[str] = Field(None, description="local IPv4 address that multicast leaves from")
-    volume: float = Field(1.0, ge=0.0, le=2.0)
+    volume: float = Field(1.0, ge=0.0, le=2.0, description="gain of this zone, times the bulletin's own volume")
 
     @field_validator("group")
     @classmethod
@@ -59,12 +59,12 @@ class RtpZone(Section):
 class HttpZone(Section):
     """An IP speaker that takes a POST of audio/basic (µ-law 8 kHz) with digest auth, as Axis speakers do."""
 
-    type: Literal["http"]
+    type: Literal["http"] = Field(description="zone kind: HTTP push to one IP speaker")
     url: str = Field(description="e.g. http://10.0.0.21/axis-cgi/audio/transmit.cgi")
-    username: Optional[str] = None
-    password_file: Optional[SecretFile] = None
-    timeout_s: float = Field(5.0, gt=0, le=60)
-    volume: float = Field(1.0, ge=0.0, le=2.0)
+    username: Optional[str] = Field(None, description="digest auth user of the speaker")
+    password_file: Optional[SecretFile] = Field(None, description="file holding the speaker's password")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="connect and write timeout in seconds")
+    volume: float = Field(1.0, ge=0.0, le=2.0, description="gain of this zone, times the bulletin's own volume")
 
     @field_validator("url")
     @classmethod
@@ -86,8 +86,8 @@ Zone = Annotated[Union[SoundcardZone, RtpZone, HttpZone], Field(discriminator="t
 class QuietHours(Section):
     """A nightly window in which only emergency bulletins are aired; may wrap midnight."""
 
-    start: time = time(21, 30)
-    end: time = time(5, 0)
+    start: time = Field(time(21, 30), description="local time the quiet window starts")
+    end: time = Field(time(5, 0), description="local time the quiet window ends (may be after midnight)")
 
     def contains(self, t: time) -> bool:
         if self.start <= self.end:
@@ -98,16 +98,17 @@ class QuietHours(Section):
 class TtsConfig(Section):
     """Speech: gTTS first (cached on disk), espeak-ng offline fallback, both loudness-normalised."""
 
-    engines: list[Literal["gtts", "espeak"]] = Field(["gtts", "espeak"], min_length=1)
-    gtts_lang: str = "vi"
-    gtts_tld: str = "com.vn"
-    gtts_timeout_s: float = Field(15.0, gt=0, le=120)
-    espeak_voice: str = "vi"
-    espeak_speed_wpm: int = Field(140, ge=60, le=400)
-    sample_rate: Literal[8000, 16000] = 16000
+    engines: list[Literal["gtts", "espeak"]] = Field(["gtts", "espeak"], min_length=1,
+                                                     description="speech engines tried in order")
+    gtts_lang: str = Field("vi", description="gTTS language")
+    gtts_tld: str = Field("com.vn", description="Google host for gTTS; part of the cache key")
+    gtts_timeout_s: float = Field(15.0, gt=0, le=120, description="gTTS network timeout in seconds")
+    espeak_voice: str = Field("vi", description="espeak-ng voice: vi, vi-vn-x-central or vi-vn-x-south")
+    espeak_speed_wpm: int = Field(140, ge=60, le=400, description="espeak-ng speed in words per minute")
+    sample_rate: Literal[8000, 16000] = Field(16000, description="sample rate of rendered speech in Hz")
     target_dbfs: float = Field(-20.0, ge=-40.0, le=-6.0, description="gated RMS level both engines are set to")
-    max_chars: int = Field(20000, ge=100, le=200000)
-    cache_max_mb: int = Field(500, ge=10)
+    max_chars: int = Field(20000, ge=100, le=200000, description="longest bulletin text accepted")
+    cache_max_mb: int = Field(500, ge=10, description="size limit of the rendered speech cache")
     prerender_ahead_h: float = Field(48.0, gt=0, description="render bulletins airing within this many hours")
     retry_gtts_s: float = Field(600.0, ge=30, description="retry gTTS this often for bulletins spoken by espeak")
 
@@ -115,17 +116,18 @@ class TtsConfig(Section):
 class BroadcastConfig(Section):
     """Radio bulletins: where they come from, where they play, and the rules for airing them."""
 
-    zones: dict[str, Zone] = Field(min_length=1)
+    zones: dict[str, Zone] = Field(min_length=1, description="named outputs; bulletins name the zones they play on")
     default_zones: Optional[list[str]] = Field(None, description="zones for bulletins that name none (all if unset)")
     bulletin_dir: Optional[Path] = Field(None, description="watched directory of bulletin YAML files")
-    quiet_hours: Optional[QuietHours] = QuietHours()
-    misfire_grace_s: int = Field(300, ge=0, le=86400)
-    emergency_interrupt: Literal["requeue", "mark"] = "requeue"
-    wake_ahead_s: float = Field(1.5, ge=0.2, le=30)
+    quiet_hours: Optional[QuietHours] = Field(QuietHours(), description="only emergencies air in this window")
+    misfire_grace_s: int = Field(300, ge=0, le=86400, description="a missed airing still plays if at most this late")
+    emergency_interrupt: Literal["requeue", "mark"] = Field(
+        "requeue", description="a bulletin cut by an emergency: requeue (plays again after) or mark (not again)")
+    wake_ahead_s: float = Field(1.5, ge=0.2, le=30, description="open outputs this long before airtime")
     realtime_priority: int = Field(10, ge=0, le=99, description="SCHED_RR priority of the audio threads (0 = off)")
     chime_file: Optional[Path] = Field(None, description="WAV played as the chime (a built-in two-tone if unset)")
-    asrun_keep_days: int = Field(365, ge=1)
-    tts: TtsConfig = TtsConfig()
+    asrun_keep_days: int = Field(365, ge=1, description="days the as-run log is kept locally")
+    tts: TtsConfig = Field(TtsConfig(), description="speech engines and levelling")
 
     @field_validator("zones")
     @classmethod

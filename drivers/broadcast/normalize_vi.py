@@ -49,6 +49,18 @@ UNITS: dict[str, str] = {
     "°C": "độ C",
     "tấn": "tấn",
 }
+# Document type and issuer codes in a document number ("số 123/QĐ-UBND"), read as words.
+DOC_CODES: dict[str, str] = {
+    "QĐ": "quyết định", "NQ": "nghị quyết", "NĐ": "nghị định", "CT": "chỉ thị", "TB": "thông báo",
+    "KH": "kế hoạch", "BC": "báo cáo", "CV": "công văn", "TTr": "tờ trình", "TT": "thông tư", "HD": "hướng dẫn",
+    "GM": "giấy mời", "UBND": "Ủy ban nhân dân", "HĐND": "Hội đồng nhân dân", "CP": "Chính phủ",
+    "TTg": "Thủ tướng", "VP": "văn phòng", "BCĐ": "Ban Chỉ đạo", "BCH": "Ban Chỉ huy", "MTTQ": "Mặt trận Tổ quốc",
+    "BTC": "Bộ Tài chính", "BNN": "Bộ Nông nghiệp", "PTNT": "phát triển nông thôn", "TNMT": "tài nguyên môi trường",
+}
+# Words after which "3/4" is a quantity, not the 3rd of April.
+_FRACTION_BEFORE = ("đạt", "khoảng", "gần", "hơn", "trên", "dưới", "chiếm", "bằng", "còn", "được", "tới", "đến")
+_FRACTION_AFTER = ("số", "diện tích", "kế hoạch", "chỉ tiêu", "dân số", "tổng", "lượng", "sản lượng")
+_SCORE_BEFORE = ("tỷ số", "tỉ số", "thắng", "thua", "hòa")
 _NUM = r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:[,.]\d+)?"
 _GROUPED = re.compile(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?")
 
@@ -163,6 +175,47 @@ def _clock(m: re.Match[str]) -> str:
     return f"{number_words(h)} giờ" + (f" {number_words(mi)} phút" if mi else "")
 
 
+def _clock_range(m: re.Match[str]) -> str:
+    """ "7h-11h", "7h30-11h", "7-11h", "7:00-11:00": two clock times, read "... giờ đến ... giờ"."""
+    h1, m1, h2, m2 = int(m.group(1)), int(m.group(2) or 0), int(m.group(3)), int(m.group(4) or 0)
+    if max(h1, h2) > 24 or max(m1, m2) > 59:
+        return m.group(0)
+
+    def one(h: int, mi: int) -> str:
+        return f"{number_words(h)} giờ" + (f" {number_words(mi)} phút" if mi else "")
+
+    return f"{one(h1, m1)} đến {one(h2, m2)}"
+
+
+def _per_unit_price(m: re.Match[str]) -> str:
+    unit = m.group(2)
+    return f"{decimal_words(m.group(1))} đồng một {UNITS.get(unit, unit)}"
+
+
+def _doc_number(m: re.Match[str]) -> str:
+    """ "số 123/QĐ-UBND" → "số một trăm hai mươi ba trên quyết định Ủy ban nhân dân"."""
+    parts = [number_words(int(m.group(2)))]
+    if m.group(3):
+        parts.append(number_words(int(m.group(3))))
+    codes = [DOC_CODES.get(c, ABBREVIATIONS.get(c, c)) for c in m.group(4).split("-") if c]
+    parts.append(" ".join(codes))
+    return m.group(1) + " trên ".join(parts)
+
+
+def _slash_pair(m: re.Match[str]) -> str:
+    """A score after "tỷ số", a fraction after a quantity word or before "số"/"kế hoạch"; else left for dates."""
+    before, a, b = m.group(1) or "", int(m.group(2)), int(m.group(3))
+    after = m.string[m.end():].lstrip().lower()
+    low = before.lower().strip()
+    if any(low.endswith(w) for w in _SCORE_BEFORE):
+        return f"{before}{number_words(a)} {number_words(b)}"
+    is_fraction = (any(low.endswith(w) for w in _FRACTION_BEFORE) or any(after.startswith(w + " ") or after == w
+                   for w in _FRACTION_AFTER) or a > 31 or b > 12 or b == 0)
+    if not is_fraction:
+        return m.group(0)
+    return f"{before}{number_words(a)} phần {'tư' if b == 4 else number_words(b)}"
+
+
 def _ordinal(m: re.Match[str]) -> str:
     word, n = m.group(1), int(m.group(2))
     if word.lower() == "thứ" and n == 1:
@@ -176,15 +229,21 @@ _ABBR_RE = re.compile(
 _UNIT_RE = re.compile(
     r"(" + _NUM + r")\s?(" + "|".join(re.escape(u) for u in sorted(UNITS, key=len, reverse=True)) + r")(?![\w/])"
 )
+_DOC_RE = re.compile(r"(số\s+)(\d{1,6})(?:/(\d{4}))?/((?:[A-ZĐ][A-Za-zĐđ]*)(?:-[A-ZĐ][A-Za-zĐđ]*)*)(?![\w-])",
+                     re.I)
 _RULES: list[tuple[re.Pattern[str], object]] = [
     (re.compile(r"(?<![\d.,/])(?:\+84[ .-]?|0)\d{2,4}(?:[ .-]?\d{2,4}){1,3}(?![\d/]|,\d)"),
      lambda m: _phone(m) if 9 <= sum(c.isdigit() for c in m.group(0)) <= 12 else m.group(0)),
     (re.compile(r"(ngày\s+)?\b(\d{1,2})/(\d{1,2})/(\d{4})\b", re.I), _date_dmy),
+    (re.compile(r"((?:\b\w+\s+)?\w+\s+)?(?<![\d/])(\d{1,3})/(\d{1,3})\b(?!/)"), _slash_pair),
     (re.compile(r"\btháng\s+(\d{1,2})/(\d{4})\b", re.I), _month_year),
     (re.compile(r"(ngày\s+)?\b(\d{1,2})/(\d{1,2})\b(?!/)", re.I), _date_dm),
+    (re.compile(r"\b(\d{1,2})(?:[hg:](\d{2})?)?\s?[-–]\s?(\d{1,2})[hg:](\d{2})?\b"), _clock_range),
     (re.compile(r"\b(\d{1,2})\s?[hg:](\d{2})\b"), _clock),
     (re.compile(r"\b(\d{1,2})h\b"), _clock),
     (re.compile(r"(" + _NUM + r")\s?%"), lambda m: decimal_words(m.group(1)) + " phần trăm"),
+    (re.compile(r"(" + _NUM + r")\s?(?:đồng|đ|VNĐ|VND)\s?/\s?(" + "|".join(
+        re.escape(u) for u in sorted(UNITS, key=len, reverse=True)) + r"|[^\W\d]+)(?!\w)"), _per_unit_price),
     (re.compile(r"(" + _NUM + r")\s?(?:đồng|đ|VNĐ|VND)(?!\w)"), lambda m: decimal_words(m.group(1)) + " đồng"),
     (re.compile(r"(" + _NUM + r")\s?[-–]\s?(?=" + _NUM + r")"), lambda m: decimal_words(m.group(1)) + " đến "),
     (_UNIT_RE, lambda m: decimal_words(m.group(1)) + " " + UNITS[m.group(2)]),
@@ -205,6 +264,7 @@ def clean(text: str) -> str:
 def normalize(text: str) -> str:
     """Spoken form of a written notice: what a reader would say aloud."""
     text = clean(text)
+    text = _DOC_RE.sub(_doc_number, text)
     text = _ABBR_RE.sub(lambda m: ABBREVIATIONS[m.group(1)], text)
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)  # type: ignore[arg-type]

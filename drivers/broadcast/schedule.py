@@ -66,8 +66,9 @@ def _bases(b: Bulletin, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
         day += timedelta(days=1)
 
 
-def next_airings(b: Bulletin, tz: ZoneInfo, after: float, duration_s: float, limit: int = 10) -> list[Airing]:
-    """The next `limit` airings scheduled strictly after epoch `after`, repeats expanded, validity applied."""
+def next_airings(b: Bulletin, tz: ZoneInfo, after: float, duration_s: float, limit: int = 10,
+                 until: float | None = None) -> list[Airing]:
+    """The next `limit` airings scheduled strictly after epoch `after` (and before `until`), repeats expanded."""
     step = duration_s + b.schedule.gap_s
     span = step * (b.schedule.repeat - 1)
     after_dt = datetime.fromtimestamp(after, tz)
@@ -76,7 +77,7 @@ def next_airings(b: Bulletin, tz: ZoneInfo, after: float, duration_s: float, lim
     out: list[Airing] = []
     for base in _bases(b, tz, after_dt - timedelta(seconds=span)):
         base_ts = base.timestamp()
-        if valid_until is not None and base_ts > valid_until:
+        if (valid_until is not None and base_ts > valid_until) or (until is not None and base_ts >= until):
             break
         for k in range(b.schedule.repeat):
             ts = base_ts + k * step

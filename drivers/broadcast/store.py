@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 from drivers.broadcast.bulletin import Bulletin, from_json, to_json
 
+DB_FILE = "broadcast.db"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bulletins (
     id TEXT PRIMARY KEY,
@@ -37,6 +39,7 @@ CREATE TABLE IF NOT EXISTS asrun (
     event_id TEXT
 );
 CREATE INDEX IF NOT EXISTS asrun_scheduled ON asrun(scheduled);
+CREATE INDEX IF NOT EXISTS asrun_bulletin ON asrun(bulletin_id, scheduled);
 """
 ASRUN_FIELDS = ("bulletin_id", "title", "zone", "priority", "repeat", "scheduled", "started", "ended",
                 "lateness_ms", "outcome", "reason", "engine", "event_id")
@@ -134,3 +137,38 @@ class Store:
     def prune_asrun(self, older_than: float) -> int:
         with self._tx():
             return self.db.execute("DELETE FROM asrun WHERE scheduled < ?", (older_than,)).rowcount
+
+    @staticmethod
+    def _asrun_where(start: float | None, end: float | None, bulletin_id: str | None, zone: str | None,
+                     outcome: str | None) -> tuple[str, tuple[Any, ...]]:
+        conds, args = [], []
+        for cond, value in (("scheduled >= ?", start), ("scheduled < ?", end), ("bulletin_id = ?", bulletin_id),
+                            ("zone = ?", zone), ("outcome = ?", outcome)):
+            if value is not None and value != "":
+                conds.append(cond)
+                args.append(value)
+        return (" WHERE " + " AND ".join(conds)) if conds else "", tuple(args)
+
+    def asrun_find(self, start: float | None = None, end: float | None = None, bulletin_id: str | None = None,
+                   zone: str | None = None, outcome: str | None = None, limit: int = 100,
+                   offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """Filtered as-run records, newest first, one page of them, with the total count."""
+        where, args = self._asrun_where(start, end, bulletin_id, zone, outcome)
+        total = int(self.db.execute(f"SELECT COUNT(*) FROM asrun{where}", args).fetchone()[0])
+        rows = self.db.execute(f"SELECT seq, {', '.join(ASRUN_FIELDS)} FROM asrun{where} "
+                               "ORDER BY scheduled DESC, seq DESC LIMIT ? OFFSET ?", args + (limit, offset)).fetchall()
+        return total, [dict(zip(("seq",) + ASRUN_FIELDS, r)) for r in rows]
+
+    def asrun_report(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Per bulletin and zone: airings planned, played, failed, skipped, interrupted, and seconds on air."""
+        rows = self.db.execute(
+            "SELECT bulletin_id, MAX(title), zone, COUNT(*), "
+            "SUM(outcome='played'), SUM(outcome='failed'), SUM(outcome='skipped'), SUM(outcome='interrupted'), "
+            "COALESCE(SUM(CASE WHEN started IS NOT NULL AND ended IS NOT NULL THEN ended-started END), 0) "
+            "FROM asrun WHERE scheduled >= ? AND scheduled < ? GROUP BY bulletin_id, zone ORDER BY bulletin_id, zone",
+            (start, end)).fetchall()
+        keys = ("bulletin_id", "title", "zone", "planned", "played", "failed", "skipped", "interrupted", "on_air_s")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def asrun_bulletins(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT bulletin_id FROM asrun ORDER BY bulletin_id")]

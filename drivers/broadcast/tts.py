@@ -139,7 +139,9 @@ class Synthesizer:
     def _gtts(self, spoken: str) -> Audio:
         mp3 = self.gtts_cache_path(spoken)
         if not mp3.exists():
-            part = mp3.with_name(mp3.name + ".part")
+            fd, name = tempfile.mkstemp(prefix=f".{mp3.name}.", suffix=".part", dir=mp3.parent)
+            os.close(fd)
+            part = Path(name)  # its own temp file: two renders of one text may run at once
             try:
                 self.fetch_gtts(spoken, self.cfg, part)
             except Exception as exc:  # gTTSError, requests errors, anything the network does

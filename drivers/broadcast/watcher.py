@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivers.broadcast.bulletin import Bulletin, BulletinError, load_bulletin_file
+from drivers.broadcast.scheduler import Scheduler
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -51,3 +53,42 @@ class BulletinDir:
         out.removed = [p for p in self.seen if p not in current]
         self.seen = current
         return out
+
+
+async def watch_dir(bdir: BulletinDir, sched: Scheduler) -> None:
+    """Files in the folder are bulletins: added, changed and removed files go through the scheduler's store."""
+    ctx, log = sched.ctx, sched.log
+    try:
+        bdir.path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.error("bulletin_dir_unusable", dir=str(bdir.path), error=exc.strerror)
+        ctx.health("degraded", f"bulletin_dir {bdir.path}: {exc.strerror}")
+    while True:
+        result = await sched.speech.in_thread(bdir.scan)
+        for path, error in result.invalid:
+            sched.file_errors[str(path)] = error
+            ctx.count("bad_bulletin")
+            log.warning("bulletin_file_invalid", file=str(path), error=error)
+        for path, b in result.loaded:
+            source = f"file:{path}"
+            try:
+                sched.check_zones(b, str(path))
+            except BulletinError as exc:
+                sched.file_errors[str(path)] = str(exc)
+                ctx.count("bad_bulletin")
+                log.warning("bulletin_file_invalid", file=str(path), error=str(exc))
+                continue
+            sched.file_errors.pop(str(path), None)
+            stored = sched.store.get(b.id)
+            if stored and stored.bulletin == b and stored.source == source:
+                continue
+            log.info("bulletin_file_loaded", file=str(path), bulletin=b.id)
+            sched.accept(b, source)
+        for path in result.removed:
+            sched.file_errors.pop(str(path), None)
+            for s in sched.store.all():
+                if s.source == f"file:{path}":
+                    sched.cancel(s.bulletin.id, f"file {path} removed")
+        if result.invalid or result.removed:
+            sched.write_state()
+        await asyncio.sleep(1.0)

@@ -29,6 +29,7 @@ WORKDIR = Path("/tmp/commune-demo")
 PORT = 18830
 FAMILIES = ("network", "camera", "broadcast", "sensors")
 USERS = {"agent": "agent-pass", "coc": "coc-pass", "sensor": "sensor-pass"}
+CONSOLE_LOGINS = (("canbo", "official", "demo-canbo-2026"), ("kythuat", "technician", "demo-kythuat-2026"))
 
 
 def summarize(topic: str, payload: bytes) -> str | None:
@@ -120,6 +121,38 @@ def agent_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "HOME": str(home)}
 
 
+def console_logins(config: str) -> str | None:
+    """Demo accounts for the web console (created once); returns its URL, or None when the config has none."""
+    from agent.config import load
+    from drivers.console.accounts import Accounts
+    from drivers.console.cli import users_path
+
+    cfg = load(config).config
+    section = getattr(cfg, "console", None)
+    if section is None or not section.enabled:
+        return None
+    accounts = Accounts(users_path(cfg))
+    for name, role, password in CONSOLE_LOGINS:
+        if accounts.get(name) is None:
+            accounts.add(name, role, password)
+    host = "127.0.0.1" if section.listen in ("0.0.0.0", "::") else section.listen
+    return f"{'https' if section.tls_cert_file else 'http'}://{host}:{section.port}/"
+
+
+def wait_console(url: str, timeout: float = 20) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "login", timeout=1) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0 = until Ctrl-C)")
@@ -139,12 +172,18 @@ def main() -> int:
 
     coc.on_message = on_message
     with simulated_commune():
+        console_url = console_logins(args.config)
         coc.connect("127.0.0.1", PORT)
         coc.loop_start()
         log = open(WORKDIR / "agent.log", "ab")
         agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "--config", args.config, "run"], cwd=ROOT,
                                  env=agent_env(), stdout=log, stderr=subprocess.STDOUT)
         print(f"demo: agent started (pid {agent.pid}, log {WORKDIR / 'agent.log'}); Ctrl-C to stop", flush=True)
+        if console_url and wait_console(console_url):
+            logins = ", ".join(f"{name} / {password} ({role})" for name, role, password in CONSOLE_LOGINS)
+            print(f"demo: web console at {console_url}  log in as {logins}", flush=True)
+        elif console_url:
+            print(f"demo: the web console did not answer at {console_url}; see {WORKDIR / 'agent.log'}", flush=True)
         try:
             deadline = time.monotonic() + args.seconds if args.seconds else None
             while not done.is_set():

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly python3-gi
   gcc python3-dev python3-venv openssl systemd
+  chromium
 )
 
 ensure_apt() {

@@ -9,8 +9,7 @@ import pytest
 import yaml
 
 from drivers.broadcast import cli
-from drivers.broadcast.driver import DB_FILE
-from drivers.broadcast.store import Store
+from drivers.broadcast.store import DB_FILE, Store
 from tests.broadcast.harness import SHORT_VI, local_at
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from agent.driver import CommandError
 from drivers.broadcast.bulletin import Bulletin
-from drivers.broadcast.driver import DB_FILE
-from drivers.broadcast.store import Store
+from drivers.broadcast.store import DB_FILE, Store
 from tests.broadcast.harness import SHORT_VI, asruns, config, local_at, running, write_bulletin
 from tests.broadcast.support import RtpReceiver
 from tests.support.wait import async_wait_until

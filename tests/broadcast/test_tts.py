@@ -71,3 +71,25 @@ def test_hostile_text_is_spoken_never_executed(tmp_path: Path, text: str) -> Non
 def test_unspeakable_text_is_a_clear_error(tmp_path: Path, text: str, error: str) -> None:
     with pytest.raises(TtsError, match=error):
         Synthesizer(TtsConfig(engines=["espeak"]), tmp_path).render_text(text)
+
+
+def test_one_text_rendered_by_several_threads_at_once(tmp_path: Path) -> None:
+    """Twenty bulletins with the same words, rendered by the driver's two threads: every one gets its audio."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    together = threading.Barrier(4, timeout=30)
+
+    def slow_mp3(text: str, cfg: TtsConfig, dest: Path) -> None:
+        src = tmp_path / f"src-{threading.get_ident()}.mp3"
+        _mp3_from_espeak(text, src, 0.0)
+        dest.write_bytes(src.read_bytes())
+        together.wait()  # all four fetches finish before any of them moves its file into the cache
+
+    synth = Synthesizer(TtsConfig(), tmp_path, fetch_gtts=slow_mp3)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: synth.render_text(TEXT), range(8)))
+    assert {r.engine for r in results} == {"gtts"} and {r.path for r in results} == {results[0].path}
+    assert all(r.duration_s > 1.0 for r in results)
+    assert read_wav(results[0].path).rate == 16000
+    assert not list(tmp_path.rglob("*.part"))  # no temp file left behind

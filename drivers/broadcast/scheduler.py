@@ -1,0 +1,295 @@
+"""The airing loop: keeps the schedule in line with the store, skips misfires, honours quiet hours, dispatches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.driver import Context
+from agent.statefile import write_json_logged
+from drivers.broadcast.asrun import AsRun
+from drivers.broadcast.audio import Audio
+from drivers.broadcast.bulletin import Bulletin, BulletinError
+from drivers.broadcast.config import BroadcastConfig
+from drivers.broadcast.player import Job, ZonePlayer
+from drivers.broadcast.schedule import Airing, in_quiet_hours, local_iso, next_airings
+from drivers.broadcast.speech import Speech
+from drivers.broadcast.store import Store
+from drivers.broadcast.tts import Rendering, TtsError
+
+STATE_FILE = "state.json"
+MAX_MISSED_SCAN = 100_000
+
+
+@dataclass
+class Entry:
+    """A bulletin being scheduled, with its rendering and its next airing."""
+
+    bulletin: Bulletin
+    source: str
+    cursor: float
+    rendering: Rendering | None = None
+    render_task: asyncio.Task[None] | None = None
+    error: str | None = None
+    next: Airing | None = None
+    prepared: tuple[str, Audio] | None = None
+
+
+class Scheduler:
+    """Everything one run of the driver schedules; rebuilt from the store after a restart."""
+
+    def __init__(self, ctx: Context, store: Store, speech: Speech, players: dict[str, ZonePlayer]) -> None:
+        self.ctx = ctx
+        self.cfg: BroadcastConfig = ctx.config
+        self.tz = ctx.timezone
+        self.log = ctx.log
+        self.store = store
+        self.speech = speech
+        self.players = players
+        self.entries: dict[str, Entry] = {}
+        self.file_errors: dict[str, str] = {}
+        self.changed = asyncio.Event()
+        self.version = -1
+        self.state_path: Path = ctx.data_dir / STATE_FILE
+
+    # ---- accepting bulletins -------------------------------------------------------------------------------
+    def check_zones(self, b: Bulletin, where: str) -> None:
+        unknown = [z for z in b.zones or [] if z not in self.cfg.zones]
+        if unknown:
+            known = ", ".join(self.cfg.zones)
+            raise BulletinError(f"{where}: zones: unknown zone {unknown[0]!r} (configured: {known})")
+
+    def accept(self, b: Bulletin, source: str) -> list[str]:
+        """Store a bulletin (new or updated) and schedule it; returns its next airings as local ISO times."""
+        self.store.put(b, source)
+        self.sync()
+        entry = self.entries.get(b.id)
+        return self.upcoming(entry) if entry else []
+
+    def cancel(self, bulletin_id: str, why: str) -> bool:
+        done = self.store.cancel(bulletin_id)
+        self.sync()
+        if done:
+            self.log.info("bulletin_cancelled", bulletin=bulletin_id, by=why)
+        return done
+
+    def upcoming(self, entry: Entry, n: int = 5) -> list[str]:
+        dur = entry.rendering.duration_s if entry.rendering else 0.0
+        return [local_iso(a.scheduled, self.tz) for a in next_airings(entry.bulletin, self.tz, entry.cursor, dur, n)]
+
+    def sync(self) -> None:
+        """Bring the in-memory schedule in line with the store (our writes, the CLI's writes)."""
+        version = self.store.data_version()
+        rows = {s.bulletin.id: s for s in self.store.all()}
+        for bid in list(self.entries):
+            if bid not in rows:
+                entry = self.entries.pop(bid)
+                if entry.render_task:
+                    entry.render_task.cancel()
+                for p in self.players.values():
+                    p.stop_bulletin(bid, "cancelled by the operator")
+        for bid, s in rows.items():
+            entry = self.entries.get(bid)
+            if entry is not None and entry.bulletin == s.bulletin:
+                entry.cursor = max(entry.cursor, s.cursor)
+                continue
+            if entry is not None and entry.render_task:
+                entry.render_task.cancel()
+            entry = Entry(s.bulletin, s.source, s.cursor)
+            self.entries[bid] = entry
+            self.log.info("bulletin_scheduled", bulletin=bid, source=s.source, priority=s.bulletin.priority)
+            entry.render_task = asyncio.get_running_loop().create_task(self._render(entry))
+            self._plan(entry)
+            if entry.next is None:
+                self.log.warning("bulletin_has_no_future_airing", bulletin=bid)
+        self.version = version
+        self.changed.set()
+        self.write_state()
+
+    # ---- speech ------------------------------------------------------------------------------------------
+    async def _render(self, entry: Entry, wanted: str | None = None) -> None:
+        b = entry.bulletin
+        try:
+            r = await self.speech.render(b, wanted)
+        except TtsError as exc:
+            entry.error = str(exc)
+            self.ctx.count("render_failed")
+            self.log.warning("render_failed", bulletin=b.id, error=str(exc))
+        except Exception as exc:  # a bug or an OS error: said out loud, never a bulletin silently left unrendered
+            entry.error = f"{type(exc).__name__}: {exc}"[:300]
+            self.ctx.count("render_failed")
+            self.log.exception("render_failed", exc, bulletin=b.id)
+        else:
+            entry.rendering, entry.error, entry.prepared = r, None, None
+            self.log.info("rendered", bulletin=b.id, engine=r.engine, duration_s=round(r.duration_s, 2),
+                          took_s=round(r.seconds_taken, 3))
+            self._plan(entry)
+        self.write_state()
+
+    async def _ready_audio(self, entry: Entry, budget_s: float) -> tuple[Audio, str]:
+        """The airing's audio with chimes; if gTTS is still busy, speak offline now rather than wait on the net."""
+        task = entry.render_task
+        if entry.rendering is None and task is not None and not task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=max(0.05, budget_s))
+            except TimeoutError:
+                if entry.bulletin.text is not None and "espeak" in self.cfg.tts.engines:
+                    self.log.warning("render_late_fallback", bulletin=entry.bulletin.id)
+                    await self._render(entry, "espeak")
+        if entry.rendering is None:
+            raise TtsError(entry.error or "not rendered")
+        r = entry.rendering
+        if entry.prepared is None or entry.prepared[0] != str(r.path):
+            entry.prepared = (str(r.path), await self.speech.with_chimes(entry.bulletin, r))
+        return entry.prepared[1], r.engine
+
+    async def preview(self, b: Bulletin) -> dict[str, Any]:
+        """What a bulletin would sound like, without scheduling it: spoken text and the rendered WAV's path."""
+        r = await self.speech.render(b)
+        spoken = self.speech.spoken_text(b.text) if b.text is not None else None
+        return {"id": b.id, "spoken": spoken, "engine": r.engine, "duration_s": round(r.duration_s, 2),
+                "wav": str(r.path)}
+
+    # ---- scheduling ----------------------------------------------------------------------------------------
+    def _plan(self, entry: Entry) -> None:
+        dur = entry.rendering.duration_s if entry.rendering else 0.0
+        nxt = next_airings(entry.bulletin, self.tz, entry.cursor, dur, 1)
+        entry.next = nxt[0] if nxt else None
+        self.changed.set()
+
+    def _skip_missed(self, entry: Entry, now: float) -> list[AsRun]:
+        """Airings older than the misfire grace (agent down, clock jump) are skipped once, as one logged decision."""
+        grace = self.cfg.misfire_grace_s
+        missed: list[Airing] = []
+        while entry.next is not None and now - entry.next.scheduled > grace and len(missed) < MAX_MISSED_SCAN:
+            missed.append(entry.next)
+            entry.cursor = entry.next.scheduled
+            self._plan(entry)
+        if not missed:
+            return []
+        last = missed[-1]
+        self.store.set_cursor(entry.bulletin.id, entry.cursor)
+        late = now - last.scheduled
+        self.log.warning("misfire_skip", bulletin=entry.bulletin.id, missed=len(missed),
+                         last_scheduled=local_iso(last.scheduled, self.tz), late_s=round(late, 1), grace_s=grace)
+        reason = (f"misfire: {len(missed)} airing(s) missed, last {late:.0f} s ago, beyond the grace of {grace} s")
+        b = entry.bulletin
+        return [AsRun(b.id, b.title, z, b.priority, last.repeat, last.scheduled, "skipped", reason)
+                for z in self.cfg.zones_for(b.zones)]
+
+    def _quiet(self, b: Bulletin, airing: Airing) -> bool:
+        """Only emergencies air in quiet hours."""
+        return b.priority != "emergency" and in_quiet_hours(self.cfg.quiet_hours, airing.scheduled, self.tz)
+
+    async def _dispatch(self, entry: Entry, airing: Airing, bypass_quiet: bool = False) -> None:
+        b = entry.bulletin
+        late = time.time() - airing.scheduled
+        if late > 1.0:
+            self.log.info("misfire_play", bulletin=b.id, scheduled=local_iso(airing.scheduled, self.tz),
+                          late_s=round(late, 1), grace_s=self.cfg.misfire_grace_s)
+        zones = self.cfg.zones_for(b.zones)
+        reason = None if bypass_quiet or not self._quiet(b, airing) else "quiet hours"
+        if reason is None:
+            try:
+                audio, engine = await self._ready_audio(entry, airing.scheduled - time.time() - 0.3)
+            except TtsError as exc:
+                for z in zones:
+                    await self.record(AsRun(b.id, b.title, z, b.priority, airing.repeat, airing.scheduled, "failed",
+                                            f"no audio: {exc}"))
+                return
+        for z in zones:
+            player = self.players.get(z)
+            if reason is not None or player is None:
+                await self.record(AsRun(b.id, b.title, z, b.priority, airing.repeat, airing.scheduled, "skipped",
+                                        reason or f"unknown zone {z!r}"))
+                continue
+            player.submit(Job(b, airing.repeat, airing.scheduled, audio, engine))
+
+    async def play_now(self, b: Bulletin) -> dict[str, Any]:
+        """Air a bulletin as soon as it is rendered (bypassing quiet hours: the operator asked for it)."""
+        entry = self.entries.get(b.id)
+        if entry is None or entry.bulletin != b:
+            entry = Entry(b, "play-now", time.time())
+            entry.render_task = asyncio.get_running_loop().create_task(self._render(entry))
+        _, engine = await self._ready_audio(entry, 3.0)
+        airing = Airing(time.time() + 0.2, b.id, 0)
+        await self._dispatch(entry, airing, bypass_quiet=True)
+        return {"id": b.id, "engine": engine, "scheduled_at": local_iso(airing.scheduled, self.tz),
+                "zones": self.cfg.zones_for(b.zones)}
+
+    async def record(self, rec: AsRun) -> None:
+        """One as-run record: stored locally first, then emitted to the COC."""
+        data = rec.record()
+        ev = rec.event(self.tz)
+        data["event_id"] = ev.id
+        self.store.add_asrun(data)
+        log = self.log.info if rec.outcome == "played" else self.log.warning
+        log("asrun", bulletin=rec.bulletin_id, zone=rec.zone, outcome=rec.outcome, lateness_ms=rec.lateness_ms,
+            engine=rec.engine, reason=rec.reason)
+        if rec.outcome != "played":
+            self.ctx.count(f"airing_{rec.outcome}")
+        await self.ctx.emit(ev)
+
+    # ---- loops ---------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Wake ahead of each airing; the store changing (CLI, console) wakes it too."""
+        while True:
+            if self.store.data_version() != self.version:
+                self.sync()
+            now = time.time()
+            for entry in list(self.entries.values()):
+                for rec in self._skip_missed(entry, now):
+                    await self.record(rec)
+            due = sorted((e.next, e) for e in self.entries.values()
+                         if e.next is not None and e.next.scheduled - self.cfg.wake_ahead_s <= now)
+            for airing, entry in due:
+                entry.cursor = airing.scheduled
+                self.store.set_cursor(entry.bulletin.id, airing.scheduled)
+                self._plan(entry)
+                await self._dispatch(entry, airing)
+            if due:
+                self.write_state()
+                continue
+            wakes = [e.next.scheduled - self.cfg.wake_ahead_s for e in self.entries.values() if e.next is not None]
+            timeout = min([1.0] + [w - time.time() for w in wakes])
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), timeout=max(0.0, timeout))
+            except TimeoutError:
+                pass
+
+    async def retry_gtts(self) -> None:
+        """Bulletins spoken by espeak because the internet was down get gTTS again once it is back."""
+        while True:
+            await asyncio.sleep(self.cfg.tts.retry_gtts_s)
+            self.speech.prune()
+            self.store.prune_asrun(time.time() - self.cfg.asrun_keep_days * 86400)
+            if "gtts" not in self.cfg.tts.engines or not self.ctx.uplink_connected:
+                continue
+            for entry in list(self.entries.values()):
+                r = entry.rendering
+                if r is not None and r.engine == "espeak" and entry.bulletin.engine != "espeak":
+                    await self._render(entry, "gtts")
+
+    def state(self) -> dict[str, Any]:
+        """What `commune-agent bulletin list` and the console show about live state."""
+        return {
+            "updated": time.time(),
+            "bulletins": {bid: {"next": local_iso(e.next.scheduled, self.tz) if e.next else None,
+                                "engine": e.rendering.engine if e.rendering else None,
+                                "duration_s": round(e.rendering.duration_s, 2) if e.rendering else None,
+                                "error": e.error} for bid, e in self.entries.items()},
+            "file_errors": self.file_errors,
+        }
+
+    def write_state(self) -> None:
+        if not write_json_logged(self.state_path, self.state(), self.log):
+            self.ctx.count("state_write_failed")
+
+    def stop_renders(self) -> None:
+        for e in self.entries.values():
+            if e.render_task:
+                e.render_task.cancel()

@@ -1,0 +1,97 @@
+"""`commune-agent user add|passwd|remove|list`: accounts of the web console."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from drivers.console.accounts import ROLES, AccountError, Accounts
+
+
+def add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser("user", help="web console accounts: add, passwd, remove, list")
+    sub = p.add_subparsers(dest="user_cmd", required=True)
+    a = sub.add_parser("add", help="create an account (asks for the password)")
+    a.add_argument("name")
+    a.add_argument("--role", required=True, metavar="|".join(ROLES),
+                   help="official: bulletins, as-run and reports; technician: all of that and the technical pages")
+    a.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    a.set_defaults(func=cmd_add)
+    pw = sub.add_parser("passwd", help="set a new password")
+    pw.add_argument("name")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    pw.set_defaults(func=cmd_passwd)
+    r = sub.add_parser("remove", help="delete an account (its sessions end)")
+    r.add_argument("name")
+    r.set_defaults(func=cmd_remove)
+    ls = sub.add_parser("list", help="accounts and their roles")
+    ls.set_defaults(func=cmd_list)
+
+
+def users_path(cfg: Any) -> Path:
+    section = getattr(cfg, "console", None)
+    if section is not None and section.users_file is not None:
+        return Path(section.users_file)
+    return Path(cfg.data_dir) / "console" / "users.json"
+
+
+def _accounts(args: argparse.Namespace) -> Accounts:
+    from agent.config import load_or_exit
+
+    return Accounts(users_path(load_or_exit(args.config)))
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise AccountError("the two passwords differ")
+    return first
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    acc = _accounts(args)
+    try:
+        acc.add(args.name, args.role, _password(args))
+    except (AccountError, OSError) as exc:
+        print(f"user: {exc}", file=sys.stderr)
+        return 2
+    print(f"added {args.name} ({args.role}) to {acc.path}")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    acc = _accounts(args)
+    try:
+        acc.passwd(args.name, _password(args))
+    except (AccountError, OSError) as exc:
+        print(f"user: {exc}", file=sys.stderr)
+        return 2
+    print(f"password of {args.name} changed")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    acc = _accounts(args)
+    try:
+        acc.remove(args.name)
+    except (AccountError, OSError) as exc:
+        print(f"user: {exc}", file=sys.stderr)
+        return 2
+    print(f"removed {args.name}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    users = _accounts(args).users()
+    if not users:
+        print("no accounts (add one: commune-agent user add NAME --role official)")
+        return 0
+    for u in users:
+        print(f"{u.name:<24} {u.role:<11} created {time.strftime('%Y-%m-%d', time.localtime(u.created))}")
+    return 0

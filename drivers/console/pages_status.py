@@ -1,0 +1,140 @@
+"""What the box sees (read-only, refreshing itself), and the technician's pages: details, config, doctor, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from agent.statefile import read_json
+from drivers.console.server import CONSOLE, Console
+
+_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+_SECRET = re.compile(r"(password|secret|token|key)", re.I)
+STALE_STATUS_S = 120
+LINK_EVENTS = ("failover", "failback", "link_down", "link_up", "all_links_down")  # drivers/network's event kinds
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/status", status_page)
+    r.add_get("/status/live", status_live)
+    r.add_get("/camera/{camera}/latest.jpg", camera_latest)
+    r.add_get("/camera/{camera}/event/{event}.jpg", camera_event)
+    r.add_get("/tech", tech_index)
+    r.add_get("/tech/status", tech_status)
+    r.add_get("/tech/config", tech_config)
+    r.add_get("/tech/doctor", tech_doctor)
+    r.add_get("/tech/audit", tech_audit)
+
+
+def _camera_dir(c: Console, name: str) -> Path | None:
+    if not _SAFE.match(name):
+        return None
+    p = c.root_dir / "cameras" / "snapshots" / name
+    return p if p.is_dir() else None
+
+
+def _latest_jpeg(d: Path) -> Path | None:
+    files = sorted(d.glob("*.jpg"), key=lambda p: p.name)
+    return files[-1] if files else None
+
+
+def gather(c: Console) -> dict[str, Any]:
+    """Everything the status page shows, from the same documents `commune-agent status` reads."""
+    status = read_json(c.root_dir / "status.json")
+    if not isinstance(status, dict) or status.get("stopped"):
+        status = None
+    links = read_json(c.root_dir / "network" / "links.json")
+    cams_state = read_json(c.root_dir / "cameras" / "state.json")
+    cameras = []
+    for name, st in sorted(((cams_state or {}).get("cameras") or {}).items()):
+        d = _camera_dir(c, name)
+        cameras.append({"name": name, "state": st, "latest": bool(d and _latest_jpeg(d)),
+                        "events": list(c.feed.camera_events.get(name, []))[:5]})
+    failovers = [e for e in c.feed.events if e["kind"] in LINK_EVENTS][:10]
+    return {"status": status, "age": time.time() - float(status.get("ts", 0)) if status else None,
+            "links": links if isinstance(links, dict) else None, "cameras": cameras, "failovers": failovers,
+            "readings": sorted(c.feed.readings.values(), key=lambda r: (r["source"], r["device"], r["name"])),
+            "alarms": list(c.feed.alarms.values()), "events": list(c.feed.events)[:30], "now": time.time(),
+            "stale_s": STALE_STATUS_S}
+
+
+async def status_page(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    return c.render(request, "status.html", s=gather(c))
+
+
+async def status_live(request: web.Request) -> web.StreamResponse:
+    """The live part alone, fetched again every few seconds by the page's script."""
+    c = request.app[CONSOLE]
+    return c.render(request, "status_live.html", s=gather(c))
+
+
+async def camera_latest(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    d = _camera_dir(c, request.match_info["camera"])
+    f = _latest_jpeg(d) if d else None
+    if f is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(f, headers={"Content-Type": "image/jpeg", "Cache-Control": "no-store"})
+
+
+async def camera_event(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    d = _camera_dir(c, request.match_info["camera"])
+    eid = request.match_info["event"]
+    if d is None or not _SAFE.match(eid):
+        raise web.HTTPNotFound()
+    found = sorted(p for p in d.glob("*.jpg") if p.stem.split("_", 1)[-1].split(".")[0] == eid)
+    if not found:
+        raise web.HTTPNotFound()
+    return web.FileResponse(found[-1], headers={"Content-Type": "image/jpeg"})
+
+
+async def tech_index(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/tech/status")
+
+
+async def tech_status(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    docs = {"status.json": read_json(c.root_dir / "status.json"),
+            "network/links.json": read_json(c.root_dir / "network" / "links.json"),
+            "cameras/state.json": read_json(c.root_dir / "cameras" / "state.json"),
+            "broadcast/state.json": read_json(c.root_dir / "broadcast" / "state.json")}
+    text = {k: json.dumps(v, indent=1, ensure_ascii=False, default=str) for k, v in docs.items() if v is not None}
+    return c.render(request, "tech_status.html", docs=text)
+
+
+def mask(value: Any, key: str = "") -> Any:
+    """The config as a technician may see it on a screen: anything named like a secret is hidden."""
+    if isinstance(value, dict):
+        return {k: mask(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v, key) for v in value]
+    if value is not None and _SECRET.search(key):
+        return "••••••"
+    return value
+
+
+async def tech_config(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    data = mask(c.agent_cfg.model_dump(mode="json"))
+    return c.render(request, "tech_config.html", text=json.dumps(data, indent=1, ensure_ascii=False))
+
+
+async def tech_doctor(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    from agent.doctor import run_checks
+
+    results = await asyncio.to_thread(run_checks, c.agent_cfg)
+    return c.render(request, "tech_doctor.html", results=results)
+
+
+async def tech_audit(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    return c.render(request, "tech_audit.html", rows=c.audit.recent(300))

@@ -1,0 +1,365 @@
+"""ConsoleDriver: the aiohttp app on the agent's loop; login, sessions, CSRF, roles, pages, security headers."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import ssl
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Protocol
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from agent.driver import Context, Emittable
+from drivers.console.accounts import Accounts, User
+from drivers.console.audit import Audit
+from drivers.console.cli import users_path
+from drivers.console.config import ConsoleConfig
+from drivers.console.feed import Feed
+from drivers.console.i18n import Lang, fmt_dt, translate
+from drivers.console.kdf import check_in_child
+from drivers.console.sessions import LoginThrottle, Session, Sessions
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "ca_session"
+LOGIN_COOKIE = "ca_login"
+LANG_COOKIE = "ca_lang"
+PUBLIC = ("/login", "/static/", "/lang", "/favicon.ico")
+TECH_ONLY = "/tech"
+MAX_PREVIEWS = 200
+CSRF_MARK = "@@csrf@@"
+SQLITE_CACHE_KB = 512  # per connection; SQLite's default of 2 MB is a tenth of the console's memory budget
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+class ConsoleContext(Context, Protocol):
+    """The extras the supervisor gives the console: commands as a local client, the whole config, the emit tap."""
+
+    async def call_command(self, name: str, args: dict[str, Any], source: str) -> dict[str, Any]: ...
+
+    @property
+    def agent_config(self) -> Any: ...
+
+    def tap(self, listener: Callable[[str, tuple[Emittable, ...]], None]) -> Callable[[], None]: ...
+
+
+CONSOLE: web.AppKey[Console] = web.AppKey("console")
+
+
+class Console:
+    """State shared by the pages: accounts, sessions, throttle, audit, feed, the broadcast store."""
+
+    def __init__(self, ctx: ConsoleContext) -> None:
+        self.ctx = ctx
+        self.cfg: ConsoleConfig = ctx.config
+        self.tz = ctx.timezone
+        self.agent_cfg = ctx.agent_config
+        self.root_dir = Path(self.agent_cfg.data_dir)
+        self.accounts = Accounts(users_path(self.agent_cfg))
+        self.sessions = Sessions(self.cfg.session_lifetime_s)
+        self.throttle = LoginThrottle(self.cfg.login_max_failures, self.cfg.login_window_s, self.cfg.login_lockout_s)
+        self.audit = Audit(ctx.data_dir / "console.db", ctx)
+        self.feed = Feed()
+        self.uploads = ctx.data_dir / "uploads"
+        self.previews: OrderedDict[str, Path] = OrderedDict()
+        self.broadcast = getattr(self.agent_cfg, "broadcast", None)
+        self._store: Any = None
+        self._bulletins: tuple[tuple[int, int], list[Any]] | None = None
+        self._fragments: dict[str, tuple[Any, str]] = {}
+        self._kdf_lock = asyncio.Lock()
+        self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                                        undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
+                                        auto_reload=False)
+
+    async def check_password(self, username: str, password: str) -> User | None:
+        """One scrypt at a time, each in its own child process: 20 logins at once must not cost 20 × 16 MB."""
+        user = self.accounts.get(username)
+        async with self._kdf_lock:
+            ok = await check_in_child(password, user.password_hash if user else None)
+        return user if ok else None
+
+    @property
+    def store(self) -> Any:
+        """The broadcast driver's store (schedule and as-run), read through its own connection."""
+        if self._store is None and self.broadcast is not None:
+            from drivers.broadcast.store import DB_FILE, Store
+
+            self._store = Store(self.root_dir / "broadcast" / DB_FILE)
+            self._store.db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
+        return self._store
+
+    def store_key(self) -> tuple[int, int]:
+        """Changes whenever the store does: another connection's commit (data_version) or our own."""
+        return (self.store.data_version(), self.store.db.total_changes)
+
+    def bulletins(self) -> list[Any]:
+        """The active bulletins, parsed again only when the store changed."""
+        store = self.store
+        key = self.store_key()
+        if self._bulletins is None or self._bulletins[0] != key:
+            self._bulletins = (key, store.all())
+        return self._bulletins[1]
+
+    def zones(self) -> list[str]:
+        return list(self.broadcast.zones) if self.broadcast is not None else []
+
+    def add_preview(self, path: Path) -> str:
+        token = secrets.token_urlsafe(16)
+        self.previews[token] = path
+        while len(self.previews) > MAX_PREVIEWS:
+            self.previews.popitem(last=False)
+        return token
+
+    # ---- rendering -----------------------------------------------------------------------------------------
+    def render(self, request: web.Request, template: str, status: int = 200, **kw: Any) -> web.Response:
+        lang: Lang = request.get("lang", self.cfg.language)
+        session: Session | None = request.get("session")
+
+        def t(key: str, **fmt: Any) -> str:
+            return translate(lang, key, **fmt)
+
+        html = self.jinja.get_template(template).render(
+            t=t, lang=lang, session=session, csrf=session.csrf if session else "", path=request.path,
+            dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), refresh_s=self.cfg.refresh_s,
+            site=getattr(self.agent_cfg.site, "name", "") or self.agent_cfg.site.site_id, flash=request.get("flash"),
+            **kw)
+        return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+    def fragment(self, request: web.Request, template: str, key: Any, **kw: Any) -> Markup:
+        """A page part rendered once per key and shared by every session (its CSRF token put in per request)."""
+        lang: Lang = request.get("lang", self.cfg.language)
+        cached = self._fragments.get(template)
+        if cached is None or cached[0] != (key, lang):
+            def t(k: str, **fmt: Any) -> str:
+                return translate(lang, k, **fmt)
+
+            html = self.jinja.get_template(template).render(
+                t=t, lang=lang, csrf=CSRF_MARK, dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), **kw)
+            cached = ((key, lang), html)
+            self._fragments[template] = cached
+        session: Session | None = request.get("session")
+        return Markup(cached[1].replace(CSRF_MARK, session.csrf if session else ""))
+
+    def fragment_fresh(self, template: str, key: Any, lang: Lang) -> bool:
+        cached = self._fragments.get(template)
+        return cached is not None and cached[0] == (key, lang)
+
+    def error(self, request: web.Request, status: int, key: str) -> web.Response:
+        return self.render(request, "error.html", status=status, message_key=key)
+
+    async def command(self, request: web.Request, args: dict[str, Any]) -> dict[str, Any]:
+        session: Session = request["session"]
+        return await self.ctx.call_command("broadcast", args, source=f"console:{session.user}")
+
+    async def record(self, request: web.Request, action: str, target: str | None, ok: bool,
+                     detail: str | None = None) -> None:
+        session: Session | None = request.get("session")
+        await self.audit.record(session.user if session else request.get("login_user", "?"),
+                                session.role if session else None, action, target, ok, detail, request.remote)
+
+
+def _lang(request: web.Request, default: Lang) -> Lang:
+    v = request.cookies.get(LANG_COOKIE)
+    return v if v in ("vi", "en") else default  # type: ignore[return-value]
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Nothing but the login page and static files without a session; technician pages need the role; CSRF."""
+    c = request.app[CONSOLE]
+    request["lang"] = _lang(request, c.cfg.language)
+    sid = request.cookies.get(SESSION_COOKIE)
+    session = c.sessions.get(sid)
+    if session is not None:
+        user = c.accounts.get(session.user)
+        if user is None:
+            c.sessions.drop(sid)
+            session = None
+        else:
+            session.role = user.role
+    request["session"] = session
+    public = request.path == "/login" or request.path.startswith(PUBLIC)
+    try:
+        if not public:
+            if session is None:
+                c.ctx.count("unauthenticated")
+                if request.method == "GET":
+                    raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe=""))
+                return _secure(c.error(request, 401, "csrf"))
+            if request.path.startswith(TECH_ONLY) and session.role != "technician":
+                c.ctx.count("forbidden")
+                return _secure(c.error(request, 403, "forbidden"))
+            if request.method == "POST":
+                form = await request.post()
+                if not Sessions.csrf_ok(session, form.get("csrf")):
+                    c.ctx.count("csrf_refused")
+                    c.ctx.log.warning("csrf_refused", user=session.user, path=request.path)
+                    return _secure(c.error(request, 403, "csrf"))
+        response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        c.ctx.count("too_large")
+        return _secure(c.error(request, 413, "too_large"))
+    except web.HTTPNotFound:
+        return _secure(c.error(request, 404, "not_found"))
+    except web.HTTPMethodNotAllowed:
+        return _secure(c.error(request, 405, "not_found"))
+    return _secure(response)
+
+
+def _secure(response: web.StreamResponse) -> web.StreamResponse:
+    h = response.headers
+    h.setdefault("Content-Security-Policy", CSP)
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "same-origin")
+    h.setdefault("X-Frame-Options", "DENY")
+    if response.content_type == "text/html":
+        h.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def set_cookie(c: Console, response: web.StreamResponse, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Strict", path="/",
+                        secure=c.cfg.tls_cert_file is not None)
+
+
+# ---- login ---------------------------------------------------------------------------------------------------
+async def login_page(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    if request["session"] is not None:
+        raise web.HTTPSeeOther("/")
+    return _login_form(c, request, None, "")
+
+
+def _login_form(c: Console, request: web.Request, error: str | None, username: str,
+                status: int = 200) -> web.Response:
+    # reuse the browser's token: a second GET (favicon, another tab) must not void the form already shown
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+        token = secrets.token_urlsafe(24)
+    resp = c.render(request, "login.html", status=status, login_csrf=token, error=error, username=username,
+                    next=request.query.get("next", ""))
+    set_cookie(c, resp, LOGIN_COOKIE, token, 1800)
+    return resp
+
+
+def _safe_next(target: str) -> str:
+    """Only a local path: never a redirect to another site."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
+
+
+async def login_post(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    lang = request["lang"]
+    form = await request.post()
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    token = form.get("csrf")
+    if not cookie or not isinstance(token, str) or not secrets.compare_digest(cookie, token):
+        c.ctx.count("csrf_refused")
+        return c.error(request, 403, "csrf")
+    username = str(form.get("username") or "").strip().lower()[:64]
+    password = str(form.get("password") or "")[:1024]
+    keys = (f"user:{username}", f"addr:{request.remote}")
+    wait = c.throttle.wait_s(*keys)
+    if wait > 0:
+        c.ctx.count("login_throttled")
+        request["login_user"] = username
+        await c.record(request, "login", username, False, "throttled")
+        return _login_form(c, request, translate(lang, "login_throttled", s=int(wait) + 1), username, 429)
+    user = await c.check_password(username, password)
+    request["login_user"] = username
+    if user is None:
+        c.throttle.failed(*keys)
+        c.ctx.count("login_failed")
+        await c.record(request, "login", username, False, "wrong user name or password")
+        return _login_form(c, request, translate(lang, "login_failed"), username, 401)
+    c.throttle.succeeded(*keys)
+    sid, session = c.sessions.create(user.name, user.role)
+    request["session"] = session
+    await c.record(request, "login", user.name, True)
+    resp = web.HTTPSeeOther(_safe_next(str(form.get("next") or "/")))
+    set_cookie(c, resp, SESSION_COOKIE, sid, c.cfg.session_lifetime_s)
+    resp.del_cookie(LOGIN_COOKIE, path="/")
+    raise resp
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    await c.record(request, "logout", None, True)
+    c.sessions.drop(request.cookies.get(SESSION_COOKIE))
+    resp = web.HTTPSeeOther("/login")
+    resp.del_cookie(SESSION_COOKIE, path="/")
+    raise resp
+
+
+async def set_lang(request: web.Request) -> web.StreamResponse:
+    c = request.app[CONSOLE]
+    lang = request.query.get("to", "vi")
+    resp = web.HTTPSeeOther(_safe_next(request.query.get("next", "/")))
+    set_cookie(c, resp, LANG_COOKIE, lang if lang in ("vi", "en") else "vi", 365 * 86400)
+    raise resp
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/bulletins")
+
+
+def build_app(c: Console) -> web.Application:
+    from drivers.console import pages_bulletins, pages_proof, pages_status
+
+    app = web.Application(middlewares=[guard], client_max_size=(c.cfg.max_upload_mb + 1) * 1024 * 1024)
+    app[CONSOLE] = c
+    r = app.router
+    r.add_get("/", home)
+    r.add_get("/login", login_page)
+    r.add_post("/login", login_post)
+    r.add_post("/logout", logout)
+    r.add_get("/lang", set_lang)
+    r.add_get("/favicon.ico", favicon)
+    r.add_static("/static/", HERE / "static", append_version=False)
+    pages_bulletins.add_routes(r)
+    pages_proof.add_routes(r)
+    pages_status.add_routes(r)
+    return app
+
+
+class ConsoleDriver:
+    """Serves the console on the LAN; supervised like a driver (a port in use is a crash, retried with backoff)."""
+
+    async def run(self, ctx: Context) -> None:
+        c = Console(ctx)  # type: ignore[arg-type]
+        cfg = c.cfg
+        ctx.health("starting", f"listening on {cfg.listen}:{cfg.port}")
+        untap = c.ctx.tap(c.feed)
+        runner = web.AppRunner(build_app(c), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            tls = None
+            if cfg.tls_cert_file is not None and cfg.tls_key_file is not None:
+                tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                tls.load_cert_chain(str(cfg.tls_cert_file), str(cfg.tls_key_file))
+            site = web.TCPSite(runner, cfg.listen, cfg.port, ssl_context=tls, reuse_address=True)
+            await site.start()
+            scheme = "https" if tls else "http"
+            ctx.log.info("console_listening", url=f"{scheme}://{cfg.listen}:{cfg.port}/", users=len(c.accounts.users()))
+            ctx.health("ok", f"{scheme}://{cfg.listen}:{cfg.port}/")
+            while True:
+                await asyncio.sleep(3600)
+                c.audit.prune(time.time() - cfg.audit_keep_days * 86400)
+        finally:
+            untap()
+            await runner.cleanup()
+            c.audit.close()
+            if c._store is not None:
+                c._store.close()

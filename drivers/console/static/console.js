@@ -1,0 +1,38 @@
+// The console's only script: show the fields of the chosen options, confirm dangerous buttons,
+// print, and refresh live status parts. Pages work without it (every action is a plain form).
+(function () {
+  "use strict";
+  function syncShows(form) {
+    form.querySelectorAll("[data-show]").forEach(function (el) {
+      var spec = el.getAttribute("data-show").split("=");
+      var checked = form.querySelector('input[name="' + spec[0] + '"]:checked');
+      var on = checked && spec[1].split(",").indexOf(checked.value) >= 0;
+      el.hidden = !on;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form").forEach(function (form) {
+      if (form.querySelector("[data-show]")) {
+        syncShows(form);
+        form.addEventListener("change", function () { syncShows(form); });
+      }
+      var question = form.getAttribute("data-confirm");
+      if (question) {
+        form.addEventListener("submit", function (ev) { if (!window.confirm(question)) { ev.preventDefault(); } });
+      }
+    });
+    document.querySelectorAll("[data-print]").forEach(function (b) {
+      b.addEventListener("click", function () { window.print(); });
+    });
+    document.querySelectorAll("[data-refresh]").forEach(function (el) {
+      var url = el.getAttribute("data-refresh");
+      var every = Math.max(1, parseInt(el.getAttribute("data-every"), 10) || 5) * 1000;
+      setInterval(function () {
+        fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+          if (r.ok) { return r.text(); }
+          throw new Error(String(r.status));
+        }).then(function (html) { el.innerHTML = html; }).catch(function () {});
+      }, every);
+    });
+  });
+})();
