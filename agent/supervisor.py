@@ -102,18 +102,35 @@ class DriverContext:
         return lambda: self._sup.taps.remove(listener) if listener in self._sup.taps else None
 
 
-class DriverRunner:
+class Restarts:
+    """Crash bookkeeping shared by drivers and core tasks: counts, last error, and the pause before the next
+    start (a run that lasted HEALTHY_RUN_S starts again from the minimum delay)."""
+
+    def __init__(self, high_s: float) -> None:
+        self.restarts = 0
+        self.last_error = ""
+        self._backoff = Backoff(BACKOFF_MIN_S, high_s)
+
+    def crashed(self, exc: Exception, started: float) -> float:
+        """Record a crash of a run that began at monotonic `started`; returns the delay before the next run."""
+        self.restarts += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        if time.monotonic() - started > HEALTHY_RUN_S:
+            self._backoff.reset()
+        return self._backoff.next()
+
+
+class DriverRunner(Restarts):
     """Keeps one driver running: restarts it after a crash with capped exponential backoff."""
 
     def __init__(self, sup: Supervisor, spec: DriverSpec, config: Any) -> None:
+        super().__init__(BACKOFF_MAX_S)
         self.sup = sup
         self.spec = spec
         self.config = config
         self.state: HealthState = "starting"
         self.detail = ""
         self.since = time.time()
-        self.restarts = 0
-        self.last_error = ""
         self.counters: Counter[str] = Counter()
         self.task: asyncio.Task[None] | None = None
         self.log = KvLogger("supervisor")
@@ -159,7 +176,7 @@ class DriverRunner:
         return None
 
     async def _run_forever(self) -> None:
-        backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
+        self._backoff.reset()
         name = self.spec.section
         data_dir = self.sup.config.data_dir / name
         while True:
@@ -173,36 +190,30 @@ class DriverRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.restarts += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                if time.monotonic() - started > HEALTHY_RUN_S:
-                    backoff.reset()
-                delay = backoff.next()
+                delay = self.crashed(exc, started)
                 self.log.exception("driver_crashed", exc, driver=name, restarts=self.restarts, restart_in_s=delay)
                 self.set_state("failed", self.last_error)
                 await asyncio.sleep(delay)
 
-    def snapshot(self) -> dict[str, Any]:
+    def state_doc(self) -> dict[str, Any]:
         return {"state": self.state, "detail": self.detail, "since": round(self.since, 3), "restarts": self.restarts,
                 "last_error": self.last_error or None, "counters": dict(self.counters)}
 
 
-class CoreTask:
+class CoreTask(Restarts):
     """One long-lived task of the core (uplink, health publisher, reloader): restarted with backoff
     when it fails or ends, and reported; the watchdog is withheld while one is down."""
 
     def __init__(self, name: str, factory: Callable[[], Awaitable[None]], on_change: Callable[[], None]) -> None:
+        super().__init__(CORE_BACKOFF_MAX_S)
         self.name = name
         self.factory = factory
         self.on_change = on_change
         self.state = "starting"  # running | failed
-        self.restarts = 0
-        self.last_error = ""
         self.since = time.time()
         self.task: asyncio.Task[None] | None = None
         self.stopping = False  # set before its work is asked to end on purpose (uplink.stop())
         self.log = KvLogger("supervisor")
-        self._backoff = Backoff(BACKOFF_MIN_S, CORE_BACKOFF_MAX_S)
 
     def start(self) -> CoreTask:
         self.task = asyncio.create_task(self._keep(), name=f"core-{self.name}")
@@ -230,11 +241,7 @@ class CoreTask:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.restarts += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                if time.monotonic() - started > HEALTHY_RUN_S:
-                    self._backoff.reset()
-                delay = self._backoff.next()
+                delay = self.crashed(exc, started)
                 self.log.exception("task_crashed", exc, task=self.name, restarts=self.restarts, restart_in_s=delay)
                 self._set("failed")
                 await asyncio.sleep(delay)
@@ -247,7 +254,7 @@ class CoreTask:
         task.cancel()
         await asyncio.wait({task}, timeout=max(0.01, timeout))
 
-    def snapshot(self) -> dict[str, Any]:
+    def state_doc(self) -> dict[str, Any]:
         return {"state": self.state, "since": round(self.since, 3), "restarts": self.restarts,
                 "last_error": self.last_error or None}
 
@@ -361,9 +368,9 @@ class Supervisor:
         spool = self.spool.stats() if self.spool else {}
         spool["emit_refused"] = self.emit_refused
         return {"ts": round(time.time(), 3), "boot_id": self.boot_id, "pid": os.getpid(),
-                "drivers": {n: r.snapshot() for n, r in sorted(self.runners.items())},
+                "drivers": {n: r.state_doc() for n, r in sorted(self.runners.items())},
                 "driver_instances": self.driver_instances(),
-                "core": {n: t.snapshot() for n, t in sorted(self.core.items())},
+                "core": {n: t.state_doc() for n, t in sorted(self.core.items())},
                 "spool": spool,
                 "uplink": self.uplink.stats() if self.uplink else {},
                 "link": {"name": self.link.name, "metered": self.link.metered, "since": self.link.since or None},

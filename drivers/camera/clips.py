@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.backoff import Backoff
+from agent.children import stop_child
 from agent.logs import KvLogger
 from agent.statefile import read_json, write_json_logged
 from drivers.camera.config import ClipConfig
@@ -158,20 +159,7 @@ class ClipRecorder:
         return max(nums, default=-1) + 1
 
     async def _stop(self, proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 3)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            raise
+        await stop_child(proc)
 
     # ---- clips --------------------------------------------------------------------------------
     def open(self, event_id: str, started_at: float) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.backoff import Backoff
+from agent.children import stop_child
 from agent.driver import ClipChunk, CommandError, Context, Event, Priority, Reading, Snapshot
 from agent.section import read_secret
 from drivers.camera.clips import ClipRecorder, clip_chunks
@@ -200,23 +201,9 @@ class CameraRunner:
             self.replies.clear()
 
     async def _stop(self, proc: asyncio.subprocess.Process) -> None:
-        if proc.returncode is not None:
-            return
-        with contextlib.suppress(Exception):
-            assert proc.stdin is not None
-            proc.stdin.close()
-        with contextlib.suppress(ProcessLookupError):
-            proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 3)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-        except asyncio.CancelledError:  # cancelled again mid-cleanup: never leave the child behind
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            raise
+        if proc.returncode is None and proc.stdin is not None:
+            proc.stdin.close()  # a worker reading its stdin ends by itself on EOF
+        await stop_child(proc)
 
     async def _watch_hung(self, proc: asyncio.subprocess.Process) -> None:
         while proc.returncode is None:
