@@ -118,8 +118,9 @@ def test_call_local_skips_signing_and_keeps_the_result_shape(tmp_path: Path) -> 
     r = router(tmp_path)
 
     async def scenario() -> None:
-        assert await r.call_local("echo", {"a": 1}, "console:user=lan") == {"request_id": None, "ok": True,
-                                                                           "echo": {"a": 1}}
+        # the handler is told who called (the console names its user); the result keeps the MQTT shape
+        assert await r.call_local("echo", {"a": 1}, "console:user=lan") == {
+            "request_id": None, "ok": True, "echo": {"a": 1, "source": "console:user=lan"}}
         assert await r.call_local("echo", {"fail": 1}, "console", request_id="c1") == {
             "request_id": "c1", "ok": False, "error": "asked to fail"}
         res = await r.call_local("nope", {}, "console")
