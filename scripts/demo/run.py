@@ -157,6 +157,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0 = until Ctrl-C)")
     ap.add_argument("--config", default=str(ROOT / "config" / "demo.yaml"))
+    ap.add_argument("--no-browser", action="store_true", help="only print the console's address, open no browser")
     args = ap.parse_args()
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *a: done.set())
@@ -182,6 +183,10 @@ def main() -> int:
         if console_url and wait_console(console_url):
             logins = ", ".join(f"{name} / {password} ({role})" for name, role, password in CONSOLE_LOGINS)
             print(f"demo: web console at {console_url}  log in as {logins}", flush=True)
+            if not args.no_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+                import webbrowser
+
+                webbrowser.open(console_url)  # a desktop is there: show the console; a headless box only prints
         elif console_url:
             print(f"demo: the web console did not answer at {console_url}; see {WORKDIR / 'agent.log'}", flush=True)
         try:
