@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from drivers.camera.storage import Storage
 from tests.camera.servers import RtspServer
 from tests.camera.test_driver_rtsp import Running, camera
 from tests.support.context import RecordingContext
+from tests.support.tmpfs import mounted_tmpfs
 from tests.support.wait import async_wait_until
 
 MiB = 1024 * 1024
@@ -50,15 +50,8 @@ def test_oldest_go_first_and_max_age(tmp_path: Path) -> None:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "disk", "24m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 @pytest.mark.slow

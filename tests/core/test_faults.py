@@ -4,7 +4,6 @@ reloads from two sources at once, a shutdown where everything hangs."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -19,6 +18,7 @@ import pytest
 from agent.spool import disk_bytes
 from tests.core.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
+from tests.support.tmpfs import mounted_tmpfs
 from tests.support.wait import wait_until
 
 BASE = "commune/v1/t1"
@@ -47,17 +47,8 @@ def status(data: Path) -> dict:
 
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {res.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "6m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_disk_full_while_the_broker_is_down_loses_nothing_that_was_durable(tmp_path: Path, tmpfs: Path) -> None:

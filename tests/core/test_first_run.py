@@ -15,6 +15,7 @@ import yaml
 from agent.cli import build_parser
 from drivers.registry import SPECS
 from tests.core.agentproc import ROOT
+from tests.support.tmpfs import mounted_tmpfs
 
 STARTER = ROOT / "config" / "agent.starter.yaml"
 
@@ -206,11 +207,6 @@ def test_init_writes_file_names_absolute(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a read-only mount needs root")
 def test_init_on_a_read_only_dir_says_so(tmp_path: Path) -> None:
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "1m", "ro") as mnt:
         res = _init(mnt / "agent.yaml", "--site-id", "1", "--coc-host", "h", "--no-input")
         assert res.returncode == 2 and "cannot write" in res.stderr and "Read-only file system" in res.stderr
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)

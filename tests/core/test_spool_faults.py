@@ -12,6 +12,7 @@ import pytest
 
 from agent.logs import KvLogger
 from agent.spool import Priority, Record, Spool, SpoolUnavailable, disk_bytes
+from tests.support.tmpfs import mounted_tmpfs
 from tests.support.wait import wait_until
 
 
@@ -43,17 +44,8 @@ def corrupt_files(path: Path) -> list[Path]:
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A small tmpfs the test can fill or remount read-only (root only)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount tmpfs here: {res.stderr.decode().strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "8m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def fill(mnt: Path) -> Path:

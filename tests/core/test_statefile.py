@@ -14,6 +14,7 @@ import pytest
 
 from agent.logs import KvLogger
 from agent.statefile import read_json, write_json, write_json_logged
+from tests.support.tmpfs import mounted_tmpfs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
 
@@ -21,13 +22,8 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs need
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs of its own, so filling it fills nobody else's disk."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def _fill(mnt: Path) -> None:
@@ -111,15 +107,10 @@ def test_disk_full_logged_policy_returns_false_and_names_the_file(small_tmpfs: P
 def read_only_dir(tmp_path: Path) -> Iterator[Path]:
     """A directory nobody may write: a read-only mount as root (root ignores modes), mode 0555 otherwise."""
     if os.geteuid() == 0:
-        mnt = tmp_path / "ro"
-        mnt.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], check=True)
-        try:
+        with mounted_tmpfs(tmp_path / "ro", "1m") as mnt:
             write_json(mnt / "state.json", {"generation": 1})
             subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
             yield mnt
-        finally:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
     else:
         d = tmp_path / "ro"
         d.mkdir()
