@@ -158,6 +158,8 @@ T: dict[str, tuple[str, str]] = {
     "agent_down": ("Không đọc được trạng thái của tác tử.", "No agent status available."),
     "st_ok": ("tốt", "ok"), "st_degraded": ("suy giảm", "degraded"), "st_failed": ("hỏng", "failed"),
     "st_starting": ("đang khởi động", "starting"), "st_connected": ("đã kết nối", "connected"),
+    "st_connecting": ("đang kết nối", "connecting"), "st_disconnected": ("mất kết nối", "disconnected"),
+    "st_stopped": ("đã dừng", "stopped"),
     "config": ("Cấu hình (đã che bí mật)", "Config (secrets masked)"),
     "doctor": ("Kiểm tra hệ thống", "Doctor"),
     "audit": ("Nhật ký thao tác", "Audit trail"),

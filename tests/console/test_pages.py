@@ -77,6 +77,10 @@ def test_status_shows_cameras_snapshots_and_events(agent: ConsoleAgent, official
     # events the agent emits show in the feed: the console's own audit events are one kind
     wait_until(lambda: "audit" in official.get(agent.url + "/status/live", timeout=10).text, timeout=10,
                what="the events feed")
+    # the uplink's state reads in Vietnamese too, never the raw word the agent logs
+    live = wait_until(lambda: (t := official.get(agent.url + "/status/live", timeout=10).text) and
+                      "đã kết nối" in t and t, timeout=20, what="the uplink shown as connected")
+    assert ">connected<" not in live
 
 
 def test_https_with_a_certificate(tmp_path: Path, coc: tuple[Broker, Recorder]) -> None:
