@@ -7,7 +7,7 @@ import getpass
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from drivers.console.accounts import ROLES, AccountError, Accounts
 
@@ -54,37 +54,30 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
-def cmd_add(args: argparse.Namespace) -> int:
+def _change(args: argparse.Namespace, change: Callable[[Accounts], None], done: Callable[[Accounts], str]) -> int:
+    """One account change: its error as one line and exit 2, or what was done."""
     acc = _accounts(args)
     try:
-        acc.add(args.name, args.role, _password(args))
+        change(acc)
     except (AccountError, OSError) as exc:
         print(f"user: {exc}", file=sys.stderr)
         return 2
-    print(f"added {args.name} ({args.role}) to {acc.path}")
+    print(done(acc))
     return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    return _change(args, lambda acc: acc.add(args.name, args.role, _password(args)),
+                   lambda acc: f"added {args.name} ({args.role}) to {acc.path}")
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
-        acc.passwd(args.name, _password(args))
-    except (AccountError, OSError) as exc:
-        print(f"user: {exc}", file=sys.stderr)
-        return 2
-    print(f"password of {args.name} changed")
-    return 0
+    return _change(args, lambda acc: acc.passwd(args.name, _password(args)),
+                   lambda acc: f"password of {args.name} changed")
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    acc = _accounts(args)
-    try:
-        acc.remove(args.name)
-    except (AccountError, OSError) as exc:
-        print(f"user: {exc}", file=sys.stderr)
-        return 2
-    print(f"removed {args.name}")
-    return 0
+    return _change(args, lambda acc: acc.remove(args.name), lambda acc: f"removed {args.name}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:

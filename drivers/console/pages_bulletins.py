@@ -260,26 +260,33 @@ async def preview_audio(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, max-age=600"})
 
 
-async def cancel(request: web.Request) -> web.StreamResponse:
+async def _act(request: web.Request, action: str, audit: str) -> tuple[str, dict[str, Any]]:
+    """Cancel or play a stored bulletin through the broadcast command and audit it: (title, result)."""
     c = request.app[CONSOLE]
     bid = request.match_info["id"]
     stored = c.store.get(bid) if c.store is not None else None
-    out = await c.command(request, {"action": "cancel", "id": bid})
-    await c.record(request, "bulletin_cancel", bid, bool(out.get("ok")), out.get("error"))
+    out = await c.command(request, {"action": action, "id": bid})
+    await c.record(request, audit, bid, bool(out.get("ok")), out.get("error"))
+    return (stored.bulletin.title if stored else bid), out
+
+
+def _refused(request: web.Request, out: dict[str, Any]) -> web.StreamResponse:
+    return request.app[CONSOLE].render(request, "error.html", status=422, message_key="refused",
+                                       message_arg=out.get("error"))
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    title, out = await _act(request, "cancel", "bulletin_cancel")
     if not out.get("ok"):
-        return c.render(request, "error.html", status=422, message_key="refused", message_arg=out.get("error"))
-    raise web.HTTPSeeOther(f"/bulletins?done=cancelled&t={_q(stored.bulletin.title if stored else bid)}")
+        return _refused(request, out)
+    raise web.HTTPSeeOther(f"/bulletins?done=cancelled&t={_q(title)}")
 
 
 async def play(request: web.Request) -> web.StreamResponse:
-    c = request.app[CONSOLE]
-    bid = request.match_info["id"]
-    stored = c.store.get(bid) if c.store is not None else None
-    out = await c.command(request, {"action": "play-now", "id": bid})
-    await c.record(request, "bulletin_play_now", bid, bool(out.get("ok")), out.get("error"))
+    title, out = await _act(request, "play-now", "bulletin_play_now")
     if not out.get("ok"):
-        return c.render(request, "error.html", status=422, message_key="refused", message_arg=out.get("error"))
-    return c.render(request, "played.html", title=stored.bulletin.title if stored else bid, zones=out.get("zones"))
+        return _refused(request, out)
+    return request.app[CONSOLE].render(request, "played.html", title=title, zones=out.get("zones"))
 
 
 # ---- emergency -----------------------------------------------------------------------------------------------
