@@ -93,6 +93,7 @@ class Uplink:
         self._stopped_client: mqtt.Client | None = None
         self._commands: set[asyncio.Future[None]] = set()
         self._orphans: set[asyncio.Future[Any]] = set()
+        self._rewind = False  # a refused topic was accepted again: rows skipped while it was held go now
 
     @property
     def connected(self) -> bool:
@@ -299,18 +300,21 @@ class Uplink:
         deletes: list[asyncio.Future[Any]] = []
         client = self._client
         assert client is not None
+        backlog = True  # health is refreshed once the backlog is gone, so the COC sees the drain finish
         try:
             while not session.closed.is_set():
                 self.wakeup.clear()
                 now = time.monotonic()
                 due = [r for r in self.refusals.values() if r.until <= now and not r.retried]
-                if due:  # a refused topic's hold ran out: read its rows again from the oldest
+                if due or self._rewind:  # read again from the oldest; rows in flight are skipped by fetch
                     cursor = Cursor()
+                    self._rewind = False
                     for r in due:
                         r.retried = True
                 next_retry = min((r.until for r in self.refusals.values() if not r.retried), default=float("inf"))
                 rows = await self._fetch(cursor) if len(inflight) < 2 else []
                 if rows:
+                    backlog = True
                     mids: dict[int, Stored] = {}
                     held: list[Stored] = []
                     unsent: list[Stored] = []
@@ -333,6 +337,9 @@ class Uplink:
                         break
                     continue
                 if not rows:
+                    if backlog and not inflight and not self._rewind:
+                        backlog = False
+                        self.on_change()
                     wait = min(1.0, max(0.05, next_retry - time.monotonic()))
                     waiter = asyncio.ensure_future(self.wakeup.wait())
                     closed = asyncio.ensure_future(session.closed.wait())
@@ -374,7 +381,9 @@ class Uplink:
         for row in done:
             if row.topic in self.refusals:
                 del self.refusals[row.topic]
+                self._rewind = True
                 self.log.info("uplink_topic_accepted", topic=row.topic)
+                self.on_change()
         if refused:
             self._refused(refused)
         self.spool.release([row for row, _ in refused] + missing)

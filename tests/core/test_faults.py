@@ -132,6 +132,11 @@ def test_a_broker_refusing_telemetry_makes_the_agent_keep_it(tmp_path: Path) -> 
         wait_until(lambda: set(range(300)) <= values(rec), 60, what="all delivered once the ACL allows it")
         wait_until(lambda: status(data).get("spool", {}).get("spool_depth", 1) == 0, 20, what="spool drained")
         assert "uplink_topic_accepted" in agent.log_text()
+
+        def cleared() -> bool:  # health_interval_s is 30: this must come from the change itself
+            last = rec.on(f"{BASE}/health")[-1].json()
+            return last["spool"]["spool_depth"] == 0 and last["uplink"]["refused_topics"] == {}
+        wait_until(cleared, 10, what="health showing the refusal cleared and the backlog gone")
     finally:
         agent.stop()
         rec.stop()
