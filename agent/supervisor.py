@@ -286,6 +286,7 @@ class Supervisor:
                                         if self.config.coc.command_key_file else None)
         self.notifier = Notifier()
         self.emit_refused = 0
+        self._refusing = False
         self.core: dict[str, CoreTask] = {}
         self._stop = asyncio.Event()
         self._health_dirty = asyncio.Event()
@@ -333,7 +334,11 @@ class Supervisor:
                 await self.spool.put(records)
             except (SpoolUnavailable, SpoolClosed):
                 self.emit_refused += len(records)
+                if not self._refusing:  # health shows the first refusal of each episode at once
+                    self._refusing = True
+                    self.health_changed()
                 return False
+            self._refusing = False
             if self.uplink is not None:
                 self.uplink.wakeup.set()
         return True
