@@ -91,6 +91,18 @@ class Analyzer:
             out[kind] = Seen([d.box for d in mine], best.score, sorted({d.label for d in mine}), confirmed, reason)
         return out
 
+    def _all_confirmed(self) -> bool:
+        """Every kind reported here has an event kept open by the ongoing motion, and nothing needs tracks: more
+        calls would only refine boxes and snapshots."""
+        traffic = self.cam.traffic
+        if traffic.lines or traffic.stop_zones:
+            return False
+        motion = self.events.open.get("motion")
+        if motion is None:
+            return False
+        kinds = {kind_of(c) for c in self.cam.detect.classes}
+        return all((act := self.events.open.get(k)) is not None and act.linked == motion.id for k in kinds)
+
     def process(self, frame: np.ndarray, mono: float, wall: float) -> list[Output]:
         self.frames += 1
         grey = self.small_grey(frame)
@@ -102,14 +114,17 @@ class Analyzer:
         boxes = [(int(x * fx), int(y * fy), int(w * fx), int(h * fy)) for x, y, w, h in result.boxes]
         d = self.cam.detect
         since = mono - self.last_call
-        due = (boxes and since >= d.interval_s) or (self.tracker.watching_stops() and since >= d.still_interval_s)
+        interval = max(d.interval_s, d.confirmed_interval_s) if self._all_confirmed() else d.interval_s
+        due = (boxes and since >= interval) or (self.tracker.watching_stops() and since >= d.still_interval_s)
         dets: list[Detection] = []
         called = bool(armed and due and self.detector is not None)
         if called:
             assert self.detector is not None
             self.last_call = mono
             self.detector_calls += 1
-            regions = merge_regions(boxes, *self.frame_size) if boxes else [(0, 0, *self.frame_size)]
+            # tracked objects stay in view while they stand still, so counts and stop zones keep their tracks
+            tracked = [t.box for t in self.tracker.tracks]
+            regions = merge_regions(boxes + tracked, *self.frame_size) if boxes else [(0, 0, *self.frame_size)]
             dets = self._in_zones([x for x in self.detector.detect(frame, regions) if x.label in d.classes])
         elif not boxes and since >= d.interval_s:
             self.last_call = mono

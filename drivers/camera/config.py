@@ -96,8 +96,11 @@ class DetectConfig(Section):
     model: Optional[Path] = Field(None, description="YOLO-style ONNX file (detector: onnx)")
     onnx_labels: list[str] = Field(
         default_factory=list, description="class names of the ONNX model in output order; empty = the 80 COCO names")
-    input_size: int = Field(416, ge=160, le=1280, description="network input side in pixels (multiple of 32); "
-                            "smaller is faster and misses small objects")
+    input_size: int = Field(416, ge=160, le=1280, description="network input side in pixels (multiple of 32) "
+                            "for the whole frame; smaller is faster and misses small objects")
+    region_size: int = Field(256, ge=0, le=1280, description="network input side (multiple of 32) for a square "
+                             "crop of the full-resolution frame around the moving regions (input_size instead when "
+                             "objects would be smaller than in the whole frame); 0 = always the whole frame")
     classes: list[ObjectClass] = Field(
         default_factory=lambda: list(OBJECT_CLASSES), description="what to report; hog finds only person")
     min_score: float = Field(0.35, ge=0, le=10, description="network confidence (0..1) or HOG SVM weight to "
@@ -110,6 +113,9 @@ class DetectConfig(Section):
     interval_s: float = Field(0.5, ge=0.05, le=60, description="at most one detector call per camera this often")
     still_interval_s: float = Field(2.0, ge=0.1, le=600, description="detector period while nothing moves but "
                                     "objects are tracked in stop zones (vehicle_stopped)")
+    confirmed_interval_s: float = Field(2.0, ge=0.05, le=600, description="detector period while every kind this "
+                                        "camera reports (person, vehicle) has an event open on the ongoing motion "
+                                        "and no counting line or stop zone needs tracks; <= interval_s = no cap")
     confirm_hits: int = Field(2, ge=1, le=10, description="detections needed within the last confirm_window calls")
     confirm_window: int = Field(3, ge=1, le=20, description="detector calls looked back on by confirm_hits")
     max_side: int = Field(640, ge=160, le=1920, description="motion regions are scaled down to this for HOG")
@@ -130,6 +136,8 @@ class DetectConfig(Section):
                 raise ValueError(f"ONNX model file not found: {self.model}")
         if self.input_size % 32:
             raise ValueError("input_size must be a multiple of 32")
+        if self.region_size % 32 or 0 < self.region_size < 128:
+            raise ValueError("region_size must be 0 (always the whole frame) or a multiple of 32 from 128")
         if not self.classes:
             raise ValueError("classes must name at least one of " + ", ".join(OBJECT_CLASSES))
         return self

@@ -1,6 +1,8 @@
 """Object detectors for a CPU-only box: YOLOv3-tiny (COCO) or your ONNX model through cv2.dnn, or HOG.
 
-All run on BGR frames at full size and return boxes in full-frame pixels with a COCO-style label.
+All run on BGR frames at full size and return boxes in full-frame pixels with a COCO-style label. The
+networks look at one square crop of the full-resolution frame around the moving regions (a person far away
+keeps its pixels, and a small input is cheap), and at the whole frame only when the regions do not fit in one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from drivers.camera.models import ModelError, load_installed
 
 Box = tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
 HOG_WIN = (64, 128)
+HOG_REGIONS = 3  # HOG cost grows with area: only the largest few regions
 NMS_IOU = 0.45
 COCO_ALIASES = {"motorbike": "motorcycle"}  # Darknet's coco.names spells it the old way
 COCO80 = (
@@ -47,8 +50,8 @@ class Detector(Protocol):
         """Objects in frame (BGR, full size), looking only inside regions when the detector allows it."""
 
 
-def merge_regions(boxes: list[Box], width: int, height: int, grow: float = 0.3, limit: int = 3) -> list[Box]:
-    """Grow motion boxes, merge overlapping ones and keep the largest few: HOG cost grows with area."""
+def merge_regions(boxes: list[Box], width: int, height: int, grow: float = 0.3, limit: int = 8) -> list[Box]:
+    """Grow motion boxes and merge overlapping ones, largest first."""
     grown: list[list[int]] = []
     for x, y, w, h in boxes:
         dx, dy = int(w * grow), int(h * grow)
@@ -83,7 +86,7 @@ class HogDetector:
 
     def detect(self, frame: np.ndarray, regions: list[Box]) -> list[Detection]:
         out: list[Detection] = []
-        for x, y, w, h in regions:
+        for x, y, w, h in regions[:HOG_REGIONS]:
             crop = frame[y:y + h, x:x + w]
             scale = min(1.0, self.cfg.max_side / max(w, h))
             if scale < 1.0:
@@ -118,6 +121,45 @@ def parse_yolo(output: np.ndarray, min_score: float) -> list[tuple[Box, float, i
             for (cx, cy, w, h), s, c in zip(out[keep, :4], best[keep], cls[keep])]
 
 
+def square_crop(regions: list[Box], width: int, height: int, min_side: int) -> Box | None:
+    """The square (at least min_side, inside the frame) around all regions; None if they do not fit in one."""
+    if not regions:
+        return None
+    x0, y0 = min(r[0] for r in regions), min(r[1] for r in regions)
+    x1, y1 = max(r[0] + r[2] for r in regions), max(r[1] + r[3] for r in regions)
+    short = min(width, height)
+    need = max(x1 - x0, y1 - y0)
+    if need > short:
+        return None
+    side = min(max(need, min_side), short)
+    x = min(max(0, (x0 + x1 - side) // 2), width - side)
+    y = min(max(0, (y0 + y1 - side) // 2), height - side)
+    return (x, y, side, side)
+
+
+def crop_input_size(side: int, width: int, height: int, cfg: DetectConfig) -> int:
+    """region_size, or input_size when objects in the crop would be smaller than in the whole frame. Only these
+    two: cv2.dnn re-plans a network for each new input shape (~3 calls' worth of CPU), so each size keeps its own."""
+    return cfg.region_size if side * cfg.input_size <= cfg.region_size * max(width, height) else cfg.input_size
+
+
+def network_input(frame: np.ndarray, regions: list[Box], cfg: DetectConfig,
+                  fixed_size: bool = False) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """(square input picture, its scale, the frame offset of its top-left): a crop when regions allow, else
+    the whole letterboxed frame. fixed_size keeps input_size (models exported for one input shape)."""
+    h, w = frame.shape[:2]
+    crop = square_crop(regions, w, h, cfg.input_size if fixed_size else cfg.region_size) if cfg.region_size else None
+    if crop is None:
+        canvas, scale = _letterbox(frame, cfg.input_size)
+        return canvas, scale, (0, 0)
+    x, y, side, _ = crop
+    size = cfg.input_size if fixed_size else crop_input_size(side, w, h, cfg)
+    part = frame[y:y + side, x:x + side]
+    if side != size:
+        part = cv2.resize(part, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    return part, size / side, (x, y)
+
+
 def _letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     h, w = frame.shape[:2]
     scale = size / max(w, h)
@@ -127,7 +169,8 @@ def _letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     return canvas, scale
 
 
-def _keep(cfg: DetectConfig, found: list[tuple[Box, float, str]], scale: float) -> list[Detection]:
+def _keep(cfg: DetectConfig, found: list[tuple[Box, float, str]], scale: float,
+          offset: tuple[int, int] = (0, 0)) -> list[Detection]:
     """Wanted classes above their score, non-maximum suppressed per class, back in frame pixels."""
     wanted = [(b, s, lab) for b, s, lab in found if lab in cfg.classes and s >= cfg.score_for(lab)]
     out: list[Detection] = []
@@ -137,12 +180,12 @@ def _keep(cfg: DetectConfig, found: list[tuple[Box, float, str]], scale: float) 
         scores = [s for _, s in group]
         for i in np.ravel(cv2.dnn.NMSBoxes(boxes, scores, 0.0, NMS_IOU)):
             x, y, w, h = (int(v / scale) for v in boxes[i])
-            out.append(Detection((x, y, w, h), scores[i], label))
+            out.append(Detection((x + offset[0], y + offset[1], w, h), scores[i], label))
     return out
 
 
 class DarknetDetector:
-    """The installed YOLOv3-tiny (COCO) through cv2.dnn on the whole letterboxed frame: people and vehicles."""
+    """The installed YOLOv3-tiny (COCO) through cv2.dnn: people and vehicles, at any input side (multiple of 32)."""
 
     name = "yolo"
 
@@ -152,19 +195,29 @@ class DarknetDetector:
             model = load_installed(cfg.model_dir)
         except ModelError as exc:
             raise DetectorError(str(exc)) from None
-        try:
-            self.net = cv2.dnn.readNetFromDarknet(str(model.cfg), str(model.weights))
-        except cv2.error as exc:
-            raise DetectorError(f"cannot load the YOLO model in {model.cfg.parent}: {exc}") from None
+        self.model = model
+        self.nets: dict[int, cv2.dnn.Net] = {}
+        net = self._net(cfg.input_size)
         names = model.names.read_text().split()
         self.labels = [COCO_ALIASES.get(n, n) for n in names]
-        self.outputs = self.net.getUnconnectedOutLayersNames()
+        self.outputs = net.getUnconnectedOutLayersNames()
+
+    def _net(self, size: int) -> cv2.dnn.Net:
+        """One network per input side, made on first use (the region-size one is ~40 % of the whole-frame one)."""
+        net = self.nets.get(size)
+        if net is None:
+            try:
+                net = self.nets[size] = cv2.dnn.readNetFromDarknet(str(self.model.cfg), str(self.model.weights))
+            except cv2.error as exc:
+                raise DetectorError(f"cannot load the YOLO model in {self.model.cfg.parent}: {exc}") from None
+        return net
 
     def detect(self, frame: np.ndarray, regions: list[Box]) -> list[Detection]:
-        size = self.cfg.input_size
-        canvas, scale = _letterbox(frame, size)
-        self.net.setInput(cv2.dnn.blobFromImage(canvas, 1 / 255.0, (size, size), swapRB=True, crop=False))
-        rows = np.vstack(self.net.forward(self.outputs))
+        canvas, scale, offset = network_input(frame, regions, self.cfg)
+        size = canvas.shape[0]
+        net = self._net(size)
+        net.setInput(cv2.dnn.blobFromImage(canvas, 1 / 255.0, (size, size), swapRB=True, crop=False))
+        rows = np.vstack(net.forward(self.outputs))
         scores = rows[:, 5:]  # OpenCV's region layer already multiplies in the objectness
         cls = scores.argmax(axis=1)
         best = scores[np.arange(len(cls)), cls]
@@ -173,11 +226,11 @@ class DarknetDetector:
         for row, s, c in zip(rows[best >= low], best[best >= low], cls[best >= low]):
             cx, cy, w, h = row[:4] * size
             found.append(((int(cx - w / 2), int(cy - h / 2), int(w), int(h)), float(s), self.labels[c]))
-        return _keep(self.cfg, found, scale)
+        return _keep(self.cfg, found, scale, offset)
 
 
 class OnnxDetector:
-    """A YOLOv5/v8-style ONNX model through cv2.dnn, on the whole letterboxed frame."""
+    """A YOLOv5/v8-style ONNX model through cv2.dnn, always at input_size (exported models have one shape)."""
 
     name = "onnx"
 
@@ -194,12 +247,12 @@ class OnnxDetector:
 
     def detect(self, frame: np.ndarray, regions: list[Box]) -> list[Detection]:
         size = self.cfg.input_size
-        canvas, scale = _letterbox(frame, size)
+        canvas, scale, offset = network_input(frame, regions, self.cfg, fixed_size=True)
         self.net.setInput(cv2.dnn.blobFromImage(canvas, 1 / 255.0, (size, size), swapRB=True))
         low = min(self.cfg.score_for(c) for c in self.cfg.classes)
         found = [(b, s, self.labels[c] if c < len(self.labels) else str(c))
                  for b, s, c in parse_yolo(self.net.forward(), low)]
-        return _keep(self.cfg, found, scale)
+        return _keep(self.cfg, found, scale, offset)
 
 
 def make_detector(cfg: DetectConfig) -> tuple[Detector, str | None]:

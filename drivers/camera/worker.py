@@ -215,6 +215,10 @@ def main() -> int:
     if not first:
         return 2
     job = Job.from_json(first.decode())
+    import cv2
+
+    # one core per camera at most: OpenCV's thread pool on a busy 2-core box costs more CPU than it saves time
+    cv2.setNumThreads(1)
     out = Outbox(sys.stdout.buffer)
     sys.stdout = sys.stderr  # nothing else may write into the message stream
     commands: queue.Queue[dict[str, Any]] = queue.Queue()

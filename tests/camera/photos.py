@@ -99,6 +99,34 @@ def evaluation_set() -> tuple[Photo, ...]:
     return tuple(photos)
 
 
+@dataclass(frozen=True)
+class RegionCase:
+    """A composite with its motion region known (where the object was pasted), as motion would report it."""
+
+    name: str
+    image: np.ndarray
+    region: tuple[int, int, int, int]
+    label: str | None  # what is there: "person", "car", or None for the empty street under the same region
+
+
+@cache
+def region_set() -> tuple[RegionCase, ...]:
+    """People 30–180 px and cars 60–200 px tall at commune-camera scale in a 1280×720 street, each also as an
+    empty-street negative with the same region: what the detector sees when it looks only where things move."""
+    street = street_720p()
+    cases = []
+    for name, box, label, sizes in (("messi5.jpg", MESSI_BOX, "person", ((30, 600, 600), (60, 200, 680),
+                                                                        (90, 800, 690), (180, 500, 700))),
+                                    ("licenseplate_motion.jpg", CAR_BOX, "car", ((60, 300, 700), (100, 700, 650),
+                                                                                 (200, 300, 710)))):
+        for h, x, bottom in sizes:
+            sprite = crop(name, box, h)
+            region = (x, bottom - h, sprite.shape[1], h)
+            cases.append(RegionCase(f"{label}_{h}px", paste(street, sprite, x, bottom), region, label))
+            cases.append(RegionCase(f"street_under_{label}_{h}px", street, region, None))
+    return tuple(cases)
+
+
 def precision_recall(found: dict[str, bool], truth: dict[str, bool]) -> tuple[float, float]:
     tp = sum(1 for k, v in found.items() if v and truth[k])
     fp = sum(1 for k, v in found.items() if v and not truth[k])

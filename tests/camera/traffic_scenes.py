@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from drivers.camera.detectors import Box, Detection
+from drivers.camera.config import DetectConfig
+from drivers.camera.detectors import Box, Detection, square_crop
 from tests.camera.scenes import background
 
 COLOURS = {"car": (0, 0, 255), "motorcycle": (255, 0, 0), "person": (0, 255, 0), "truck": (0, 255, 255)}
@@ -68,16 +69,25 @@ def render(movers: tuple[Mover, ...], width: int, height: int, fps: int, seconds
 
 
 class ColourDetector:
-    """Finds the pure-colour boxes of `render` (through JPEG-ish noise): the detector with known truth."""
+    """Finds the pure-colour boxes of `render` (through JPEG-ish noise): the detector with known truth. Like the
+    network detectors it looks only at the square crop around the regions when they fit in one."""
 
     name = "colour"
 
+    def __init__(self, region_size: int = DetectConfig().region_size) -> None:
+        self.region_size = region_size
+        self.looked: list[Box] = []  # the part of the frame each call looked at
+
     def detect(self, frame: np.ndarray, regions: list[Box]) -> list[Detection]:
+        fh, fw = frame.shape[:2]
+        x0, y0, cw, ch = square_crop(regions, fw, fh, self.region_size) or (0, 0, fw, fh)
+        self.looked.append((x0, y0, cw, ch))
         out = []
         for label, bgr in COLOURS.items():
             lo = np.array([max(0, c - 60) if c else 0 for c in bgr], np.uint8)
             hi = np.array([255 if c else 60 for c in bgr], np.uint8)
-            mask = cv2.inRange(frame, lo, hi)
+            mask = np.zeros((fh, fw), np.uint8)
+            mask[y0:y0 + ch, x0:x0 + cw] = cv2.inRange(frame[y0:y0 + ch, x0:x0 + cw], lo, hi)
             contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             for c in contours:
                 if cv2.contourArea(c) >= 60:
