@@ -73,6 +73,8 @@ class CameraRunner:
         self.problem = ""
         self.replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.ffmpeg_errors = 0
+        self.open_events: dict[str, tuple[str, dict[str, Any]]] = {}  # event id -> (kind, its latest data)
+        self.last_heard_wall = 0.0  # wall time of the worker's latest message: when its open events were last alive
 
     # ---- source -------------------------------------------------------------------------------
     def _password(self) -> str | None:
@@ -170,7 +172,25 @@ class CameraRunner:
             backoff.reset()
         self.ctx.count("worker_restarts")
         self.log.warning("worker_exited", camera=self.cam.name, code=code)
+        await self.end_open_events("worker_died", code)
         await asyncio.sleep(backoff.next())
+
+    async def end_open_events(self, reason: str, code: int | None) -> None:
+        """A worker that died (kill -9, codec crash, killed as hung) cannot end its events: end them here, at the
+        last moment the worker was heard, so the COC never keeps an event open forever."""
+        if not self.open_events:
+            return
+        ended_at = self.last_heard_wall or time.time()
+        orphans, self.open_events = self.open_events, {}
+        for eid, (kind, data) in orphans.items():
+            started = float(data.get("started_at") or ended_at)
+            end = dict(data, phase="end", end_reason=reason, ended_at=round(ended_at, 3),
+                       duration_s=round(max(0.0, ended_at - started), 2), snapshot=False)
+            await self._on_event({"t": "event", "kind": kind, "phase": "end", "event_id": eid, "ts": ended_at,
+                                  "data": end})
+        self.ctx.count("events_ended_by_agent", len(orphans))
+        self.log.warning("events_ended", camera=self.cam.name, reason=reason, code=code, count=len(orphans),
+                         event_ids=",".join(orphans))
 
     async def _run_worker(self, job: Job) -> int | None:
         env = dict(os.environ)
@@ -231,6 +251,7 @@ class CameraRunner:
             except ValueError:
                 self.ctx.count("bad_worker_message")
                 continue
+            self.last_heard_wall = time.time()
             kind = msg.get("t")
             if kind == "health":
                 self._on_health(msg)
@@ -305,6 +326,10 @@ class CameraRunner:
         ts = float(msg.get("ts") or time.time())
         self.log.info("camera_event", camera=self.cam.name, kind=kind, phase=phase, event_id=eid,
                       score=data.get("score"))
+        if phase in ("start", "update"):
+            self.open_events[eid] = (kind, data)
+        elif phase == "end":
+            self.open_events.pop(eid, None)
         if phase in ("start", "alert"):
             clip_id = self.clips.open(eid, float(data.get("started_at") or ts))
             data["clip"] = {"id": clip_id} if clip_id else None

@@ -223,3 +223,48 @@ async def _fallback(tmp_path: Path) -> None:
                                    what="motion events still flowing")
     finally:
         srv.stop()
+
+
+def test_worker_killed_mid_event_ends_its_events(tmp_path: Path) -> None:
+    asyncio.run(_killed_mid_event(tmp_path))
+
+
+async def _killed_mid_event(tmp_path: Path) -> None:
+    # the mover crosses 3 s of every 4: its motion event goes on until the worker is killed
+    srv = RtspServer(tmp_path / "scenes", "mover", 320, 180, seconds=4).start()
+    try:
+        cfg = CamerasConfig.model_validate({
+            "devices": [camera("gate", srv.url, clip={"enabled": False})], "open_timeout_s": 2,
+            "read_timeout_s": 3, "health_interval_s": 60})
+        ctx = RecordingContext("cameras", cfg, tmp_path / "data")
+        async with Running(ctx) as run:
+            runner = run.driver.runners["gate"]
+            await async_wait_until(lambda: events(ctx, "motion", "gate", "start"), timeout=30,
+                                   what="a motion event from the mover")
+            start = events(ctx, "motion", "gate", "start")[0]
+            assert not [e for e in ctx.events if e.id == f"{start.id}-end"], "the event ended by itself"
+            assert runner.proc is not None
+            killed = runner.proc.pid
+            os.kill(killed, signal.SIGKILL)
+            died = time.time()
+            await async_wait_until(lambda: [e for e in ctx.events if e.id == f"{start.id}-end"], timeout=10,
+                                   what="the open event's end after the worker was killed")
+            [end] = [e for e in ctx.events if e.id == f"{start.id}-end"]
+            assert end.kind == "motion" and end.data["phase"] == "end" and end.data["end_reason"] == "worker_died"
+            assert end.data["event_id"] == start.id and end.data["started_at"] == start.data["started_at"]
+            assert start.data["started_at"] <= end.data["ended_at"] <= died + 0.1  # last heard before the kill
+            assert died - end.data["ended_at"] <= 2.5  # heartbeats come every second
+            assert end.data["duration_s"] == pytest.approx(end.data["ended_at"] - end.data["started_at"], abs=0.02)
+            assert end.ts == pytest.approx(end.data["ended_at"], abs=0.001) and end.data["snapshot"] is False
+            assert ctx.counters["events_ended_by_agent"] == 1 and runner.open_events == {}
+
+            # the driver starts a new worker, which sees the mover again and opens a new event
+            await async_wait_until(lambda: runner.proc is not None and runner.proc.pid != killed, timeout=10,
+                                   what="a new worker after the kill")
+            await async_wait_until(lambda: len(events(ctx, "motion", "gate", "start")) >= 2, timeout=30,
+                                   what="a new motion event from the new worker")
+            assert ctx.counters["worker_restarts"] == 1
+        ends = [e for e in ctx.events if e.id == f"{start.id}-end"]
+        assert len(ends) == 1, "an event ended twice"
+    finally:
+        srv.stop()
