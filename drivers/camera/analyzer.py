@@ -123,7 +123,8 @@ class Analyzer:
             self.last_call = mono
             self.detector_calls += 1
             # tracked objects stay in view while they stand still, so counts and stop zones keep their tracks
-            tracked = [t.box for t in self.tracker.tracks]
+            traffic = self.cam.traffic
+            tracked = [t.box for t in self.tracker.tracks] if traffic.lines or traffic.stop_zones else []
             regions = merge_regions(boxes + tracked, *self.frame_size) if boxes else [(0, 0, *self.frame_size)]
             dets = self._in_zones([x for x in self.detector.detect(frame, regions) if x.label in d.classes])
         elif not boxes and since >= d.interval_s:
