@@ -22,7 +22,7 @@ from drivers.console.audit import Audit
 from drivers.console.cli import users_path
 from drivers.console.config import ConsoleConfig
 from drivers.console.feed import Feed
-from drivers.console.i18n import Lang, fmt_dt, translate
+from drivers.console.i18n import Lang, detail, fmt_dt, translate
 from drivers.console.kdf import check_in_child
 from drivers.console.sessions import LoginThrottle, Session, Sessions
 
@@ -129,6 +129,7 @@ class Console:
         html = self.jinja.get_template(template).render(
             t=t, lang=lang, session=session, csrf=session.csrf if session else "", path=request.path,
             dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), refresh_s=self.cfg.refresh_s,
+            detail=lambda doc: detail(lang, doc),
             site=getattr(self.agent_cfg.site, "name", "") or self.agent_cfg.site.site_id, flash=request.get("flash"),
             **kw)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -340,7 +341,7 @@ class ConsoleDriver:
     async def run(self, ctx: Context) -> None:
         c = Console(ctx)  # type: ignore[arg-type]
         cfg = c.cfg
-        ctx.health("starting", f"listening on {cfg.listen}:{cfg.port}")
+        ctx.health("starting", "listening on {address}:{port}", address=cfg.listen, port=cfg.port)
         untap = c.ctx.tap(c.feed)
         runner = web.AppRunner(build_app(c), access_log=None, handle_signals=False)
         await runner.setup()
@@ -353,7 +354,7 @@ class ConsoleDriver:
             await site.start()
             scheme = "https" if tls else "http"
             ctx.log.info("console_listening", url=f"{scheme}://{cfg.listen}:{cfg.port}/", users=len(c.accounts.users()))
-            ctx.health("ok", f"{scheme}://{cfg.listen}:{cfg.port}/")
+            ctx.health("ok", "{url}", url=f"{scheme}://{cfg.listen}:{cfg.port}/")
             while True:
                 await asyncio.sleep(3600)
                 c.audit.prune(time.time() - cfg.audit_keep_days * 86400)

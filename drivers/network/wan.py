@@ -237,9 +237,9 @@ class WanFailover:
             self.ctx.health("starting" if any(m.judge.state == "unknown" for m in self.monitors.values())
                             else "degraded", "no WAN link selected yet")
         elif self.monitors[current].judge.state == "down":
-            self.ctx.health("degraded", f"link in use {current} is down, no healthy alternative")
+            self.ctx.health("degraded", "link in use {link} is down, no healthy alternative", link=current)
         else:
-            self.ctx.health("ok", f"on {current}")
+            self.ctx.health("ok", "on {link}", link=current)
 
     # --- reporting --------------------------------------------------------------------------------
 
