@@ -96,6 +96,7 @@ def test_a_new_password_or_a_removed_account_ends_sessions_in_memory_and_on_disk
     asyncio.run(running.save())
     assert token_hash(sid) not in box.path.read_text()
     # the CLI's side, while the agent is stopped: the user's records leave the file
+    box.accounts["canbo"] = PW["canbo"]
     sid = _login(running)
     assert revoke_on_disk(box.path, "canbo") == 1 and token_hash(sid) not in box.path.read_text()
     assert revoke_on_disk(box.path, "canbo") == 0 and revoke_on_disk(tmp_path / "missing.json", "canbo") == 0
