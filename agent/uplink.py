@@ -396,7 +396,7 @@ class Uplink:
     async def _delete(self, rows: list[Stored]) -> None:
         try:
             await self.spool.delete(rows)
-        except (SpoolUnavailable, SpoolClosed) as exc:  # they stay and go again: at least once
+        except (SpoolUnavailable, SpoolClosed) as exc:  # the spool deletes them once it writes again
             self.log.warning("uplink_delete_deferred", rows=len(rows), error=str(exc))
 
     def _refused(self, refused: list[tuple[Stored, str | None]]) -> None:
