@@ -235,7 +235,8 @@ class Uplink:
         client.loop_start()
         try:
             try:
-                rc = await asyncio.wait_for(asyncio.shield(session.connack), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    rc = await asyncio.shield(session.connack)
             except TimeoutError:
                 self._set_state("disconnected", "no CONNACK from broker")
                 return False
