@@ -181,7 +181,8 @@ class DriverRunner(Restarts):
             return None
         task.cancel()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(task)
         except (TimeoutError, asyncio.CancelledError):
             pass
         except Exception as exc:
@@ -559,7 +560,8 @@ class Supervisor:
             self.core["uplink"].stopping = True
         if self.uplink is not None:
             try:
-                await asyncio.wait_for(self.uplink.stop(left(2.0)), left(2.5))
+                async with asyncio.timeout(left(2.5)):
+                    await self.uplink.stop(left(2.0))
             except TimeoutError:
                 self.log.warning("uplink_stop_slow")
         uplink_task = self.core.pop("uplink", None)
@@ -595,7 +597,8 @@ class Supervisor:
         published = 0.0
         while True:
             try:
-                await asyncio.wait_for(self._health_dirty.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._health_dirty.wait()
             except TimeoutError:
                 pass
             if self.spool is not None and self.spool.notices:

@@ -235,7 +235,8 @@ class Uplink:
         client.loop_start()
         try:
             try:
-                rc = await asyncio.wait_for(asyncio.shield(session.connack), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    rc = await asyncio.shield(session.connack)
             except TimeoutError:
                 self._set_state("disconnected", "no CONNACK from broker")
                 return False
@@ -396,7 +397,7 @@ class Uplink:
     async def _delete(self, rows: list[Stored]) -> None:
         try:
             await self.spool.delete(rows)
-        except (SpoolUnavailable, SpoolClosed) as exc:  # they stay and go again: at least once
+        except (SpoolUnavailable, SpoolClosed) as exc:  # the spool deletes them once it writes again
             self.log.warning("uplink_delete_deferred", rows=len(rows), error=str(exc))
 
     def _refused(self, refused: list[tuple[Stored, str | None]]) -> None:

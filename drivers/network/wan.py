@@ -116,7 +116,8 @@ class WanFailover:
     async def _judge_loop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), JUDGE_TICK_S)
+                async with asyncio.timeout(JUDGE_TICK_S):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -53,7 +53,8 @@ class SensorsDriver:
         finally:
             await asyncio.shield(asyncio.to_thread(_stop_all, started))
             try:  # what the sources already accepted goes to the spool before we leave
-                await asyncio.wait_for(self._flush(ctx, cfg, ingest, alarms, staleness), FINAL_FLUSH_TIMEOUT_S)
+                async with asyncio.timeout(FINAL_FLUSH_TIMEOUT_S):
+                    await self._flush(ctx, cfg, ingest, alarms, staleness)
             except (TimeoutError, asyncio.CancelledError):
                 ctx.log.warning("sensors_final_flush_incomplete")
 
