@@ -203,6 +203,12 @@ DETAILS: dict[str, str] = {
     "bulletin_dir {path}: {error}": "không dùng được thư mục bản tin (bulletin_dir) {path}: {error}",
     "listening on {address}:{port}": "đang mở cổng {address}:{port}",
     "{url}": "đang phục vụ tại {url}",
+    # the uplink to the COC (agent/uplink.py)
+    "{host}:{port}": "đang kết nối tới {host}:{port}",
+    "connect failed: {error}": "không kết nối được: {error}",
+    "no CONNACK from broker": "máy chủ MQTT không trả lời (không có CONNACK)",
+    "broker refused: {reason}": "máy chủ MQTT từ chối: {reason}",
+    "connection lost: {reason}": "mất kết nối: {reason}",
 }
 
 

@@ -15,7 +15,8 @@ from drivers.console.i18n import DETAILS, detail
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("agent", "drivers")
-REPORTERS = ("health", "set_state")  # ctx.health(state, template, **params); DriverRunner.set_state(state, template)
+REPORTERS = ("health", "set_state", "_set_state")  # ctx.health(state, template, **params);
+# DriverRunner.set_state(state, template); Uplink._set_state(state, template, **params)
 
 
 def _fields(template: str) -> set[str]:
