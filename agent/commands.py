@@ -174,7 +174,8 @@ class CommandRouter:
         if handler is None:
             return self._reject(name, request_id, f"unknown command {_printable_name(name)!r}", prefix + "unknown")
         try:
-            result = await asyncio.wait_for(handler(args), HANDLER_TIMEOUT_S)
+            async with asyncio.timeout(HANDLER_TIMEOUT_S):
+                result = await handler(args)
         except CommandError as exc:
             return self._reject(name, request_id, str(exc), prefix + "invalid")
         except TimeoutError:

@@ -145,10 +145,17 @@ class LoadedConfig:
     path: Path
 
 
+def one_line(text: str) -> str:
+    """A key or value from the file may hold a newline or a control character: escape it, so each
+    problem stays one line in the journal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ConfigError(Exception):
     """Carries every problem as a ready-to-print line; never a traceback."""
 
     def __init__(self, lines: list[str]) -> None:
+        lines = [one_line(line) for line in lines]  # keys and values from the file may hold newlines
         super().__init__("\n".join(lines))
         self.lines = lines
 

@@ -6,7 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Literal, Protocol, Union
+from typing import Any, Awaitable, Callable, Literal, Mapping, Protocol, Union
 from zoneinfo import ZoneInfo
 
 from agent.logs import KvLogger
@@ -75,6 +75,21 @@ class LinkState:
     since: float = 0.0
 
 
+def health_params(params: Mapping[str, object]) -> dict[str, Scalar]:
+    """Parameters as JSON keeps them: numbers, text, booleans; anything else as its text."""
+    return {k: v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in params.items()}
+
+
+def health_text(template: str, params: Mapping[str, object]) -> str:
+    """The English detail line for the journal and health/status.json: the template with its parameters in."""
+    if not params:
+        return template
+    try:
+        return template.format_map(params)
+    except (KeyError, IndexError, ValueError, AttributeError):  # a template/parameter mismatch must not crash
+        return f"{template} {dict(params)}"
+
+
 class CommandError(Exception):
     """Raised by a command handler: its message becomes the `error` of the result."""
 
@@ -96,8 +111,10 @@ class Context(Protocol):
         """Store items durably; returns True only after they are committed to the spool, False (counted
         as emit_refused) while the spool cannot write (disk full, read-only): the driver carries on."""
 
-    def health(self, state: HealthState, detail: str = "") -> None:
-        """Report this driver's state; published on the retained health topic."""
+    def health(self, state: HealthState, detail: str = "", **params: Scalar) -> None:
+        """Report this driver's state; published on the retained health topic. `detail` is an English template
+        ("{n} camera(s) online", a literal), its fields come from params: logs get it filled in, the console
+        translates it by template (drivers/console/i18n.py DETAILS)."""
 
     def count(self, name: str, n: int = 1) -> None:
         """Bump one of this driver's counters (bad payloads, retries, ...)."""

@@ -180,12 +180,13 @@ class Spool:
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # id -> size of rows handed to the uplink, awaiting PUBACK
+        self._acked: dict[int, Stored] = {}  # delivered rows the spool could not delete yet: never sent again
         self._inflight_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._probe = Backoff(0.5, 10.0)
         self._probe_at = 0.0
         self.busy_timeout_s = 5.0  # how long a write waits for another process's lock before it counts as a fault
-        self._to_salvage: list[Path] = []
+        self._to_salvage: list[tuple[Path, set[int]]] = []  # file set aside, ids already delivered
         self._vacuum_more = False
 
     # -- budget ---------------------------------------------------------------------------
@@ -309,8 +310,8 @@ class Spool:
             return
         self.state, self.degraded_reason = "ok", ""
         while self._to_salvage:
-            aside = self._to_salvage.pop(0)
-            rows, unreadable = self._salvage(aside)
+            aside, delivered = self._to_salvage.pop(0)
+            rows, unreadable = self._salvage(aside, delivered)
             self.salvaged += rows
             self.log.warning("spool_salvaged", source=aside, rows=rows, unreadable_ranges=unreadable)
         self.log.info("spool_resumed", path=self.path, depth=self.depth, refused=self.refused)
@@ -328,6 +329,8 @@ class Spool:
         self.gen += 1
         with self._inflight_lock:
             self._inflight.clear()
+            delivered = set(self._acked)
+            self._acked.clear()
         self.quarantined.append(aside)
         self.log.error("spool_corrupt", path=self.path, moved_to=aside, reason=reason)
         try:
@@ -335,18 +338,19 @@ class Spool:
             self.state, self.degraded_reason = "ok", ""
         except Exception as exc:  # a disk that cannot even hold a fresh file: degraded, retried
             self._degrade(exc)
-            self._to_salvage.append(aside)
+            self._to_salvage.append((aside, delivered))
             self.notices.append({"kind": "spool_corrupt", "moved_to": str(aside), "reason": reason, "salvaged": 0})
             return
-        salvaged, unreadable = self._salvage(aside)
+        salvaged, unreadable = self._salvage(aside, delivered)
         self.salvaged += salvaged
         self.log.warning("spool_salvaged", source=aside, rows=salvaged, unreadable_ranges=unreadable)
         self._prune_quarantine()
         self.notices.append({"kind": "spool_corrupt", "moved_to": str(aside), "reason": reason,
                              "salvaged": salvaged, "unreadable_ranges": unreadable})
 
-    def _salvage(self, aside: Path) -> tuple[int, int]:
-        """Copy every row that can still be read (range by range, halving around bad pages)."""
+    def _salvage(self, aside: Path, delivered: set[int]) -> tuple[int, int]:
+        """Copy every row that can still be read (range by range, halving around bad pages), but those
+        the broker already has."""
         src: sqlite3.Connection | None = None
         for uri in (f"file:{aside}?mode=ro", f"file:{aside}?immutable=1"):
             try:
@@ -372,7 +376,7 @@ class Spool:
             while stack:
                 lo, hi = stack.pop()
                 try:
-                    rows = src.execute("SELECT prio, topic, boot_id, seq, created, payload, size FROM msgs "
+                    rows = src.execute("SELECT id, prio, topic, boot_id, seq, created, payload, size FROM msgs "
                                        "WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)).fetchall()
                 except sqlite3.Error:
                     if lo == hi:
@@ -382,8 +386,8 @@ class Spool:
                     stack += [(mid + 1, hi), (lo, mid)]
                     continue
                 good = [(int(p) if p in tuple(Priority) else int(Priority.TELEMETRY), str(t), str(b), s, 1, c,
-                         bytes(pl), int(sz)) for p, t, b, s, c, pl, sz in rows
-                        if isinstance(pl, (bytes, str)) and isinstance(sz, int)]
+                         bytes(pl), int(sz)) for i, p, t, b, s, c, pl, sz in rows
+                        if isinstance(pl, (bytes, str)) and isinstance(sz, int) and i not in delivered]
                 if good:
                     self._insert_rows_committed(good)
                     copied += len(good)
@@ -476,7 +480,7 @@ class Spool:
             if cursor.gen != gen:
                 cursor.gen, cursor.after = gen, {}
             with self._inflight_lock:
-                inflight = set(self._inflight)
+                inflight = set(self._inflight) | set(self._acked)
             for prio in sorted((int(p) for p in Priority), reverse=True):
                 while len(out) < limit:
                     want = limit - len(out)
@@ -501,10 +505,15 @@ class Spool:
         with self._inflight_lock:
             return len(self._inflight)
 
+    def delete_pending(self) -> int:
+        with self._inflight_lock:
+            return len(self._acked)
+
     def stats(self) -> dict[str, Any]:
         return {"spool_state": self.state, "spool_degraded_reason": self.degraded_reason or None,
                 "spool_depth": self.depth, "spool_bytes": self.bytes, "spool_max_bytes": self.max_bytes,
                 "spool_disk_bytes": disk_bytes(self.path), "spool_inflight": self.inflight(),
+                "spool_delete_pending": self.delete_pending(),
                 "spool_dropped": sum(self.dropped.values()), "spool_dropped_by_priority": dict(self.dropped),
                 "spool_refused": self.refused, "spool_salvaged": self.salvaged,
                 "spool_quarantined": [str(p) for p in self.quarantined],
@@ -532,10 +541,17 @@ class Spool:
             if self.state != "ok":
                 exc = SpoolUnavailable(f"spool unavailable ({self.degraded_reason})")
                 for job in jobs:
+                    if job.kind == "delete":
+                        self._defer_deletes(job.data)
                     _settle(job.future, exc=exc)
                 if closing:
                     return
                 continue
+            if not jobs and self._acked:
+                try:
+                    self._apply([])  # deletes deferred while the spool could not write
+                except Exception as exc:
+                    self._fail([], exc)
             if not jobs:
                 if closing:
                     return
@@ -587,8 +603,17 @@ class Spool:
             if job.kind == "put":
                 self.refused += len(job.data)
             else:
-                self.release(job.data)
+                self._defer_deletes(job.data)
             _settle(job.future, exc=err)
+
+    def _defer_deletes(self, rows: Iterable[Stored]) -> None:
+        """The broker has these rows: keep them out of every fetch until a delete succeeds, so an outage
+        of the disk does not turn into duplicates at the COC."""
+        with self._inflight_lock:
+            for row in rows:
+                if row.gen == self.gen:
+                    self._inflight.pop(row.id, None)
+                    self._acked[row.id] = row
 
     def _apply(self, jobs: list[_Job]) -> list[Any]:
         db = self._db
@@ -597,8 +622,12 @@ class Spool:
         saved = (self._seq, self.bytes, self.depth, dict(self.dropped))
         results: list[Any] = []
         freed: list[Stored] = []
+        with self._inflight_lock:
+            deferred = list(self._acked.values())
         try:
             db.execute("BEGIN IMMEDIATE")
+            if deferred:
+                self._delete(db, deferred)
             for job in jobs:
                 if job.kind == "put":
                     results.append(self._insert(db, job.data))
@@ -617,6 +646,10 @@ class Spool:
                 pass
             raise
         self.release(freed)
+        if deferred:
+            with self._inflight_lock:
+                for row in deferred:
+                    self._acked.pop(row.id, None)
         self.commits += 1
         return results
 
@@ -657,7 +690,7 @@ class Spool:
         if need > budget:
             return False
         with self._inflight_lock:
-            inflight = set(self._inflight)
+            inflight = set(self._inflight) | set(self._acked)
         victims: list[tuple[int, int, int]] = []
         freed = 0
         for prio in range(0, priority + 1):

@@ -22,7 +22,17 @@ from agent import __version__
 from agent.backoff import Backoff
 from agent.commands import CommandRouter
 from agent.config import ConfigError, LoadedConfig, load, spool_path
-from agent.driver import CommandError, CommandHandler, Emittable, Event, HealthState, LinkState
+from agent.driver import (
+    CommandError,
+    CommandHandler,
+    Emittable,
+    Event,
+    HealthState,
+    LinkState,
+    Scalar,
+    health_params,
+    health_text,
+)
 from agent.logs import KvLogger, setup_logging
 from agent.notify import Notifier
 from agent.payloads import event_dict, to_json, to_records
@@ -64,8 +74,8 @@ class DriverContext:
             self._runner.counters["emit_refused"] += 1
         return stored
 
-    def health(self, state: HealthState, detail: str = "") -> None:
-        self._runner.set_state(state, detail)
+    def health(self, state: HealthState, detail: str = "", **params: Scalar) -> None:
+        self._runner.set_state(state, detail, params)
 
     def count(self, name: str, n: int = 1) -> None:
         self._runner.counters[name] += n
@@ -130,16 +140,22 @@ class DriverRunner(Restarts):
         self.config = config
         self.state: HealthState = "starting"
         self.detail = ""
+        self.detail_template = ""
+        self.detail_params: dict[str, Scalar] = {}
         self.since = time.time()
         self.counters: Counter[str] = Counter()
         self.task: asyncio.Task[None] | None = None
         self.log = KvLogger("supervisor")
 
-    def set_state(self, state: HealthState, detail: str = "") -> None:
-        if (state, detail) == (self.state, self.detail):
+    def set_state(self, state: HealthState, template: str = "", params: dict[str, object] | None = None) -> None:
+        """The English text goes to the log and `detail`; template and parameters to the doc for translation."""
+        plain = health_params(params or {})
+        text = health_text(template, plain)
+        if (state, text, template) == (self.state, self.detail, self.detail_template):
             return
-        self.log.info("driver_state", driver=self.spec.section, state=state, detail=detail or None)
-        self.state, self.detail, self.since = state, detail, time.time()
+        self.log.info("driver_state", driver=self.spec.section, state=state, detail=text or None)
+        self.state, self.detail, self.since = state, text, time.time()
+        self.detail_template, self.detail_params = template, plain
         self.sup.health_changed()
 
     def start(self, after: asyncio.Task[None] | None = None) -> None:
@@ -165,7 +181,8 @@ class DriverRunner(Restarts):
             return None
         task.cancel()
         try:
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(task)
         except (TimeoutError, asyncio.CancelledError):
             pass
         except Exception as exc:
@@ -192,11 +209,12 @@ class DriverRunner(Restarts):
             except Exception as exc:
                 delay = self.crashed(exc, started)
                 self.log.exception("driver_crashed", exc, driver=name, restarts=self.restarts, restart_in_s=delay)
-                self.set_state("failed", self.last_error)
+                self.set_state("failed", "{error}", {"error": self.last_error})
                 await asyncio.sleep(delay)
 
     def state_doc(self) -> dict[str, Any]:
-        return {"state": self.state, "detail": self.detail, "since": round(self.since, 3), "restarts": self.restarts,
+        return {"state": self.state, "detail": self.detail, "detail_template": self.detail_template,
+                "detail_params": self.detail_params, "since": round(self.since, 3), "restarts": self.restarts,
                 "last_error": self.last_error or None, "counters": dict(self.counters)}
 
 
@@ -542,7 +560,8 @@ class Supervisor:
             self.core["uplink"].stopping = True
         if self.uplink is not None:
             try:
-                await asyncio.wait_for(self.uplink.stop(left(2.0)), left(2.5))
+                async with asyncio.timeout(left(2.5)):
+                    await self.uplink.stop(left(2.0))
             except TimeoutError:
                 self.log.warning("uplink_stop_slow")
         uplink_task = self.core.pop("uplink", None)
@@ -578,7 +597,8 @@ class Supervisor:
         published = 0.0
         while True:
             try:
-                await asyncio.wait_for(self._health_dirty.wait(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await self._health_dirty.wait()
             except TimeoutError:
                 pass
             if self.spool is not None and self.spool.notices:

@@ -18,6 +18,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.backoff import Backoff
 from agent.commands import CommandRouter
 from agent.config import CocConfig
+from agent.driver import Scalar, health_params, health_text
 from agent.logs import KvLogger
 from agent.payloads import to_json
 from agent.section import read_secret
@@ -81,6 +82,8 @@ class Uplink:
         self.on_change = on_change
         self.state = "starting"
         self.detail = ""
+        self.detail_template = ""
+        self.detail_params: dict[str, Scalar] = {}
         self.connected_since: float | None = None
         self.published = 0
         self.rejected = 0
@@ -106,13 +109,18 @@ class Uplink:
         now = time.monotonic()
         refused = {t: {"reason": r.reason, "count": r.count, "retry_in_s": round(max(0.0, r.until - now), 1)}
                    for t, r in list(self.refusals.items())[:MAX_REFUSALS_SHOWN]}
-        return {"state": self.state, "detail": self.detail, "connected_since": self.connected_since,
+        return {"state": self.state, "detail": self.detail, "detail_template": self.detail_template,
+                "detail_params": self.detail_params, "connected_since": self.connected_since,
                 "published": self.published, "rejected": self.rejected, "connects": self.connects,
                 "refused_topics": refused}
 
-    def _set_state(self, state: str, detail: str = "") -> None:
-        if (state, detail) != (self.state, self.detail):
-            self.state, self.detail = state, detail
+    def _set_state(self, state: str, detail: str = "", **params: object) -> None:
+        """`detail` is a template (English, the key the console translates by) filled with params."""
+        plain = health_params(params)
+        text = health_text(detail, plain)
+        if (state, text) != (self.state, self.detail):
+            self.state, self.detail = state, text
+            self.detail_template, self.detail_params = detail, plain
             self.on_change()
 
     # -- connection ----------------------------------------------------------------------
@@ -221,12 +229,12 @@ class Uplink:
     async def _connect_and_serve(self) -> bool:
         loop = asyncio.get_running_loop()
         session = _Session(loop)
-        self._set_state("connecting", f"{self.cfg.host}:{self.cfg.port}")
+        self._set_state("connecting", "{host}:{port}", host=self.cfg.host, port=self.cfg.port)
         try:
             client = self._make_client(session)
             await self._connect(client)
         except (OSError, ssl.SSLError, ValueError) as exc:
-            self._set_state("disconnected", f"connect failed: {exc}")
+            self._set_state("disconnected", "connect failed: {error}", error=exc)
             self.log.warning("uplink_connect_failed", host=self.cfg.host, port=self.cfg.port, error=str(exc))
             return False
         if self._stopping:
@@ -235,14 +243,15 @@ class Uplink:
         client.loop_start()
         try:
             try:
-                rc = await asyncio.wait_for(asyncio.shield(session.connack), CONNECT_TIMEOUT_S)
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    rc = await asyncio.shield(session.connack)
             except TimeoutError:
                 self._set_state("disconnected", "no CONNACK from broker")
                 return False
             if session.closed.is_set() or (isinstance(rc, ReasonCode) and rc.is_failure):
                 reason = str(rc)
                 state = "auth_failed" if "authori" in reason.lower() or "password" in reason.lower() else "disconnected"
-                self._set_state(state, f"broker refused: {reason}")
+                self._set_state(state, "broker refused: {reason}", reason=reason)
                 self.log.warning("uplink_refused", reason=reason)
                 return False
             self._client, self._session = client, session
@@ -265,7 +274,8 @@ class Uplink:
                     client.disconnect()
             if not self._stopping:
                 if self.state == "connected":
-                    self._set_state("disconnected", session.disconnect_reason or "connection lost")
+                    self._set_state("disconnected", "connection lost: {reason}",
+                                    reason=session.disconnect_reason or "-")
                     self.log.warning("uplink_lost", reason=session.disconnect_reason)
                 self.connected_since = None
 
@@ -396,7 +406,7 @@ class Uplink:
     async def _delete(self, rows: list[Stored]) -> None:
         try:
             await self.spool.delete(rows)
-        except (SpoolUnavailable, SpoolClosed) as exc:  # they stay and go again: at least once
+        except (SpoolUnavailable, SpoolClosed) as exc:  # the spool deletes them once it writes again
             self.log.warning("uplink_delete_deferred", rows=len(rows), error=str(exc))
 
     def _refused(self, refused: list[tuple[Stored, str | None]]) -> None:

@@ -48,7 +48,7 @@ class BroadcastDriver:
             if cfg.bulletin_dir:
                 bdir = BulletinDir(cfg.bulletin_dir, cfg.tts.max_chars)
                 tasks.append(asyncio.create_task(watch_dir(bdir, sched), name="bulletin-dir"))
-            ctx.health("ok", f"{len(sched.entries)} bulletins, {len(players)} zones")
+            ctx.health("ok", "{bulletins} bulletins, {zones} zones", bulletins=len(sched.entries), zones=len(players))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
                 t.result()

@@ -134,7 +134,8 @@ class Scheduler:
         task = entry.render_task
         if entry.rendering is None and task is not None and not task.done():
             try:
-                await asyncio.wait_for(asyncio.shield(task), timeout=max(0.05, budget_s))
+                async with asyncio.timeout(max(0.05, budget_s)):
+                    await asyncio.shield(task)
             except TimeoutError:
                 if entry.bulletin.text is not None and "espeak" in self.cfg.tts.engines:
                     self.log.warning("render_late_fallback", bulletin=entry.bulletin.id)
@@ -257,7 +258,8 @@ class Scheduler:
             timeout = min([1.0] + [w - time.time() for w in wakes])
             self.changed.clear()
             try:
-                await asyncio.wait_for(self.changed.wait(), timeout=max(0.0, timeout))
+                async with asyncio.timeout(max(0.0, timeout)):
+                    await self.changed.wait()
             except TimeoutError:
                 pass
 

@@ -62,7 +62,7 @@ async def watch_dir(bdir: BulletinDir, sched: Scheduler) -> None:
         bdir.path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         log.error("bulletin_dir_unusable", dir=str(bdir.path), error=exc.strerror)
-        ctx.health("degraded", f"bulletin_dir {bdir.path}: {exc.strerror}")
+        ctx.health("degraded", "bulletin_dir {path}: {error}", path=str(bdir.path), error=exc.strerror)
     while True:
         result = await sched.speech.in_thread(bdir.scan)
         for path, error in result.invalid:

@@ -29,7 +29,7 @@ class CameraDriver:
         self.runners = {c.name: CameraRunner(c, cfg, ctx, self.storage) for c in cfg.devices if c.enabled}
         ctx.on_command("snapshot", self.snapshot_command)
         ctx.on_command("clip", self.clip_command)
-        ctx.health("starting", f"{len(self.runners)} camera(s)")
+        ctx.health("starting", "{n} camera(s)", n=len(self.runners))
         ctx.log.info("cameras_starting", cameras=",".join(self.runners) or "-")
         tasks = [asyncio.create_task(r.run(), name=f"camera-{n}") for n, r in self.runners.items()]
         tasks.append(asyncio.create_task(self._watch(ctx, cfg), name="camera-watch"))
@@ -106,15 +106,17 @@ class CameraDriver:
         fallback = [n for n, r in self.runners.items() if r.detector_warning]
         paused = self.storage.paused if self.storage is not None else None
         if offline:
-            ctx.health("degraded", "offline: " + ", ".join(offline))
+            ctx.health("degraded", "offline: {cameras}", cameras=", ".join(offline))
         elif fallback:
-            ctx.health("degraded", f"{', '.join(fallback)}: {self.runners[fallback[0]].detector_warning}")
-        elif paused:
-            ctx.health("degraded", f"recording paused: {paused}")
+            ctx.health("degraded", "{cameras}: {warning}", cameras=", ".join(fallback),
+                       warning=self.runners[fallback[0]].detector_warning)
+        elif paused and self.storage is not None:
+            ctx.health("degraded", "recording paused: free disk {free_kib} KiB under the floor of {floor_kib} KiB "
+                       "(storage.min_free_bytes) on {root}", **self.storage.paused_params)
         elif unknown:
-            ctx.health("starting", "connecting: " + ", ".join(unknown))
+            ctx.health("starting", "connecting: {cameras}", cameras=", ".join(unknown))
         else:
-            ctx.health("ok", f"{len(self.runners)} camera(s) online")
+            ctx.health("ok", "{n} camera(s) online", n=len(self.runners))
 
     async def _write_state(self, ctx: Context) -> None:
         """Gathered on the loop, written (with its fsync) in a thread: a slow disk must not stall the heartbeats."""

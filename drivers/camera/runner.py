@@ -408,7 +408,8 @@ class CameraRunner:
         proc.stdin.write(json.dumps({"cmd": "snapshot", "request": request}).encode() + b"\n")
         await proc.stdin.drain()
         try:
-            reply = await asyncio.wait_for(fut, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                reply = await fut
         except TimeoutError:
             self.replies.pop(request, None)
             raise CommandError(f"camera {self.cam.name}: no picture within {timeout_s:g} s") from None

@@ -42,6 +42,7 @@ class Storage:
         self.root, self.cfg, self.log = root, cfg, log
         self.root.mkdir(parents=True, exist_ok=True)
         self.paused: str | None = None
+        self.paused_params: dict[str, int | str] = {}  # the same reason as fields, for a translated health line
         self.deleted = 0
         self.last_total = 0
         self.growth = 0  # bytes the rings wrote between the last two checks, kept free for the next
@@ -127,6 +128,8 @@ class Storage:
         if self.paused is None and free < self.cfg.min_free_bytes:
             self.paused = (f"free disk {free // 1024} KiB under the floor of {self.cfg.min_free_bytes // 1024} KiB "
                            f"(storage.min_free_bytes) on {self.root}")
+            self.paused_params = {"free_kib": free // 1024, "floor_kib": self.cfg.min_free_bytes // 1024,
+                                  "root": str(self.root)}
             self.log.warning("recording_paused", free_bytes=free, min_free_bytes=self.cfg.min_free_bytes)
             return "paused"
         if self.paused is not None and free >= self.cfg.min_free_bytes + self.cfg.min_free_bytes // 10:

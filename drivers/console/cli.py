@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from drivers.console.accounts import ROLES, AccountError, Accounts
+from drivers.console.sessions import SESSIONS_FILE, revoke_on_disk
 
 
 def add_commands(subparsers: Any) -> None:
@@ -39,10 +40,28 @@ def users_path(cfg: Any) -> Path:
     return Path(cfg.data_dir) / "console" / "users.json"
 
 
-def _accounts(args: argparse.Namespace) -> Accounts:
+def sessions_path(cfg: Any) -> Path:
+    """The console's sessions file, in its data dir (only hashes of the tokens are in it)."""
+    return Path(cfg.data_dir) / "console" / SESSIONS_FILE
+
+
+def _config(args: argparse.Namespace) -> Any:
+    """The config, loaded once per command."""
     from agent.config import load_or_exit
 
-    return Accounts(users_path(load_or_exit(args.config)))
+    if getattr(args, "loaded_config", None) is None:
+        args.loaded_config = load_or_exit(args.config)
+    return args.loaded_config
+
+
+def _ended(args: argparse.Namespace, name: str) -> str:
+    """The user's sessions leave the sessions file now; a running agent refuses them by the account mark anyway."""
+    path = sessions_path(_config(args))
+    try:
+        n = revoke_on_disk(path, name)
+    except OSError as exc:
+        return f"; {path} not updated ({exc.strerror}), the agent refuses the old sessions all the same"
+    return f"; {n} session(s) ended"
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -56,7 +75,7 @@ def _password(args: argparse.Namespace) -> str:
 
 def _change(args: argparse.Namespace, change: Callable[[Accounts], None], done: Callable[[Accounts], str]) -> int:
     """One account change: its error as one line and exit 2, or what was done."""
-    acc = _accounts(args)
+    acc = Accounts(users_path(_config(args)))
     try:
         change(acc)
     except (AccountError, OSError) as exc:
@@ -73,15 +92,16 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     return _change(args, lambda acc: acc.passwd(args.name, _password(args)),
-                   lambda acc: f"password of {args.name} changed")
+                   lambda acc: f"password of {args.name} changed" + _ended(args, args.name))
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    return _change(args, lambda acc: acc.remove(args.name), lambda acc: f"removed {args.name}")
+    return _change(args, lambda acc: acc.remove(args.name),
+                   lambda acc: f"removed {args.name}" + _ended(args, args.name))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    users = _accounts(args).users()
+    users = Accounts(users_path(_config(args))).users()
     if not users:
         print("no accounts (add one: commune-agent user add NAME --role official)")
         return 0

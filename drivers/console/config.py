@@ -20,6 +20,8 @@ class ConsoleConfig(Section):
     tls_key_file: Optional[SecretFile] = Field(None, description="PEM private key for HTTPS")
     session_lifetime_s: int = Field(8 * 3600, ge=60, le=30 * 86400,
                                     description="a login lasts this long, then the user logs in again")
+    max_sessions: int = Field(500, ge=10, le=100000,
+                              description="logged-in sessions kept (also across restarts); past it the oldest ends")
     users_file: Optional[Path] = Field(None, description="accounts file (default {data_dir}/console/users.json)")
     language: Literal["vi", "en"] = Field("vi", description="language of the pages until a user picks one")
     max_upload_mb: int = Field(20, ge=1, le=200, description="largest recording an official may upload")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Mapping
 from zoneinfo import ZoneInfo
 
 Lang = Literal["vi", "en"]
@@ -175,6 +175,54 @@ T: dict[str, tuple[str, str]] = {
     "wdl4": ("Thứ Năm", "Thursday"), "wdl5": ("Thứ Sáu", "Friday"), "wdl6": ("Thứ Bảy", "Saturday"),
     "wdl7": ("Chủ Nhật", "Sunday"),
 }
+
+# Drivers' health details, by their English template (the `detail` of ctx.health): the Vietnamese line.
+# tests/console/test_details.py fails when a template used in the source tree has no line here.
+DETAILS: dict[str, str] = {
+    "{error}": "gặp lỗi, đang chờ khởi động lại: {error}",
+    "no WAN links configured": "chưa cấu hình đường WAN nào",
+    "all WAN links are down": "tất cả đường WAN đều mất kết nối",
+    "no WAN link selected yet": "chưa chọn được đường WAN",
+    "link in use {link} is down, no healthy alternative":
+        "đường đang dùng {link} đã mất kết nối, không có đường nào khác hoạt động",
+    "on {link}": "đang dùng {link}",
+    "{n} sources": "{n} nguồn dữ liệu",
+    "down: {down}": "mất kết nối: {down}",
+    "stale: {stale}": "không có số liệu mới: {stale}",
+    "down: {down}; stale: {stale}": "mất kết nối: {down}; không có số liệu mới: {stale}",
+    "{n} camera(s)": "đang mở {n} camera",
+    "offline: {cameras}": "mất kết nối: {cameras}",
+    "{cameras}: {warning}": "{cameras}: đang dùng bộ phát hiện dự phòng ({warning})",
+    "recording paused: free disk {free_kib} KiB under the floor of {floor_kib} KiB (storage.min_free_bytes) on {root}":
+        "tạm dừng ghi hình: ổ đĩa chỉ còn trống {free_kib} KiB, dưới mức tối thiểu {floor_kib} KiB "
+        "(storage.min_free_bytes) trên {root}",
+    "connecting: {cameras}": "đang kết nối: {cameras}",
+    "{n} camera(s) online": "{n} camera trực tuyến",
+    "loading schedule": "đang nạp lịch phát",
+    "{bulletins} bulletins, {zones} zones": "{bulletins} bản tin, {zones} vùng loa",
+    "bulletin_dir {path}: {error}": "không dùng được thư mục bản tin (bulletin_dir) {path}: {error}",
+    "listening on {address}:{port}": "đang mở cổng {address}:{port}",
+    "{url}": "đang phục vụ tại {url}",
+    # the uplink to the COC (agent/uplink.py)
+    "{host}:{port}": "đang kết nối tới {host}:{port}",
+    "connect failed: {error}": "không kết nối được: {error}",
+    "no CONNACK from broker": "máy chủ MQTT không trả lời (không có CONNACK)",
+    "broker refused: {reason}": "máy chủ MQTT từ chối: {reason}",
+    "connection lost: {reason}": "mất kết nối: {reason}",
+}
+
+
+def detail(lang: Lang, doc: Mapping[str, Any]) -> str:
+    """A driver's health detail in the page's language; the English line for a template not in DETAILS."""
+    english = str(doc.get("detail") or "")
+    template, params = doc.get("detail_template"), doc.get("detail_params")
+    line = DETAILS.get(template) if lang == "vi" and isinstance(template, str) else None
+    if line is None or not isinstance(params, dict):
+        return english
+    try:
+        return line.format_map(params)
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return english
 
 
 def translate(lang: Lang, key: str, **kw: object) -> str:

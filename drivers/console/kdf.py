@@ -54,8 +54,8 @@ async def check_in_child(password: str, stored: str | None) -> bool:
         sys.executable, "-I", str(Path(__file__).resolve()), stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(json.dumps({"password": password, "hash": stored}).encode()),
-                                        CHILD_TIMEOUT_S)
+        async with asyncio.timeout(CHILD_TIMEOUT_S):
+            out, _ = await proc.communicate(json.dumps({"password": password, "hash": stored}).encode())
     except BaseException:
         if proc.returncode is None:
             proc.kill()

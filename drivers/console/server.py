@@ -19,12 +19,12 @@ from markupsafe import Markup
 from agent.driver import Context, Emittable
 from drivers.console.accounts import Accounts, User
 from drivers.console.audit import Audit
-from drivers.console.cli import users_path
+from drivers.console.cli import sessions_path, users_path
 from drivers.console.config import ConsoleConfig
 from drivers.console.feed import Feed
-from drivers.console.i18n import Lang, fmt_dt, translate
+from drivers.console.i18n import Lang, detail, fmt_dt, translate
 from drivers.console.kdf import check_in_child
-from drivers.console.sessions import LoginThrottle, Session, Sessions
+from drivers.console.sessions import LoginThrottle, Session, Sessions, account_mark
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ca_session"
@@ -64,7 +64,8 @@ class Console:
         self.agent_cfg = ctx.agent_config
         self.root_dir = Path(self.agent_cfg.data_dir)
         self.accounts = Accounts(users_path(self.agent_cfg))
-        self.sessions = Sessions(self.cfg.session_lifetime_s)
+        self.sessions = Sessions(self.cfg.session_lifetime_s, sessions_path(self.agent_cfg), self.cfg.max_sessions,
+                                 self._mark_of, ctx.log, ctx.count)
         self.throttle = LoginThrottle(self.cfg.login_max_failures, self.cfg.login_window_s, self.cfg.login_lockout_s)
         self.audit = Audit(ctx.data_dir / "console.db", ctx)
         self.feed = Feed()
@@ -78,6 +79,10 @@ class Console:
         self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                         undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                                         auto_reload=False)
+
+    def _mark_of(self, name: str) -> str | None:
+        user = self.accounts.get(name)
+        return account_mark(user.password_hash) if user else None
 
     async def check_password(self, username: str, password: str) -> User | None:
         """One scrypt at a time, each in its own child process: 20 logins at once must not cost 20 × 16 MB."""
@@ -129,6 +134,7 @@ class Console:
         html = self.jinja.get_template(template).render(
             t=t, lang=lang, session=session, csrf=session.csrf if session else "", path=request.path,
             dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), refresh_s=self.cfg.refresh_s,
+            detail=lambda doc: detail(lang, doc),
             site=getattr(self.agent_cfg.site, "name", "") or self.agent_cfg.site.site_id, flash=request.get("flash"),
             **kw)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -185,6 +191,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             session = None
         else:
             session.role = user.role
+    if c.sessions.dirty:  # an expired or revoked session leaves the file too
+        await c.sessions.save()
     request["session"] = session
     public = request.path == "/login" or request.path.startswith(PUBLIC)
     try:
@@ -281,7 +289,8 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         await c.record(request, "login", username, False, "wrong user name or password")
         return _login_form(c, request, translate(lang, "login_failed"), username, 401)
     c.throttle.succeeded(*keys)
-    sid, session = c.sessions.create(user.name, user.role)
+    sid, session = c.sessions.create(user.name, user.role, user.password_hash)
+    await c.sessions.save()
     request["session"] = session
     await c.record(request, "login", user.name, True)
     resp = web.HTTPSeeOther(_safe_next(str(form.get("next") or "/")))
@@ -294,6 +303,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     c = request.app[CONSOLE]
     await c.record(request, "logout", None, True)
     c.sessions.drop(request.cookies.get(SESSION_COOKIE))
+    await c.sessions.save()
     resp = web.HTTPSeeOther("/login")
     resp.del_cookie(SESSION_COOKIE, path="/")
     raise resp
@@ -340,7 +350,7 @@ class ConsoleDriver:
     async def run(self, ctx: Context) -> None:
         c = Console(ctx)  # type: ignore[arg-type]
         cfg = c.cfg
-        ctx.health("starting", f"listening on {cfg.listen}:{cfg.port}")
+        ctx.health("starting", "listening on {address}:{port}", address=cfg.listen, port=cfg.port)
         untap = c.ctx.tap(c.feed)
         runner = web.AppRunner(build_app(c), access_log=None, handle_signals=False)
         await runner.setup()
@@ -353,7 +363,7 @@ class ConsoleDriver:
             await site.start()
             scheme = "https" if tls else "http"
             ctx.log.info("console_listening", url=f"{scheme}://{cfg.listen}:{cfg.port}/", users=len(c.accounts.users()))
-            ctx.health("ok", f"{scheme}://{cfg.listen}:{cfg.port}/")
+            ctx.health("ok", "{url}", url=f"{scheme}://{cfg.listen}:{cfg.port}/")
             while True:
                 await asyncio.sleep(3600)
                 c.audit.prune(time.time() - cfg.audit_keep_days * 86400)

@@ -1,68 +1,214 @@
-"""Logged-in sessions (in memory: an agent restart logs everyone out) and the login throttle."""
+"""Logged-in sessions, kept across agent restarts in one state file that holds only hashes of the tokens;
+and the login throttle."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import hmac
+import math
+import re
 import secrets
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
-from drivers.console.accounts import Role
+from agent.logs import KvLogger
+from agent.statefile import read_json, write_json, write_json_logged
+from drivers.console.accounts import ROLES, USERNAME, Role
 
 ADDRESS_FACTOR = 4
+SESSIONS_FILE = "sessions.json"
+FILE_VERSION = 1
+MAX_FILE_BYTES = 4 * 1024 * 1024  # far above max_sessions records; a bigger file is not ours
+MAX_TOKEN = 128
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_MARK = re.compile(r"^[0-9a-f]{16}$")
+
+
+def token_hash(sid: str) -> str:
+    """What the file keeps of a session token: 256 random bits need no slow hash, and the token cannot be
+    read back from it."""
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def csrf_of(sid: str) -> str:
+    """The session's CSRF token, derived from its secret token: the same after a restart, never stored."""
+    mac = hmac.new(sid.encode(), b"commune-agent console csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode()[:32]
+
+
+def account_mark(password_hash: str) -> str:
+    """A short fingerprint of the user's password hash at login: a new password or a removal ends the session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 @dataclass
 class Session:
     user: str
     role: Role
-    csrf: str
+    account: str
+    created: float
     expires: float
-    created: float = field(default_factory=time.time)
+    csrf: str = ""
+
+
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
 class Sessions:
-    """Random session ids in an HttpOnly cookie; each session has its own CSRF token."""
+    """Random session tokens in an HttpOnly cookie; the file maps their hashes to user, role and times.
 
-    def __init__(self, lifetime_s: float) -> None:
+    `mark_of(user)` gives the account's current mark (None: no such user); a session whose mark differs
+    is over, in memory and, at the next save, on disk."""
+
+    def __init__(self, lifetime_s: float, path: Path, max_sessions: int, mark_of: Callable[[str], str | None],
+                 log: KvLogger, count: Callable[[str, int], None]) -> None:
         self.lifetime_s = lifetime_s
-        self._by_id: dict[str, Session] = {}
+        self.path = path
+        self.max_sessions = max_sessions
+        self._mark_of = mark_of
+        self._log = log
+        self._count = count
+        self._by_hash: dict[str, Session] = {}
+        self._lock = asyncio.Lock()
+        self.dirty = False
+        self._load()
 
-    def create(self, user: str, role: Role) -> tuple[str, Session]:
-        self._prune()
-        sid = secrets.token_urlsafe(32)
-        s = Session(user, role, secrets.token_urlsafe(24), time.time() + self.lifetime_s)
-        self._by_id[sid] = s
-        return sid, s
+    # ---- the file --------------------------------------------------------------------------------------------
+    def _unreadable(self, reason: str) -> None:
+        self._log.warning("sessions_file_unreadable", path=str(self.path), reason=reason, sessions=0)
+        self._count("sessions_file_bad", 1)
 
-    def get(self, sid: str | None) -> Session | None:
-        if not sid:
+    def _load(self) -> None:
+        """A missing file is a first start; a bad one means no sessions (everyone logs in again), never a crash."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self._unreadable(exc.strerror or type(exc).__name__)
+            return
+        if size > MAX_FILE_BYTES:
+            self._unreadable(f"larger than {MAX_FILE_BYTES} bytes")
+            return
+        data = read_json(self.path)
+        if (not isinstance(data, dict) or data.get("version") != FILE_VERSION
+                or not isinstance(data.get("sessions"), dict)):
+            self._unreadable("not a sessions document")
+            return
+        now, bad, ended = time.time(), 0, 0
+        for h, rec in data["sessions"].items():
+            s = self._parse(h, rec)
+            if s is None:
+                bad += 1
+            elif s.expires <= now or self._mark_of(s.user) != s.account:
+                ended += 1
+            else:
+                self._by_hash[h] = s
+        if bad:
+            self._count("sessions_file_bad", 1)
+        ended += self._cap()
+        self.dirty = bool(bad or ended)
+        self._log.info("sessions_loaded", path=str(self.path), sessions=len(self._by_hash), ended=ended, bad=bad)
+
+    def _parse(self, h: object, rec: object) -> Session | None:
+        if not isinstance(h, str) or not _HASH.match(h) or not isinstance(rec, dict):
             return None
-        s = self._by_id.get(sid)
-        if s is None:
+        user, role, mark = rec.get("user"), rec.get("role"), rec.get("account")
+        created, expires = _number(rec.get("created")), _number(rec.get("expires"))
+        if not (isinstance(user, str) and USERNAME.match(user) and role in ROLES and isinstance(mark, str)
+                and _MARK.match(mark) and created is not None and expires is not None):
             return None
-        if s.expires < time.time():
-            del self._by_id[sid]
-            return None
-        return s
+        # a lifetime shortened in the config applies to sessions made before
+        return Session(user, role, mark, created, min(expires, created + self.lifetime_s))
 
-    def drop(self, sid: str | None) -> None:
-        if sid:
-            self._by_id.pop(sid, None)
+    def _doc(self) -> dict[str, Any]:
+        return {"version": FILE_VERSION,
+                "sessions": {h: {"user": s.user, "role": s.role, "account": s.account, "created": round(s.created, 3),
+                                 "expires": round(s.expires, 3)} for h, s in self._by_hash.items()}}
 
-    def drop_user(self, user: str) -> None:
-        for sid in [k for k, s in self._by_id.items() if s.user == user]:
-            del self._by_id[sid]
+    async def save(self) -> None:
+        """Write the sessions as they are now (in a thread: fsync must not stall the pages); one write at a time,
+        and a change made while one is on its way is in the next. A failed write is logged and counted."""
+        async with self._lock:
+            if not self.dirty:
+                return
+            self._prune()
+            self.dirty = False
+            doc = self._doc()
+            if not await asyncio.to_thread(write_json_logged, self.path, doc, self._log):
+                self._count("sessions_write_failed", 1)
+
+    # ---- sessions --------------------------------------------------------------------------------------------
+    def _cap(self) -> int:
+        """The oldest sessions go first once there are more than max_sessions."""
+        over = len(self._by_hash) - self.max_sessions
+        if over <= 0:
+            return 0
+        for h, _ in sorted(self._by_hash.items(), key=lambda kv: kv[1].created)[:over]:
+            del self._by_hash[h]
+        self._count("sessions_evicted", over)
+        return over
 
     def _prune(self) -> None:
         now = time.time()
-        for sid in [k for k, s in self._by_id.items() if s.expires < now]:
-            del self._by_id[sid]
+        for h in [h for h, s in self._by_hash.items() if s.expires <= now or self._mark_of(s.user) != s.account]:
+            del self._by_hash[h]
+
+    def create(self, user: str, role: Role, password_hash: str) -> tuple[str, Session]:
+        """A new session; call save() after it so a restart keeps it."""
+        self._prune()
+        sid = secrets.token_urlsafe(32)
+        now = time.time()
+        s = Session(user, role, account_mark(password_hash), now, now + self.lifetime_s, csrf_of(sid))
+        self._by_hash[token_hash(sid)] = s
+        self._cap()
+        self.dirty = True
+        return sid, s
+
+    def get(self, sid: str | None) -> Session | None:
+        if not sid or len(sid) > MAX_TOKEN:
+            return None
+        h = token_hash(sid)
+        s = self._by_hash.get(h)
+        if s is None:
+            return None
+        if s.expires <= time.time() or self._mark_of(s.user) != s.account:
+            del self._by_hash[h]
+            self.dirty = True
+            return None
+        s.csrf = csrf_of(sid)
+        return s
+
+    def drop(self, sid: str | None) -> None:
+        if sid and self._by_hash.pop(token_hash(sid), None) is not None:
+            self.dirty = True
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
 
     @staticmethod
     def csrf_ok(session: Session, token: object) -> bool:
         return isinstance(token, str) and hmac.compare_digest(session.csrf.encode(), token.encode())
+
+
+def revoke_on_disk(path: Path, user: str) -> int:
+    """`user passwd|remove`: the user's sessions leave the file at once (a running agent refuses them anyway,
+    by the account mark). Returns how many went; a missing or unreadable file has none to remove."""
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("sessions"), dict):
+        return 0
+    sessions = data["sessions"]
+    gone = [h for h, rec in sessions.items() if isinstance(rec, dict) and rec.get("user") == user]
+    if gone:
+        data["sessions"] = {h: rec for h, rec in sessions.items() if h not in gone}
+        write_json(path, data)
+    return len(gone)
 
 
 class LoginThrottle:

@@ -28,7 +28,8 @@ async def scan_in_child(subnet: ScanSubnet, timeout: float) -> dict[str, str]:
         sys.executable, "-m", "drivers.network.arpscan", str(subnet.cidr), subnet.interface, str(timeout),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout + 30)
+        async with asyncio.timeout(timeout + 30):
+            out, err = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -18,7 +18,7 @@ class NetworkDriver:
 
     async def run(self, ctx: Context) -> None:
         cfg: NetworkConfig = ctx.config
-        ctx.health("starting", "")
+        ctx.health("starting")
         self.wan = WanFailover(ctx, cfg)
         ctx.on_command("links", self._links_command)
         async with asyncio.TaskGroup() as tg:

@@ -22,7 +22,8 @@ async def run_hook(hook: Hook, kind: str, details: dict[str, str], log: KvLogger
         log.error("hook_failed", hook=hook.argv[0], event=kind, error=str(exc))
         return None
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), hook.timeout_s)
+        async with asyncio.timeout(hook.timeout_s):
+            _, err = await proc.communicate()
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -107,7 +107,8 @@ class IcmpPinger:
         self._pending[key] = (fut, time.perf_counter())
         try:
             self._sock.sendto(packet, (address, 0))
-            return await asyncio.wait_for(fut, hard_timeout)
+            async with asyncio.timeout(hard_timeout):
+                return await fut
         except (TimeoutError, OSError):
             return None
         finally:
@@ -124,7 +125,8 @@ async def tcp_probe(address: str, port: int, source: str, device: str | None, ha
     with sock:
         start = time.perf_counter()
         try:
-            await asyncio.wait_for(loop.sock_connect(sock, (address, port)), hard_timeout)
+            async with asyncio.timeout(hard_timeout):
+                await loop.sock_connect(sock, (address, port))
         except (TimeoutError, OSError):
             return None
         return time.perf_counter() - start
@@ -168,7 +170,8 @@ async def http_probe(target: ProbeTarget, source: str, device: str | None, hard_
         return int(fields[1])
 
     try:
-        status = await asyncio.wait_for(run(), hard_timeout)
+        async with asyncio.timeout(hard_timeout):
+            status = await run()
     except (TimeoutError, OSError, ssl.SSLError, UnicodeError):
         return None
     ok = status in target.expect_status if target.expect_status else 200 <= status <= 399
@@ -202,7 +205,8 @@ async def dns_probe(address: str, port: int, name: str, source: str, device: str
 
     with sock:
         try:
-            return await asyncio.wait_for(run(), hard_timeout)
+            async with asyncio.timeout(hard_timeout):
+                return await run()
         except (TimeoutError, OSError):
             return None
 

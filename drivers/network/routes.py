@@ -122,7 +122,8 @@ async def flush_conntrack(source: str, timeout: float = 10.0) -> int:
         proc = await asyncio.create_subprocess_exec(tool, "-D", selector, source, stdout=asyncio.subprocess.DEVNULL,
                                                     stderr=asyncio.subprocess.PIPE)
         try:
-            _, err = await asyncio.wait_for(proc.communicate(), timeout)
+            async with asyncio.timeout(timeout):
+                _, err = await proc.communicate()
         except TimeoutError:
             proc.kill()
             await proc.wait()

@@ -116,7 +116,8 @@ class WanFailover:
     async def _judge_loop(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), JUDGE_TICK_S)
+                async with asyncio.timeout(JUDGE_TICK_S):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -237,9 +238,9 @@ class WanFailover:
             self.ctx.health("starting" if any(m.judge.state == "unknown" for m in self.monitors.values())
                             else "degraded", "no WAN link selected yet")
         elif self.monitors[current].judge.state == "down":
-            self.ctx.health("degraded", f"link in use {current} is down, no healthy alternative")
+            self.ctx.health("degraded", "link in use {link} is down, no healthy alternative", link=current)
         else:
-            self.ctx.health("ok", f"on {current}")
+            self.ctx.health("ok", "on {link}", link=current)
 
     # --- reporting --------------------------------------------------------------------------------
 

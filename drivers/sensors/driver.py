@@ -36,7 +36,7 @@ class SensorsDriver:
         alarms = AlarmEngine(list(cfg.alarms))
         staleness = Staleness()
         sources = self._build(ctx, cfg, ingest, staleness)
-        ctx.health("starting", f"{len(sources)} sources")
+        ctx.health("starting", "{n} sources", n=len(sources))
         started: list[_Source] = []
         try:
             for src in sources:
@@ -53,7 +53,8 @@ class SensorsDriver:
         finally:
             await asyncio.shield(asyncio.to_thread(_stop_all, started))
             try:  # what the sources already accepted goes to the spool before we leave
-                await asyncio.wait_for(self._flush(ctx, cfg, ingest, alarms, staleness), FINAL_FLUSH_TIMEOUT_S)
+                async with asyncio.timeout(FINAL_FLUSH_TIMEOUT_S):
+                    await self._flush(ctx, cfg, ingest, alarms, staleness)
             except (TimeoutError, asyncio.CancelledError):
                 ctx.log.warning("sensors_final_flush_incomplete")
 
@@ -98,18 +99,24 @@ class SensorsDriver:
         await _emit_batched(ctx, events, readings, cfg.max_batch)
 
     def _report_health(self, ctx: Context, ingest: Ingest, staleness: Staleness) -> None:
-        problems = []
+        down = []
         for name, st in sorted(ingest.statuses().items()):
             if not st.up:
-                problems.append(f"{name}: {st.detail or 'down'}")
-            problems.extend(f"{name}/{dev}: {why}" for dev, why in sorted(st.devices_down.items()))
-        stale = staleness.stale_devices()
-        if stale:
-            problems.append("stale: " + ", ".join(stale[:10]))
-        state = ("degraded", "; ".join(problems)[:500]) if problems else ("ok", "")
-        if state != self._health:
-            self._health = state
-            ctx.health(state[0], state[1])  # type: ignore[arg-type]
+                down.append(f"{name}: {st.detail}" if st.detail else name)
+            down.extend(f"{name}/{dev}: {why}" for dev, why in sorted(st.devices_down.items()))
+        stale = ", ".join(staleness.stale_devices()[:10])
+        lost = "; ".join(down)[:400]
+        if (lost, stale) == self._health:
+            return
+        self._health = (lost, stale)
+        if lost and stale:
+            ctx.health("degraded", "down: {down}; stale: {stale}", down=lost, stale=stale)
+        elif lost:
+            ctx.health("degraded", "down: {down}", down=lost)
+        elif stale:
+            ctx.health("degraded", "stale: {stale}", stale=stale)
+        else:
+            ctx.health("ok")
 
 
 async def _emit_batched(ctx: Context, events: list[Event], readings: list[Reading], max_batch: int) -> None:

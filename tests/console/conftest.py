@@ -8,11 +8,27 @@ from typing import Any, Iterator
 
 import pytest
 import requests
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.console.harness import OFFICIAL, TECHNICIAN, ConsoleAgent
 from tests.support.mosquitto import Broker, Recorder
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (scripts/lib/setup-env.sh installs it)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @pytest.fixture(scope="module")

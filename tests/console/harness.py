@@ -36,6 +36,7 @@ class ConsoleAgent:
     rtp_group: str = "239.255.77.1"
     rtp_port: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    broadcast: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.port = free_port()
@@ -48,7 +49,7 @@ class ConsoleAgent:
                                "xom": {"type": "rtp", "group": self.rtp_group, "port": self.rtp_port, "ttl": 0,
                                        "interface": "127.0.0.1"}},
                      "default_zones": ["loa"], "quiet_hours": None, "wake_ahead_s": 1.0, "realtime_priority": 0,
-                     "tts": {"engines": ["espeak"]}}
+                     "tts": {"engines": ["espeak"]}, **self.broadcast}
         extra: dict[str, Any] = {"broadcast": broadcast, **self.extra}
         if self.console is not None:
             extra["console"] = {"listen": "127.0.0.1", "port": self.port, "login_lockout_s": 30, "refresh_s": 1,
@@ -83,5 +84,10 @@ class ConsoleAgent:
         except OSError:
             return False
 
-    def stop(self) -> None:
-        self.proc.stop()
+    def stop(self) -> int:
+        return self.proc.stop()
+
+    def restart(self) -> None:
+        """SIGTERM, then the same config and data dir again."""
+        assert self.stop() == 0, self._log_tail()
+        self.start()

@@ -20,7 +20,7 @@ from drivers.console.accounts import AccountError, Accounts
 from drivers.console.forms import parse_form
 from drivers.console.i18n import translate
 from drivers.console.kdf import check_in_child, check_password, hash_password
-from drivers.console.sessions import LoginThrottle, Sessions
+from drivers.console.sessions import LoginThrottle
 from tests.core.agentproc import ROOT
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -111,15 +111,6 @@ def test_throttle_locks_a_user_and_gives_an_address_more_room() -> None:
     assert th.wait_s("user:z", "addr:1") > 0  # 12 failures from one address
     time.sleep(0.35)
     assert th.wait_s("user:a", "addr:1") == 0
-
-
-def test_sessions_expire_and_csrf_is_per_session() -> None:
-    s = Sessions(0.2)
-    sid, sess = s.create("a", "official")
-    assert s.get(sid) is sess and Sessions.csrf_ok(sess, sess.csrf) and not Sessions.csrf_ok(sess, "x")
-    assert not Sessions.csrf_ok(sess, None)
-    time.sleep(0.25)
-    assert s.get(sid) is None
 
 
 FIELDS = ("title", "source", "text", "sched", "once_date", "once_time", "times", "start_date", "end_date", "cron",

@@ -6,32 +6,15 @@ import struct
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
-import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from drivers.broadcast.store import DB_FILE, Store
 from tests.console.conftest import bulletin_form, login, page_csrf, write_tone
 from tests.console.harness import OFFICIAL, TECHNICIAN, ConsoleAgent
 from tests.support.wait import wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 LONG_VI = ("Thông báo của Ủy ban nhân dân xã về việc phòng chống bão số 7. " * 12).strip()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed (scripts/lib/setup-env.sh installs it)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _page(browser: Browser, agent: ConsoleAgent, user: tuple[str, str], width: int = 1024) -> Page:

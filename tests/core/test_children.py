@@ -18,7 +18,8 @@ STUBBORN = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);
 async def _spawn(code: str) -> asyncio.subprocess.Process:
     proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE)
     assert proc.stdout is not None
-    assert (await asyncio.wait_for(proc.stdout.readline(), 10)).strip() == b"ready"
+    async with asyncio.timeout(10):
+        assert (await proc.stdout.readline()).strip() == b"ready"
     return proc
 
 
@@ -51,7 +52,8 @@ def test_cancelled_while_waiting_the_child_is_still_killed() -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await asyncio.wait_for(proc.wait(), 10)
+        async with asyncio.timeout(10):
+            await proc.wait()
         return proc.returncode
 
     assert asyncio.run(main()) == -signal.SIGKILL

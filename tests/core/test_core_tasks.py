@@ -67,7 +67,8 @@ def test_a_crashing_core_task_restarts_with_backoff_and_withholds_the_watchdog(
                 await asyncio.sleep(0.5)  # the task waits 1 s before its restart: no WATCHDOG=1 meanwhile
                 if task.state == "failed":
                     assert "WATCHDOG=1" not in pings()
-                await asyncio.wait_for(healthy.wait(), 10)
+                async with asyncio.timeout(10):
+                    await healthy.wait()
                 assert task.restarts == 2 and task.last_error == "OSError: database is closed"
                 snap = sup.health_payload()["core"]["uplink"]
                 assert snap["state"] == "running" and snap["restarts"] == 2

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from agent.commands import CommandRouter, sign
@@ -115,6 +115,8 @@ def test_config_loader_only_ever_raises_config_error(tmp_path: Path) -> None:
 
     @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(tree=yaml_tree, raw=st.binary(max_size=300), as_text=st.booleans())
+    @example(tree={"\n": None}, raw=b"", as_text=True)  # a key holding a newline once split the error line
+    @example(tree={"site": {"name\u2028x": 1}}, raw=b"", as_text=True)
     def one(tree: Any, raw: bytes, as_text: bool) -> None:
         if as_text:
             base = {"site": {"site_id": "t1"}, "coc": {"host": "h", "command_key_file": str(key)}}

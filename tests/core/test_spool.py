@@ -129,7 +129,8 @@ def test_a_cancelled_producer_does_not_stop_the_writer(tmp_path: Path) -> None:
             task = asyncio.create_task(s.put([rec("telemetry/a", 1)]))
             await asyncio.sleep(0)
             task.cancel()
-        await asyncio.wait_for(asyncio.gather(*(s.put([rec("telemetry/b", i)]) for i in range(10))), 10)
+        async with asyncio.timeout(10):
+            await asyncio.gather(*(s.put([rec("telemetry/b", i)]) for i in range(10)))
 
     asyncio.run(scenario())
     assert s.writer_alive()

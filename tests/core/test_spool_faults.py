@@ -271,3 +271,45 @@ def test_file_on_disk_stays_under_max_bytes_and_shrinks_when_drained(tmp_path: P
         assert disk_bytes(path) <= max_bytes // 4, "a drained spool gives its space back"
     finally:
         s.close()
+
+
+def test_rows_delivered_while_the_spool_cannot_write_are_not_sent_again(tmp_path: Path) -> None:
+    """The broker acknowledged them but the delete failed (another process holds the write lock): the
+    spool must not hand them out again, not even to a new uplink session, and deletes them once it can."""
+    path = tmp_path / "spool.db"
+    s = open_spool(path)
+    other: sqlite3.Connection | None = None
+    try:
+        s.put_sync([rec(i) for i in range(100)])
+        rows = s.fetch(60)
+        assert len(rows) == 60
+        other = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+        other.execute("BEGIN IMMEDIATE")  # WAL: readers go on, no other writer can
+        with pytest.raises(SpoolUnavailable):
+            s.delete_sync(rows)
+        assert s.state == "degraded" and s.stats()["spool_delete_pending"] == 60 and s.inflight() == 0
+        s.release_all()  # a new uplink session
+        again = s.fetch(1000)
+        assert sorted(int(r.payload.split(b",")[0].split(b":")[1]) for r in again) == list(range(60, 100))
+        s.release_all()
+        other.execute("ROLLBACK")
+        wait_until(lambda: s.state == "ok" and s.delete_pending() == 0, 20, what="resume and deferred deletes")
+        assert numbers(s) == list(range(60, 100)) and s.depth == 40
+    finally:
+        if other is not None:
+            other.close()
+        s.close()
+
+
+def test_a_corrupt_spool_does_not_salvage_rows_the_broker_already_has(tmp_path: Path) -> None:
+    path = tmp_path / "spool.db"
+    s = open_spool(path)
+    try:
+        s.put_sync([rec(i) for i in range(10)])
+        rows = s.fetch(4)
+        s._defer_deletes(rows)  # as after a delete the disk refused
+        s.quarantine_sync("test")
+        assert numbers(s) == list(range(4, 10))
+        assert s.delete_pending() == 0
+    finally:
+        s.close()

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # --- child ------------------------------------------------------------------------------------------
 
 def _child(config_path: str, data_dir: str) -> None:
-    from agent.driver import Event, LinkState, Reading
+    from agent.driver import Event, LinkState, Reading, health_text
     from agent.logs import setup_logging
     from drivers.network.config import NetworkConfig
     from drivers.network.driver import NetworkDriver
@@ -53,9 +53,9 @@ def _child(config_path: str, data_dir: str) -> None:
             out("link", name=link.name, metered=link.metered)
             super().set_link(link)
 
-        def health(self, state: Any, detail: str = "") -> None:
-            out("health", state=state, detail=detail)
-            super().health(state, detail)
+        def health(self, state: Any, detail: str = "", **params: Any) -> None:
+            out("health", state=state, detail=health_text(detail, params))
+            super().health(state, detail, **params)
 
     async def main() -> None:
         ctx = PrintingContext("network", cfg, Path(data_dir))

@@ -126,7 +126,8 @@ def test_a_bug_in_a_source_thread_crashes_the_driver_for_a_restart(tmp_path: Pat
     ctx = RecordingContext("sensors", cfg, tmp_path / "data")
 
     async def run() -> None:
-        await asyncio.wait_for(SensorsDriver().run(ctx), 10)
+        async with asyncio.timeout(10):
+            await SensorsDriver().run(ctx)
 
     try:
         with pytest.raises(RuntimeError, match="decoder bug"):

@@ -8,7 +8,18 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from agent.driver import ClipChunk, CommandHandler, Emittable, Event, HealthState, LinkState, Reading, Snapshot
+from agent.driver import (
+    ClipChunk,
+    CommandHandler,
+    Emittable,
+    Event,
+    HealthState,
+    LinkState,
+    Reading,
+    Scalar,
+    Snapshot,
+    health_text,
+)
 from agent.logs import KvLogger
 
 
@@ -50,8 +61,8 @@ class RecordingContext:
                 raise TypeError(f"cannot emit {type(item).__name__}")
         await asyncio.sleep(0)
 
-    def health(self, state: HealthState, detail: str = "") -> None:
-        self.states.append((state, detail))
+    def health(self, state: HealthState, detail: str = "", **params: Scalar) -> None:
+        self.states.append((state, health_text(detail, params)))
 
     @property
     def state(self) -> HealthState | None:
