@@ -212,6 +212,13 @@ class DarknetDetector:
                 raise DetectorError(f"cannot load the YOLO model in {self.model.cfg.parent}: {exc}") from None
         return net
 
+    def warm_up(self) -> None:
+        """Plan both networks now (the first call at a size costs 4x a normal one), not at the first motion."""
+        for size in {self.cfg.input_size, self.cfg.region_size} - {0}:
+            net = self._net(size)
+            net.setInput(np.zeros((1, 3, size, size), np.float32))
+            net.forward(self.outputs)
+
     def detect(self, frame: np.ndarray, regions: list[Box]) -> list[Detection]:
         canvas, scale, offset = network_input(frame, regions, self.cfg)
         size = canvas.shape[0]

@@ -80,8 +80,11 @@ class Loader:
 
     def _load(self, out: Outbox, cam: CameraConfig, timezone: str) -> None:
         from drivers.camera.analyzer import Analyzer
+        from drivers.camera.detectors import DarknetDetector
 
         analyzer = Analyzer(cam, ZoneInfo(timezone))
+        if isinstance(analyzer.detector, DarknetDetector):
+            analyzer.detector.warm_up()
         out.send({"t": "detector", "name": analyzer.detector.name if analyzer.detector else None,
                   "warning": analyzer.warning})
         self.analyzer = analyzer

@@ -39,11 +39,14 @@ def test_crop_input_size_never_makes_objects_smaller_than_the_whole_frame() -> N
 @pytest.fixture(scope="module")
 def looked() -> dict[str, tuple[list, list]]:
     det = DarknetDetector(DetectConfig())
+    det.warm_up()  # what the worker does at start
+    nets = dict(det.nets)
+    assert sorted(nets) == [256, 416]
     out = {}
     for case in region_set():
         regions = merge_regions([case.region], 1280, 720)
         out[case.name] = (det.detect(case.image, regions), det.detect(case.image, []))
-    assert sorted(det.nets) == [256, 416]  # one network per input side, made once
+    assert det.nets == nets  # one network per input side, made once: crops and whole frames never re-plan
     return out
 
 
