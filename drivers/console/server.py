@@ -17,11 +17,12 @@ from aiohttp import web
 from markupsafe import Markup
 
 from agent.driver import Context, Emittable
+from agent.statefile import write_json_logged
 from drivers.console.accounts import Accounts, User
 from drivers.console.audit import Audit
 from drivers.console.cli import sessions_path, users_path
 from drivers.console.config import ConsoleConfig
-from drivers.console.feed import Feed
+from drivers.console.feed import FEED_FILE, Feed
 from drivers.console.i18n import Lang, detail, fmt_dt, translate
 from drivers.console.kdf import check_in_child
 from drivers.console.sessions import LoginThrottle, Session, Sessions, account_mark
@@ -34,6 +35,8 @@ PUBLIC = ("/login", "/static/", "/lang", "/favicon.ico")
 TECH_ONLY = "/tech"
 MAX_PREVIEWS = 200
 CSRF_MARK = "@@csrf@@"
+FEED_SAVE_S = 10.0  # how much of the status page's feed a power cut may cost
+AUDIT_PRUNE_S = 3600.0
 SQLITE_CACHE_KB = 512  # per connection; SQLite's default of 2 MB is a tenth of the console's memory budget
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
@@ -351,6 +354,11 @@ class ConsoleDriver:
         c = Console(ctx)  # type: ignore[arg-type]
         cfg = c.cfg
         ctx.health("starting", "listening on {address}:{port}", address=cfg.listen, port=cfg.port)
+        feed_path = ctx.data_dir / FEED_FILE
+        problem = c.feed.load(feed_path)
+        if problem is not None:  # the page starts empty; the file is written again from what comes
+            ctx.log.warning("feed_file_unreadable", path=str(feed_path), reason=problem)
+            ctx.count("feed_file_bad")
         untap = c.ctx.tap(c.feed)
         runner = web.AppRunner(build_app(c), access_log=None, handle_signals=False)
         await runner.setup()
@@ -364,11 +372,18 @@ class ConsoleDriver:
             scheme = "https" if tls else "http"
             ctx.log.info("console_listening", url=f"{scheme}://{cfg.listen}:{cfg.port}/", users=len(c.accounts.users()))
             ctx.health("ok", "{url}", url=f"{scheme}://{cfg.listen}:{cfg.port}/")
+            pruned = time.monotonic()
             while True:
-                await asyncio.sleep(3600)
-                c.audit.prune(time.time() - cfg.audit_keep_days * 86400)
+                await asyncio.sleep(FEED_SAVE_S)
+                if c.feed.changed:
+                    await asyncio.to_thread(write_json_logged, feed_path, c.feed.state(), ctx.log, indent=None)
+                if time.monotonic() - pruned >= AUDIT_PRUNE_S:
+                    pruned = time.monotonic()
+                    c.audit.prune(time.time() - cfg.audit_keep_days * 86400)
         finally:
             untap()
+            if c.feed.changed:
+                write_json_logged(feed_path, c.feed.state(), ctx.log, indent=None)
             await runner.cleanup()
             c.audit.close()
             if c._store is not None:

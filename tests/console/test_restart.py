@@ -152,6 +152,20 @@ def test_logins_survive_a_restart_and_end_with_user_remove_and_passwd(browser: B
         ctx.close()
 
 
+def test_the_status_feed_outlives_a_restart(browser: Browser, agent: ConsoleAgent) -> None:
+    """The login's audit event is on the status page after a restart that came right after it (the console
+    writes its feed on the way out, not only every 10 s)."""
+    ctx = _context(browser, agent, TECHNICIAN)
+    try:
+        agent.restart()
+        page = ctx.new_page()
+        page.goto("/status")
+        expect(page.locator("p.ev").filter(has_text="audit").first).to_be_visible(timeout=15_000)
+        assert "audit" in (agent.data / "console" / "feed.json").read_text()
+    finally:
+        ctx.close()
+
+
 @pytest.mark.parametrize("garbage", [b"\x00\xff garbage {{{", b'{"version": 1, "sessions": [1, 2, 3]}'])
 def test_a_garbage_sessions_file_starts_with_no_sessions_and_the_login_page_works(
         browser: Browser, agent: ConsoleAgent, garbage: bytes) -> None:
