@@ -44,6 +44,21 @@ def write_json_logged(path: Path, data: Any, log: KvLogger, *, indent: int | Non
     return True
 
 
+def read_json_bounded(path: Path, max_bytes: int) -> tuple[Any | None, str | None]:
+    """(content, None); (None, None) when the file is not there yet (a first start); (None, why) when it is
+    too big, unreadable or not JSON — the caller starts empty and logs the reason."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, exc.strerror or type(exc).__name__
+    if size > max_bytes:
+        return None, f"larger than {max_bytes} bytes"
+    doc = read_json(path)
+    return (doc, None) if doc is not None else (None, "unreadable or not JSON")
+
+
 def read_json(path: Path) -> Any | None:
     """The file's content, or None when it is missing or unreadable (the caller says what that means)."""
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.driver import Emittable, Event, Reading
-from agent.statefile import read_json
+from agent.statefile import read_json_bounded
 
 MAX_EVENTS = 200
 MAX_READINGS = 500
@@ -54,16 +54,11 @@ class Feed:
     def load(self, path: Path) -> str | None:
         """Take up what an earlier run kept; rows of the wrong shape are skipped. The reason when the file
         could not be used at all (None when it was used or is simply not there yet)."""
-        try:
-            if path.stat().st_size > MAX_FILE_BYTES:
-                return f"larger than {MAX_FILE_BYTES} bytes"
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            return exc.strerror or str(exc)
-        doc = read_json(path)
+        doc, problem = read_json_bounded(path, MAX_FILE_BYTES)
+        if doc is None:
+            return problem
         if not isinstance(doc, dict) or doc.get("version") != 1:
-            return "not a feed file (unreadable, not JSON or another version)"
+            return "not a feed file (another shape or version)"
         events = doc.get("events")
         for row in reversed(events[:MAX_EVENTS] if isinstance(events, list) else []):
             if _event_row(row):

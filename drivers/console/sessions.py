@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agent.logs import KvLogger
-from agent.statefile import read_json, write_json, write_json_logged
+from agent.statefile import read_json, read_json_bounded, write_json, write_json_logged
 from drivers.console.accounts import ROLES, USERNAME, Role
 
 ADDRESS_FACTOR = 4
@@ -86,17 +86,12 @@ class Sessions:
 
     def _load(self) -> None:
         """A missing file is a first start; a bad one means no sessions (everyone logs in again), never a crash."""
-        try:
-            size = self.path.stat().st_size
-        except FileNotFoundError:
+        data, problem = read_json_bounded(self.path, MAX_FILE_BYTES)
+        if problem is not None:
+            self._unreadable(problem)
             return
-        except OSError as exc:
-            self._unreadable(exc.strerror or type(exc).__name__)
+        if data is None:
             return
-        if size > MAX_FILE_BYTES:
-            self._unreadable(f"larger than {MAX_FILE_BYTES} bytes")
-            return
-        data = read_json(self.path)
         if (not isinstance(data, dict) or data.get("version") != FILE_VERSION
                 or not isinstance(data.get("sessions"), dict)):
             self._unreadable("not a sessions document")

@@ -19,6 +19,14 @@ OFFICIAL = ("canbo", "mat-khau-can-bo")
 TECHNICIAN = ("kythuat", "mat-khau-ky-thuat")
 
 
+def log_in(page: Any, user: tuple[str, str], landing: str = "**/bulletins") -> None:
+    """Fill the login form on the page shown (a Playwright page) and wait for where it leads."""
+    page.fill("#username", user[0])
+    page.fill("#password", user[1])
+    page.click("#login button[type=submit]")
+    page.wait_for_url(landing)
+
+
 def add_user(config: Path, name: str, role: str, password: str, env: dict[str, str] | None = None) -> None:
     subprocess.run([sys.executable, "-m", "agent.cli", "--config", str(config), "user", "add", name, "--role", role,
                     "--password-stdin"], input=password + "\n", text=True, check=True, cwd=ROOT,

@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from drivers.broadcast.store import DB_FILE, Store
 from tests.console.conftest import bulletin_form, login, page_csrf, write_tone
-from tests.console.harness import OFFICIAL, TECHNICIAN, ConsoleAgent
+from tests.console.harness import OFFICIAL, TECHNICIAN, ConsoleAgent, log_in
 from tests.support.wait import wait_until
 
 LONG_VI = ("Thông báo của Ủy ban nhân dân xã về việc phòng chống bão số 7. " * 12).strip()
@@ -21,10 +21,7 @@ def _page(browser: Browser, agent: ConsoleAgent, user: tuple[str, str], width: i
     ctx = browser.new_context(viewport={"width": width, "height": 740}, base_url=agent.url, locale="vi-VN")
     page = ctx.new_page()
     page.goto("/login")
-    page.fill("#username", user[0])
-    page.fill("#password", user[1])
-    page.click("#login button[type=submit]")
-    page.wait_for_url("**/bulletins")
+    log_in(page, user)
     return page
 
 

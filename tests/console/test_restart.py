@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from drivers.console.sessions import token_hash
-from tests.console.harness import OFFICIAL, TECHNICIAN, ConsoleAgent, add_user
+from tests.console.harness import OFFICIAL, TECHNICIAN, ConsoleAgent, add_user, log_in
 from tests.core.agentproc import ROOT
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
@@ -43,10 +43,7 @@ def _context(browser: Browser, agent: ConsoleAgent, user: tuple[str, str]) -> Br
     ctx = browser.new_context(base_url=agent.url, locale="vi-VN")
     page = ctx.new_page()
     page.goto("/login")
-    page.fill("#username", user[0])
-    page.fill("#password", user[1])
-    page.click("#login button[type=submit]")
-    page.wait_for_url("**/bulletins")
+    log_in(page, user)
     page.close()
     return ctx
 
@@ -177,10 +174,7 @@ def test_a_garbage_sessions_file_starts_with_no_sessions_and_the_login_page_work
     assert not _logged_in(ctx)  # everyone logs in again, nothing crashed
     page = ctx.new_page()
     page.goto("/status")
-    page.fill("#username", TECHNICIAN[0])
-    page.fill("#password", TECHNICIAN[1])
-    page.click("#login button[type=submit]")
-    page.wait_for_url("**/status")
+    log_in(page, TECHNICIAN, "**/status")
     expect(page.locator("h1")).to_have_text("Tình trạng")
     lines = [ln for ln in agent.proc.log_text()[log_before:].splitlines() if "sessions_file_unreadable" in ln]
     assert len(lines) == 1 and "reason=" in lines[0] and "path=" in lines[0], lines
