@@ -45,6 +45,7 @@ class ConsoleAgent:
     rtp_port: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     broadcast: dict[str, Any] = field(default_factory=dict)
+    site_id: str = "t1"  # a second agent on a module's broker takes another: one MQTT client id per site
 
     def __post_init__(self) -> None:
         self.port = free_port()
@@ -58,7 +59,8 @@ class ConsoleAgent:
                                        "interface": "127.0.0.1"}},
                      "default_zones": ["loa"], "quiet_hours": None, "wake_ahead_s": 1.0, "realtime_priority": 0,
                      "tts": {"engines": ["espeak"]}, **self.broadcast}
-        extra: dict[str, Any] = {"broadcast": broadcast, **self.extra}
+        extra: dict[str, Any] = {"site": {"site_id": self.site_id, "name": "test"}, "broadcast": broadcast,
+                                 **self.extra}
         if self.console is not None:
             extra["console"] = {"listen": "127.0.0.1", "port": self.port, "login_lockout_s": 30, "refresh_s": 1,
                                  **self.console}

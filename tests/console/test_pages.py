@@ -90,7 +90,7 @@ def test_https_with_a_certificate(tmp_path: Path, coc: tuple[Broker, Recorder]) 
                     "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(crt)], check=True,
                    capture_output=True)
     a = ConsoleAgent(tmp_path, broker.port, broker.password_file("agent"),
-                     console={"tls_cert_file": str(crt), "tls_key_file": str(key)}).add_users()
+                     console={"tls_cert_file": str(crt), "tls_key_file": str(key)}, site_id="t-https").add_users()
     a.url = a.url.replace("http://", "https://")
     a.proc.start()
     try:
@@ -143,11 +143,15 @@ def test_a_coc_command_cannot_claim_to_come_from_the_console(agent: ConsoleAgent
     body = {"request_id": "spoof-1", "action": "create", "source": "console:canbo",
             "bulletin": {"id": "tu-coc", "title": "Từ trung tâm", "text": "Xin chào.",
                          "schedule": {"times": ["06:00"]}}}
-    rec = Recorder(broker.port, topics=("commune/v1/t1/cmd/broadcast/result",)).start()
+    rec = Recorder(broker.port, topics=("commune/v1/t1/cmd/broadcast/result", "commune/v1/t1/status")).start()
     try:
+        # a command sent before the agent has subscribed is gone (clean MQTT session): wait for its birth, which
+        # it publishes after its SUBSCRIBE on the same connection
+        wait_until(lambda: any(m.json().get("online") for m in rec.on("t1/status")), timeout=20,
+                   what="the agent online at the COC")
         rec.publish("commune/v1/t1/cmd/broadcast", json.dumps(body))
         wait_until(lambda: any(m.json().get("request_id") == "spoof-1" for m in rec.on("cmd/broadcast/result")),
-                   timeout=20, what="the command result")
+                   timeout=10, what="the command result")
     finally:
         rec.stop()
     assert _stored(agent, "Từ trung tâm").source == "coc"
@@ -170,7 +174,7 @@ def test_a_removed_account_is_logged_out_at_its_next_request(agent: ConsoleAgent
 
 def test_a_taken_port_is_retried_until_it_is_free(tmp_path: Path, coc: tuple[Broker, Recorder]) -> None:
     broker, _ = coc
-    a = ConsoleAgent(tmp_path, broker.port, broker.password_file("agent"))
+    a = ConsoleAgent(tmp_path, broker.port, broker.password_file("agent"), site_id="t-port")
     holder = socket.socket()
     holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     holder.bind(("127.0.0.1", a.port))
