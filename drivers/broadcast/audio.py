@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import tempfile
 import wave
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
 BLOCK_S = 0.4
+CHUNK_FRAMES = 1 << 16  # samples per piece when a file is streamed: ~4 s at 16 kHz, ~2 MB as float64
 
 
 @dataclass(frozen=True)
@@ -28,36 +31,62 @@ class Audio:
         return self.samples.astype("<i2").tobytes()
 
 
-def read_wav(path: Path) -> Audio:
-    """Any 8/16-bit PCM WAV, mixed down to mono."""
-    with wave.open(str(path), "rb") as w:
-        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
-        raw = w.readframes(w.getnframes())
+def _mono(raw: bytes, width: int, channels: int, where: object) -> np.ndarray:
+    """8/16-bit PCM frames mixed down to mono int16."""
     if width == 2:
         data = np.frombuffer(raw, dtype="<i2").astype(np.float64)
     elif width == 1:
         data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) * 256.0
     else:
-        raise ValueError(f"{path}: {8 * width}-bit WAV not supported (use 16-bit PCM)")
+        raise ValueError(f"{where}: {8 * width}-bit WAV not supported (use 16-bit PCM)")
     if channels > 1:
         data = data.reshape(-1, channels).mean(axis=1)
-    return Audio(np.clip(data, -32768, 32767).astype(np.int16), rate)
+    return np.clip(data, -32768, 32767).astype(np.int16)
 
 
-def write_wav(path: Path, audio: Audio) -> None:
-    """Write atomically so a reader never sees half a file; two writers of one path never share a temp file."""
+def read_wav(path: Path) -> Audio:
+    """Any 8/16-bit PCM WAV, mixed down to mono."""
+    with wave.open(str(path), "rb") as w:
+        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+        raw = w.readframes(w.getnframes())
+    return Audio(_mono(raw, width, channels, path), rate)
+
+
+def wav_seconds(path: Path) -> float:
+    """A WAV's length from its header, without reading its samples."""
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def read_wav_chunks(path: Path, frames: int = CHUNK_FRAMES) -> Iterator[Audio]:
+    """The same samples as read_wav, `frames` at a time, so a long file never sits in memory whole."""
+    with wave.open(str(path), "rb") as w:
+        width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
+        while raw := w.readframes(frames):
+            yield Audio(_mono(raw, width, channels, path), rate)
+
+
+@contextmanager
+def wav_writer(path: Path, rate: int) -> Iterator[wave.Wave_write]:
+    """A mono 16-bit WAV written in pieces and renamed into place only when whole."""
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
             w.setnchannels(1)
             w.setsampwidth(2)
-            w.setframerate(audio.rate)
-            w.writeframes(audio.pcm())
+            w.setframerate(rate)
+            yield w
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_wav(path: Path, audio: Audio) -> None:
+    """Write atomically so a reader never sees half a file; two writers of one path never share a temp file."""
+    with wav_writer(path, audio.rate) as w:
+        w.writeframes(audio.pcm())
 
 
 def _lowpass(x: np.ndarray, cutoff: float, taps: int = 63) -> np.ndarray:
@@ -81,21 +110,43 @@ def resample(audio: Audio, rate: int) -> Audio:
     return Audio(np.clip(np.round(y), -32768, 32767).astype(np.int16), rate)
 
 
-def gated_rms_dbfs(audio: Audio) -> float:
-    """Loudness of speech without its pauses: 400 ms blocks, absolute and relative gates as in BS.1770."""
-    x = audio.samples.astype(np.float64) / 32768.0
-    block = max(1, int(BLOCK_S * audio.rate))
+def _block_energies(x: np.ndarray, block: int) -> np.ndarray:
     n = len(x) // block
-    if n == 0:
-        blocks = np.array([np.mean(x**2)]) if len(x) else np.array([0.0])
-    else:
-        blocks = np.mean(x[: n * block].reshape(n, block) ** 2, axis=1)
+    return np.mean(x[: n * block].reshape(n, block) ** 2, axis=1)
+
+
+def _gate(blocks: np.ndarray) -> float:
     blocks = blocks[blocks > 10 ** (-70 / 10)]
     if len(blocks) == 0:
         return -120.0
     rel = np.mean(blocks) * 10 ** (-10 / 10)
     kept = blocks[blocks > rel]
     return float(10 * np.log10(np.mean(kept if len(kept) else blocks)))
+
+
+def gated_rms_dbfs(audio: Audio) -> float:
+    """Loudness of speech without its pauses: 400 ms blocks, absolute and relative gates as in BS.1770."""
+    x = audio.samples.astype(np.float64) / 32768.0
+    block = max(1, int(BLOCK_S * audio.rate))
+    if len(x) < block:
+        return _gate(np.array([np.mean(x**2)]) if len(x) else np.array([0.0]))
+    return _gate(_block_energies(x, block))
+
+
+def gated_rms_dbfs_chunks(chunks: Iterable[Audio]) -> float:
+    """gated_rms_dbfs of the pieces joined, keeping only one piece and the block energies in memory."""
+    energies: list[np.ndarray] = []
+    rest = np.zeros(0)
+    block = 1
+    for a in chunks:
+        block = max(1, int(BLOCK_S * a.rate))
+        x = np.concatenate([rest, a.samples.astype(np.float64) / 32768.0])
+        energies.append(_block_energies(x, block))
+        rest = x[len(x) // block * block:]
+    blocks = np.concatenate(energies) if energies else np.zeros(0)
+    if len(blocks) == 0:
+        return _gate(np.array([np.mean(rest**2)]) if len(rest) else np.array([0.0]))
+    return _gate(blocks)
 
 
 def level(audio: Audio, target_dbfs: float) -> Audio:
@@ -105,6 +156,20 @@ def level(audio: Audio, target_dbfs: float) -> Audio:
         return audio
     gain = 10 ** ((target_dbfs - current) / 20)
     return scale(audio, gain)
+
+
+def level_file(src: Path, dst: Path, target_dbfs: float) -> float:
+    """level() of a WAV file into dst in two passes over the file (measure, then scale); returns its seconds."""
+    current = gated_rms_dbfs_chunks(read_wav_chunks(src))
+    gain = 1.0 if current <= -100 else 10 ** ((target_dbfs - current) / 20)
+    with wave.open(str(src), "rb") as w:
+        rate = w.getframerate()
+    frames = 0
+    with wav_writer(dst, rate) as out:
+        for a in read_wav_chunks(src):
+            out.writeframesraw(scale(a, gain).pcm())
+            frames += len(a.samples)
+    return frames / rate
 
 
 def scale(audio: Audio, gain: float) -> Audio:

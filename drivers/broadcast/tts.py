@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from drivers.broadcast.audio import Audio, level, read_wav, resample, write_wav
+from drivers.broadcast.audio import Audio, level, level_file, read_wav, resample, wav_seconds, write_wav
 from drivers.broadcast.config import TtsConfig
+from drivers.broadcast.decode import DecodeError, decode_capped
 from drivers.broadcast.normalize_vi import normalize
 
 ESPEAK = "espeak-ng"
 FFMPEG = "ffmpeg"
+MAX_FILE_S = 7200  # longest recorded announcement rendered (the console's max_recording_s is at most this)
 
 
 class TtsError(Exception):
@@ -127,14 +129,21 @@ class Synthesizer:
         """A recorded announcement: decoded, resampled and levelled like speech."""
         t0 = time.monotonic()
         try:
-            digest = hashlib.sha256(src.read_bytes()).hexdigest()[:32]
+            with src.open("rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()[:32]
         except OSError as exc:
             raise TtsError(f"audio_file {src}: {exc.strerror}") from None
         out = self._render_path("file", "", digest)
         if not out.exists():
-            audio = level(decode_file(src, self.cfg.sample_rate), self.cfg.target_dbfs)
-            write_wav(out, audio)
-        return Rendering(out, "file", read_wav(out).duration_s, time.monotonic() - t0)
+            # streamed through files in pieces: a long recording never sits in the agent's memory whole
+            with tempfile.TemporaryDirectory(prefix="bc-dec-") as tmp:
+                pcm = Path(tmp) / "decoded.wav"
+                try:
+                    decode_capped(src, pcm, self.cfg.sample_rate, MAX_FILE_S)
+                except DecodeError as exc:
+                    raise TtsError(str(exc)) from None
+                level_file(pcm, out, self.cfg.target_dbfs)
+        return Rendering(out, "file", wav_seconds(out), time.monotonic() - t0)
 
     def _gtts(self, spoken: str) -> Audio:
         mp3 = self.gtts_cache_path(spoken)

@@ -148,17 +148,15 @@ async def _recording(c: Console, request: web.Request, form: MultiDictProxy[Any]
     lang = request["lang"]
     field = form.get("recording")
     if isinstance(field, web.FileField) and field.filename:
-        data = field.file.read(c.cfg.max_upload_mb * 1024 * 1024 + 1)
-        if len(data) > c.cfg.max_upload_mb * 1024 * 1024:
-            errors["recording"] = translate(lang, "e_file_size", m=c.cfg.max_upload_mb)
-            return None
         assert c.broadcast is not None
-        try:
-            rec = await _in_thread(store_recording, data, field.filename, c.uploads, c.broadcast.tts,
-                                   c.cfg.max_recording_s)
+        try:  # streamed from aiohttp's spooled temp file to disk: never read whole into memory
+            rec = await _in_thread(store_recording, field.file, field.filename, c.uploads, c.broadcast.tts,
+                                   c.cfg.max_recording_s, c.cfg.max_upload_mb * 1024 * 1024)
         except UploadError as exc:
             c.ctx.count("upload_refused")
-            errors["recording"] = translate(lang, str(exc), m=c.cfg.max_recording_s)
+            c.ctx.log.warning("upload_refused", reason=str(exc), detail=exc.detail)
+            limit = c.cfg.max_upload_mb if str(exc) == "e_file_size" else c.cfg.max_recording_s
+            errors["recording"] = translate(lang, str(exc), m=limit)
             return None
         await _in_thread(release_memory)
         request["recording_s"] = round(rec.duration_s, 1)

@@ -1,4 +1,7 @@
-"""An uploaded recording: type and size checked, decoded by ffmpeg (argv, no shell), levelled, kept as WAV."""
+"""An uploaded recording: streamed to disk under a size cap, probed, decoded with a length cap, levelled, kept as WAV.
+
+Every step works on files in pieces, so no upload the limits allow costs the agent more than a few MB of memory.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +10,24 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from drivers.broadcast.audio import level, write_wav
+from drivers.broadcast.audio import level_file
 from drivers.broadcast.config import TtsConfig
-from drivers.broadcast.tts import TtsError, decode_file
+from drivers.broadcast.decode import DecodeError, decode_capped
 
 SUFFIXES = (".mp3", ".wav", ".m4a")
 REF = re.compile(r"^[0-9a-f]{32}\.wav$")
+COPY_CHUNK = 1 << 20
+MIN_S = 0.1
 
 
 class UploadError(ValueError):
-    """The message is an i18n key (with its format arguments in `args[1:]`)."""
+    """The message is an i18n key; `detail` says why in one line for the log."""
+
+    def __init__(self, key: str, detail: str = "") -> None:
+        super().__init__(key)
+        self.detail = detail or key
 
 
 @dataclass(frozen=True)
@@ -27,27 +37,42 @@ class Recording:
     duration_s: float
 
 
-def store_recording(data: bytes, filename: str, dest: Path, tts: TtsConfig, max_s: int) -> Recording:
-    """Blocking: decode and level the upload into dest/<sha>.wav; refuses what ffmpeg cannot read."""
+def _copy_capped(src: BinaryIO, dst: Path, max_bytes: int) -> str:
+    """Copy the upload to dst in pieces, hashing as it goes; refuses past max_bytes."""
+    digest = hashlib.sha256()
+    size = 0
+    with dst.open("wb") as out:
+        while piece := src.read(COPY_CHUNK):
+            size += len(piece)
+            if size > max_bytes:
+                raise UploadError("e_file_size", f"more than {max_bytes} bytes")
+            digest.update(piece)
+            out.write(piece)
+    if size == 0:
+        raise UploadError("e_file_bad", "empty file")
+    return digest.hexdigest()[:32]
+
+
+def store_recording(src: BinaryIO, filename: str, dest: Path, tts: TtsConfig, max_s: int,
+                    max_bytes: int) -> Recording:
+    """Blocking: decode and level the upload into dest/<sha>.wav; refuses what is too big, too long or unreadable."""
     suffix = Path(filename).suffix.lower()
     if suffix not in SUFFIXES:
-        raise UploadError("e_file_type")
-    digest = hashlib.sha256(data).hexdigest()[:32]
-    out = dest / f"{digest}.wav"
+        raise UploadError("e_file_type", f"suffix {suffix or 'none'}")
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="upload-", dir=dest) as tmp:
-        src = Path(tmp) / f"upload{suffix}"
-        src.write_bytes(data)
+        raw = Path(tmp) / f"upload{suffix}"
+        digest = _copy_capped(src, raw, max_bytes)
+        pcm = Path(tmp) / "decoded.wav"
         try:
-            audio = decode_file(src, tts.sample_rate)
-        except TtsError:
-            raise UploadError("e_file_bad") from None
-    if audio.duration_s < 0.1:
-        raise UploadError("e_file_bad")
-    if audio.duration_s > max_s:
-        raise UploadError("e_file_long")
-    write_wav(out, level(audio, tts.target_dbfs))
-    return Recording(out.name, out, audio.duration_s)
+            seconds = decode_capped(raw, pcm, tts.sample_rate, max_s)
+        except DecodeError as exc:
+            raise UploadError("e_file_long" if exc.reason == "too_long" else "e_file_bad", str(exc)) from None
+        if seconds < MIN_S:
+            raise UploadError("e_file_bad", f"only {seconds:.3f}s of audio")
+        out = dest / f"{digest}.wav"
+        seconds = level_file(pcm, out, tts.target_dbfs)
+    return Recording(out.name, out, seconds)
 
 
 def find_recording(dest: Path, ref: str) -> Path | None:
