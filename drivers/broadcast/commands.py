@@ -52,7 +52,11 @@ class BroadcastCommand:
                 return {"id": bid, "cancelled": True}
             return await self._play(stored.bulletin)
         if action == "play-now":
-            return await self._play(self._bulletin(args, default_schedule=True))
+            b = self._bulletin(args, default_schedule=True)
+            if self.sched.store.get(b.id) is not None:  # its as-run rows would pass for that bulletin's
+                self.sched.ctx.count("bad_command")
+                raise CommandError(f"bulletin {b.id!r} exists: play it by id, or give this one an id of its own")
+            return await self._play(b)
         b = self._bulletin(args)
         stored = self.sched.store.get(b.id)
         exists = stored is not None and stored.status == "active"

@@ -99,6 +99,10 @@ T: dict[str, tuple[str, str]] = {
     "e_speak": ("Không đọc được nội dung: {e}", "Cannot speak the text: {e}"),
     "e_nothing": ("Nội dung không có chữ nào để đọc.", "The text has nothing to speak."),
     "e_confirm": ("Hãy đánh dấu ô xác nhận.", "Tick the confirmation box."),
+    "e_confirm_stale": ("Xác nhận không còn hiệu lực (đã dùng, đã hết hạn hoặc nội dung đã thay đổi). "
+                        "Hãy kiểm tra lại nội dung và xác nhận lần nữa.",
+                        "This confirmation is no longer valid (used, expired or the content changed). "
+                        "Check the content and confirm again."),
     "csrf": ("Phiên làm việc không hợp lệ hoặc đã hết hạn. Vui lòng tải lại trang.",
              "Invalid or expired form. Reload the page."),
     "forbidden": ("Bạn không có quyền mở trang này.", "You may not open this page."),

@@ -14,6 +14,7 @@ from multidict import MultiDictProxy
 from drivers.broadcast.bulletin import BulletinError, parse_bulletin
 from drivers.broadcast.schedule import next_airings
 from drivers.console.accounts import release_memory
+from drivers.console.confirm import content_of
 from drivers.console.forms import FormResult, blank_values, form_values, parse_form, slug
 from drivers.console.i18n import translate
 from drivers.console.server import CONSOLE, Console
@@ -292,8 +293,8 @@ def _emergency_bulletin(c: Console, request: web.Request, form: Any) -> tuple[di
     lang = request["lang"]
     errors: dict[str, str] = {}
     title = str(form.get("title") or "").strip()
-    text = str(form.get("text") or "")
-    zones = [z for z in form.getall("zones", []) if isinstance(z, str)]
+    text = str(form.get("text") or "").replace("\r\n", "\n").replace("\r", "\n")
+    zones = sorted({z for z in form.getall("zones", []) if isinstance(z, str)})
     assert c.broadcast is not None
     if not title:
         errors["title"] = translate(lang, "e_required")
@@ -307,7 +308,8 @@ def _emergency_bulletin(c: Console, request: web.Request, form: Any) -> tuple[di
         errors["zones"] = translate(lang, "e_required")
     elif any(z not in c.zones() for z in zones):
         errors["zones"] = translate(lang, "e_zone")
-    b = {"id": str(form.get("id") or "") or slug("khan-cap-" + title), "title": title, "text": text,
+    # always a fresh id of its own: the emergency's as-run rows never land under another bulletin
+    b = {"id": slug("khan-cap-" + title), "title": title, "text": text,
          "priority": "emergency", "zones": zones, "chime": {"before": True, "after": True}}
     if not errors:
         try:
@@ -327,20 +329,27 @@ async def emergency_form(request: web.Request) -> web.StreamResponse:
 
 
 async def emergency_post(request: web.Request) -> web.StreamResponse:
-    """Two steps on one screen: write, then confirm with a ticked box; only then it airs, at once."""
+    """Two steps, both enforced here: write (the confirmation page carries a token for exactly that content and
+    session), then confirm with a ticked box and that token; only then it airs, at once."""
     c = request.app[CONSOLE]
     if c.store is None:
         return _no_broadcast(c, request)
     form = await request.post()
     b, errors = _emergency_bulletin(c, request, form)
-    step = form.get("step")
     if errors:
         return c.render(request, "emergency.html", status=422, b=b, errors=errors, zones=c.zones(), step="write")
-    if step != "air" or form.get("confirm") != "yes":
-        if step == "air":
+    session = request["session"].csrf
+    content = content_of(b["title"], b["text"], b["zones"])
+    if form.get("step") == "air":
+        if form.get("confirm") != "yes":
             errors["confirm"] = translate(request["lang"], "e_confirm")
+        elif not c.confirmations.redeem(form.get("confirmation"), session, content):
+            c.ctx.count("emergency_unconfirmed")
+            c.ctx.log.warning("emergency_unconfirmed", user=request["session"].user)
+            errors["confirm"] = translate(request["lang"], "e_confirm_stale")
+    if form.get("step") != "air" or errors:
         return c.render(request, "emergency.html", status=422 if errors else 200, b=b, errors=errors,
-                        zones=c.zones(), step="confirm")
+                        zones=c.zones(), step="confirm", confirmation=c.confirmations.issue(session, content))
     out = await c.command(request, {"action": "play-now", "bulletin": b})
     await c.record(request, "emergency_aired", b["id"], bool(out.get("ok")), out.get("error") or b["text"][:300])
     if not out.get("ok"):

@@ -15,7 +15,8 @@ from agent.statefile import read_json
 from drivers.console.server import CONSOLE, Console
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-_SECRET = re.compile(r"(password|secret|token|key)", re.I)
+_SECRET = re.compile(r"(password|passphrase|secret|token|key|community|credential)", re.I)
+_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@", re.I)  # rtsp://user:password@host/...
 STALE_STATUS_S = 120
 LINK_EVENTS = ("failover", "failback", "link_down", "link_up", "all_links_down")  # drivers/network's event kinds
 
@@ -118,6 +119,8 @@ def mask(value: Any, key: str = "") -> Any:
         return [mask(v, key) for v in value]
     if value is not None and _SECRET.search(key):
         return "••••••"
+    if isinstance(value, str) and _USERINFO.match(value):
+        return _USERINFO.sub(r"\1••••••@", value)
     return value
 
 

@@ -22,19 +22,25 @@ from drivers.console.accounts import Accounts, User
 from drivers.console.audit import Audit
 from drivers.console.cli import sessions_path, users_path
 from drivers.console.config import ConsoleConfig
+from drivers.console.confirm import Confirmations
 from drivers.console.feed import FEED_FILE, Feed
 from drivers.console.i18n import Lang, detail, fmt_dt, translate
 from drivers.console.kdf import check_in_child
-from drivers.console.sessions import LoginThrottle, Session, Sessions, account_mark
+from drivers.console.refusals import RefusedLogins
+from drivers.console.safeurl import local_path
+from drivers.console.sessions import Session, Sessions, account_mark
+from drivers.console.throttle import Attempt, HashTurns, LoginThrottle
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ca_session"
 LOGIN_COOKIE = "ca_login"
 LANG_COOKIE = "ca_lang"
-PUBLIC = ("/login", "/static/", "/lang", "/favicon.ico")
+PUBLIC = ("/login", "/static/", "/lang", "/favicon.ico")  # /lang checks its own CSRF token (logged out too)
 TECH_ONLY = "/tech"
 MAX_PREVIEWS = 200
-CSRF_MARK = "@@csrf@@"
+# where a shared fragment takes each viewer's CSRF token: "<" never comes out of escaped text, and the rest
+# changes with every start
+CSRF_MARK = Markup(f"<csrf {secrets.token_hex(8)}>")
 FEED_SAVE_S = 10.0  # how much of the status page's feed a power cut may cost
 AUDIT_PRUNE_S = 3600.0
 SQLITE_CACHE_KB = 512  # per connection; SQLite's default of 2 MB is a tenth of the console's memory budget
@@ -68,8 +74,12 @@ class Console:
         self.root_dir = Path(self.agent_cfg.data_dir)
         self.accounts = Accounts(users_path(self.agent_cfg))
         self.sessions = Sessions(self.cfg.session_lifetime_s, sessions_path(self.agent_cfg), self.cfg.max_sessions,
-                                 self._mark_of, ctx.log, ctx.count)
+                                 self._mark_of, ctx.log, ctx.count, per_user=self.cfg.max_sessions_per_user)
         self.throttle = LoginThrottle(self.cfg.login_max_failures, self.cfg.login_window_s, self.cfg.login_lockout_s)
+        self.hash_turns = HashTurns()
+        self.refused = RefusedLogins()
+        self._refused_noted = asyncio.Event()
+        self.confirmations = Confirmations()
         self.audit = Audit(ctx.data_dir / "console.db", ctx)
         self.feed = Feed()
         self.uploads = ctx.data_dir / "uploads"
@@ -78,7 +88,6 @@ class Console:
         self._store: Any = None
         self._bulletins: tuple[tuple[int, int], list[Any]] | None = None
         self._fragments: dict[str, tuple[Any, str]] = {}
-        self._kdf_lock = asyncio.Lock()
         self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                         undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
                                         auto_reload=False)
@@ -89,10 +98,27 @@ class Console:
 
     async def check_password(self, username: str, password: str) -> User | None:
         """One scrypt at a time, each in its own child process: 20 logins at once must not cost 20 × 16 MB."""
-        user = self.accounts.get(username)
-        async with self._kdf_lock:
+        async with self.hash_turns.turn(username):
+            user = self.accounts.get(username)
             ok = await check_in_child(password, user.password_hash if user else None)
         return user if ok else None
+
+    def login_refused(self, request: web.Request, username: str, reason: str) -> None:
+        """Counted now, audited as one sum per address and window (report_refusals)."""
+        self.refused.add(request.remote, username, reason)
+        self._refused_noted.set()
+
+    async def report_refusals(self) -> None:
+        """One audit row and COC event per address per `login_audit_window_s`, however many were refused."""
+        while True:
+            await self._refused_noted.wait()
+            await asyncio.sleep(self.cfg.login_audit_window_s)
+            self._refused_noted.clear()
+            await self.flush_refusals()
+
+    async def flush_refusals(self) -> None:
+        for address, tally in self.refused.take():
+            await self.audit.record("?", None, "login_refused", None, False, tally.detail(), address)
 
     @property
     def store(self) -> Any:
@@ -136,6 +162,7 @@ class Console:
 
         html = self.jinja.get_template(template).render(
             t=t, lang=lang, session=session, csrf=session.csrf if session else "", path=request.path,
+            lang_csrf=session.csrf if session else request.get("login_csrf"),
             dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), refresh_s=self.cfg.refresh_s,
             detail=lambda doc: detail(lang, doc),
             site=getattr(self.agent_cfg.site, "name", "") or self.agent_cfg.site.site_id, flash=request.get("flash"),
@@ -255,15 +282,11 @@ def _login_form(c: Console, request: web.Request, error: str | None, username: s
     token = request.cookies.get(LOGIN_COOKIE, "")
     if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
         token = secrets.token_urlsafe(24)
+    request["login_csrf"] = token
     resp = c.render(request, "login.html", status=status, login_csrf=token, error=error, username=username,
                     next=request.query.get("next", ""))
     set_cookie(c, resp, LOGIN_COOKIE, token, 1800)
     return resp
-
-
-def _safe_next(target: str) -> str:
-    """Only a local path: never a redirect to another site."""
-    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/"
 
 
 async def login_post(request: web.Request) -> web.StreamResponse:
@@ -277,26 +300,24 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return c.error(request, 403, "csrf")
     username = str(form.get("username") or "").strip().lower()[:64]
     password = str(form.get("password") or "")[:1024]
-    keys = (f"user:{username}", f"addr:{request.remote}")
-    wait = c.throttle.wait_s(*keys)
-    if wait > 0:
-        c.ctx.count("login_throttled")
-        request["login_user"] = username
-        await c.record(request, "login", username, False, "throttled")
-        return _login_form(c, request, translate(lang, "login_throttled", s=int(wait) + 1), username, 429)
-    user = await c.check_password(username, password)
     request["login_user"] = username
+    # counted before the hash: guesses sent at once meet the same budget as guesses sent one by one
+    attempt = c.throttle.begin(f"user:{username}", f"addr:{request.remote}")
+    if not isinstance(attempt, Attempt):
+        c.ctx.count("login_throttled")
+        c.login_refused(request, username, "throttled")
+        return _login_form(c, request, translate(lang, "login_throttled", s=int(attempt) + 1), username, 429)
+    user = await c.check_password(username, password)
     if user is None:
-        c.throttle.failed(*keys)
         c.ctx.count("login_failed")
-        await c.record(request, "login", username, False, "wrong user name or password")
+        c.login_refused(request, username, "failed")
         return _login_form(c, request, translate(lang, "login_failed"), username, 401)
-    c.throttle.succeeded(*keys)
+    c.throttle.succeeded(attempt)
     sid, session = c.sessions.create(user.name, user.role, user.password_hash)
     await c.sessions.save()
     request["session"] = session
     await c.record(request, "login", user.name, True)
-    resp = web.HTTPSeeOther(_safe_next(str(form.get("next") or "/")))
+    resp = web.HTTPSeeOther(local_path(str(form.get("next") or "/")))
     set_cookie(c, resp, SESSION_COOKIE, sid, c.cfg.session_lifetime_s)
     resp.del_cookie(LOGIN_COOKIE, path="/")
     raise resp
@@ -313,9 +334,22 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 
 async def set_lang(request: web.Request) -> web.StreamResponse:
+    """A form (POST) with the session's CSRF token, or the login form's when logged out: a link elsewhere
+    cannot switch anyone's language."""
     c = request.app[CONSOLE]
-    lang = request.query.get("to", "vi")
-    resp = web.HTTPSeeOther(_safe_next(request.query.get("next", "/")))
+    form = await request.post()
+    session: Session | None = request["session"]
+    token = form.get("csrf")
+    if session is not None:
+        ok = Sessions.csrf_ok(session, token)
+    else:
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
+        ok = bool(cookie) and isinstance(token, str) and secrets.compare_digest(cookie, token)
+    if not ok:
+        c.ctx.count("csrf_refused")
+        return c.error(request, 403, "csrf")
+    lang = form.get("to")
+    resp = web.HTTPSeeOther(local_path(str(form.get("next") or "/")))
     set_cookie(c, resp, LANG_COOKIE, lang if lang in ("vi", "en") else "vi", 365 * 86400)
     raise resp
 
@@ -338,7 +372,7 @@ def build_app(c: Console) -> web.Application:
     r.add_get("/login", login_page)
     r.add_post("/login", login_post)
     r.add_post("/logout", logout)
-    r.add_get("/lang", set_lang)
+    r.add_post("/lang", set_lang)
     r.add_get("/favicon.ico", favicon)
     r.add_static("/static/", HERE / "static", append_version=False)
     pages_bulletins.add_routes(r)
@@ -362,6 +396,7 @@ class ConsoleDriver:
         untap = c.ctx.tap(c.feed)
         runner = web.AppRunner(build_app(c), access_log=None, handle_signals=False)
         await runner.setup()
+        refusals = asyncio.get_running_loop().create_task(c.report_refusals())
         try:
             tls = None
             if cfg.tls_cert_file is not None and cfg.tls_key_file is not None:
@@ -381,10 +416,14 @@ class ConsoleDriver:
                     pruned = time.monotonic()
                     c.audit.prune(time.time() - cfg.audit_keep_days * 86400)
         finally:
+            refusals.cancel()
             untap()
-            if c.feed.changed:
-                write_json_logged(feed_path, c.feed.state(), ctx.log, indent=None)
-            await runner.cleanup()
-            c.audit.close()
-            if c._store is not None:
-                c._store.close()
+            try:
+                await c.flush_refusals()  # the sums of the window under way are not lost at a stop
+            finally:
+                if c.feed.changed:
+                    write_json_logged(feed_path, c.feed.state(), ctx.log, indent=None)
+                await runner.cleanup()
+                c.audit.close()
+                if c._store is not None:
+                    c._store.close()

@@ -1,5 +1,4 @@
-"""Logged-in sessions, kept across agent restarts in one state file that holds only hashes of the tokens;
-and the login throttle."""
+"""Logged-in sessions, kept across agent restarts in one state file that holds only hashes of the tokens."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import math
 import re
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -20,7 +18,6 @@ from agent.logs import KvLogger
 from agent.statefile import read_json, read_json_bounded, write_json, write_json_logged
 from drivers.console.accounts import ROLES, USERNAME, Role
 
-ADDRESS_FACTOR = 4
 SESSIONS_FILE = "sessions.json"
 FILE_VERSION = 1
 MAX_FILE_BYTES = 4 * 1024 * 1024  # far above max_sessions records; a bigger file is not ours
@@ -67,10 +64,11 @@ class Sessions:
     is over, in memory and, at the next save, on disk."""
 
     def __init__(self, lifetime_s: float, path: Path, max_sessions: int, mark_of: Callable[[str], str | None],
-                 log: KvLogger, count: Callable[[str, int], None]) -> None:
+                 log: KvLogger, count: Callable[[str, int], None], *, per_user: int) -> None:
         self.lifetime_s = lifetime_s
         self.path = path
         self.max_sessions = max_sessions
+        self.per_user = per_user
         self._mark_of = mark_of
         self._log = log
         self._count = count
@@ -141,14 +139,26 @@ class Sessions:
 
     # ---- sessions --------------------------------------------------------------------------------------------
     def _cap(self) -> int:
-        """The oldest sessions go first once there are more than max_sessions."""
-        over = len(self._by_hash) - self.max_sessions
-        if over <= 0:
-            return 0
-        for h, _ in sorted(self._by_hash.items(), key=lambda kv: kv[1].created)[:over]:
+        """A user past `per_user` sessions loses their own oldest, never someone else's; past `max_sessions` in
+        all, the oldest of whoever holds the most goes. Returns how many ended."""
+        mine: dict[str, list[tuple[float, str]]] = {}
+        for h, s in self._by_hash.items():
+            mine.setdefault(s.user, []).append((s.created, h))
+        gone: list[str] = []
+        for items in mine.values():
+            items.sort()
+            while len(items) > self.per_user:
+                gone.append(items.pop(0)[1])
+        total = sum(len(items) for items in mine.values())
+        while total > self.max_sessions:
+            items = max(mine.values(), key=lambda i: (len(i), -i[0][0]))
+            gone.append(items.pop(0)[1])
+            total -= 1
+        for h in gone:
             del self._by_hash[h]
-        self._count("sessions_evicted", over)
-        return over
+        if gone:
+            self._count("sessions_evicted", len(gone))
+        return len(gone)
 
     def _prune(self) -> None:
         now = time.time()
@@ -205,36 +215,3 @@ def revoke_on_disk(path: Path, user: str) -> int:
         write_json(path, data)
     return len(gone)
 
-
-class LoginThrottle:
-    """Counts failed logins per user name and per client address; past the limit, both wait."""
-
-    def __init__(self, max_failures: int, window_s: float, lockout_s: float) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self.lockout_s = lockout_s
-        self._fails: dict[str, deque[float]] = {}
-        self._locked: dict[str, float] = {}
-
-    def wait_s(self, *keys: str) -> float:
-        """Seconds until these keys may try again (0 = now)."""
-        now = time.monotonic()
-        return max([0.0] + [until - now for k in keys if (until := self._locked.get(k, 0.0)) > now])
-
-    def failed(self, user_key: str, address_key: str) -> None:
-        """An office shares one address behind its router: the address gets four times the user's allowance."""
-        now = time.monotonic()
-        for k, limit in ((user_key, self.max_failures), (address_key, self.max_failures * ADDRESS_FACTOR)):
-            q = self._fails.setdefault(k, deque())
-            q.append(now)
-            while q and q[0] < now - self.window_s:
-                q.popleft()
-            if len(q) >= limit:
-                self._locked[k] = now + self.lockout_s
-                q.clear()
-        if len(self._fails) > 10000:  # a flood of names must not grow memory without bound
-            self._fails.clear()
-
-    def succeeded(self, *keys: str) -> None:
-        for k in keys:
-            self._fails.pop(k, None)

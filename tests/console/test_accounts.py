@@ -20,7 +20,7 @@ from drivers.console.accounts import AccountError, Accounts
 from drivers.console.forms import parse_form
 from drivers.console.i18n import translate
 from drivers.console.kdf import check_in_child, check_password, hash_password
-from drivers.console.sessions import LoginThrottle
+from drivers.console.throttle import Attempt, LoginThrottle
 from tests.core.agentproc import ROOT
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -42,6 +42,36 @@ def test_the_check_in_a_child_process_agrees_with_the_hash() -> None:
     assert not asyncio.run(check_in_child("mật khẩu – sai", stored))
     assert not asyncio.run(check_in_child("bất kỳ", None))  # no such user: same work, never a match
     assert not asyncio.run(check_in_child("x" * 100_000, stored))
+
+
+def test_an_unknown_user_costs_the_same_single_scrypt_as_a_wrong_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    stored = hash_password("mật khẩu đúng")
+    calls: list[tuple[int, int, int]] = []
+    real = hashlib.scrypt
+
+    def counted(password: bytes, **kw: int) -> bytes:  # the real KDF, counted
+        calls.append((kw["n"], kw["r"], kw["p"]))
+        return real(password, **kw)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    assert not check_password("sai", stored)
+    known = list(calls)
+    calls.clear()
+    assert not check_password("sai", None)
+    assert calls == known == [(2**14, 8, 1)]  # one scrypt each, with the same parameters
+    monkeypatch.setattr(hashlib, "scrypt", real)
+
+    def fastest(stored_hash: str | None) -> float:
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            check_password("sai", stored_hash)
+            runs.append(time.perf_counter() - t0)
+        return min(runs)  # the least disturbed run: other processes only ever add time
+
+    assert fastest(None) < 1.5 * fastest(stored)  # was twice: a second scrypt for a name that does not exist
 
 
 def test_accounts_file_add_passwd_remove(tmp_path: Path) -> None:
@@ -103,14 +133,27 @@ def test_user_cli(tmp_path: Path) -> None:
 def test_throttle_locks_a_user_and_gives_an_address_more_room() -> None:
     th = LoginThrottle(3, 60, 0.3)
     for _ in range(3):
-        th.failed("user:a", "addr:1")
+        assert isinstance(th.begin("user:a", "addr:1"), Attempt)  # counted as they start: three in flight
+    assert th.begin("user:a", "addr:1") == 0.3  # the fourth waits, whether the three have finished or not
     assert th.wait_s("user:a") > 0 and th.wait_s("user:b", "addr:1") == 0
-    for name in "bcd":
+    for name in "bcde":
         for _ in range(3):
-            th.failed(f"user:{name}", "addr:1")
-    assert th.wait_s("user:z", "addr:1") > 0  # 12 failures from one address
+            assert isinstance(th.begin(f"user:{name}", "addr:2"), Attempt)
+    assert th.begin("user:z", "addr:2") == 0.3  # 12 attempts from one address
     time.sleep(0.35)
-    assert th.wait_s("user:a", "addr:1") == 0
+    assert th.wait_s("user:a", "addr:1") == 0 and isinstance(th.begin("user:a", "addr:1"), Attempt)
+
+
+def test_a_right_password_forgives_the_name_and_leaves_the_address_only_its_failures() -> None:
+    th = LoginThrottle(2, 60, 30)
+    th.begin("user:a", "addr:1")
+    ok = th.begin("user:a", "addr:1")
+    assert isinstance(ok, Attempt)
+    th.succeeded(ok)
+    assert all(isinstance(th.begin("user:a", "addr:1"), Attempt) for _ in range(2))  # the name's budget again
+    for i in range(4):  # the address (8) holds the failed attempt and the two new ones, not the right one
+        th.begin(f"user:x{i}", "addr:1")
+    assert isinstance(th.begin("user:y", "addr:1"), Attempt) and isinstance(th.begin("user:w", "addr:1"), float)
 
 
 FIELDS = ("title", "source", "text", "sched", "once_date", "once_time", "times", "start_date", "end_date", "cron",

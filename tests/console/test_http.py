@@ -215,8 +215,9 @@ def test_status_pages_show_the_health_document(agent: ConsoleAgent, official: re
 
 
 def test_english_is_selectable(agent: ConsoleAgent, official: requests.Session) -> None:
-    r = official.get(agent.url + "/lang?to=en&next=/bulletins", timeout=10)
+    token = page_csrf(official, agent.url + "/bulletins")
+    r = official.post(agent.url + "/lang", data={"csrf": token, "to": "en", "next": "/bulletins"}, timeout=10)
     assert "Bulletins" in r.text and "Log out" in r.text
-    official.get(agent.url + "/lang?to=vi&next=//evil.example", allow_redirects=False, timeout=10)
-    r = official.get(agent.url + "/lang?to=vi&next=//evil.example", allow_redirects=False, timeout=10)
+    r = official.post(agent.url + "/lang", data={"csrf": token, "to": "vi", "next": "//evil.example"},
+                      allow_redirects=False, timeout=10)
     assert r.headers["Location"] == "/"

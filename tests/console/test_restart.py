@@ -105,11 +105,11 @@ def test_drivers_details_in_vietnamese_and_english_with_free_text_escaped(browse
     assert _detail(page, "broadcast") == f"không dùng được thư mục bản tin (bulletin_dir) {bad_dir}: Not a directory"
     assert _detail(page, "console") == f"đang phục vụ tại {agent.url}/"
     assert page.locator("#live img[src=x]").count() == 0  # the name is text, not markup
-    page.click("a.lang")
+    page.click("form.lang button")
     expect(page.locator("h1")).to_have_text("Status")
     assert _detail(page, "broadcast") == f"bulletin_dir {bad_dir}: Not a directory"
     assert _detail(page, "console") == f"{agent.url}/"
-    page.click("a.lang")  # and back, after the page has refreshed itself once
+    page.click("form.lang button")  # and back, after the page has refreshed itself once
     expect(page.locator("h1")).to_have_text("Tình trạng")
     wait_until(lambda: _detail(page, "console") == f"đang phục vụ tại {agent.url}/", timeout=10,
                what="the refreshed part in Vietnamese")

@@ -24,8 +24,9 @@ PW = {"canbo": "scrypt$hash-of-canbo", "kythuat": "scrypt$hash-of-kythuat"}
 class Box:
     """One console's sessions over one file, with the accounts it checks them against."""
 
-    def __init__(self, path: Path, lifetime_s: float = 3600, max_sessions: int = 10) -> None:
+    def __init__(self, path: Path, lifetime_s: float = 3600, max_sessions: int = 10, per_user: int = 10) -> None:
         self.path = path
+        self.per_user = per_user
         self.accounts = dict(PW)
         self.counts: Counter[str] = Counter()
         self.lifetime_s = lifetime_s
@@ -36,7 +37,7 @@ class Box:
             return account_mark(self.accounts[name]) if name in self.accounts else None
 
         return Sessions(self.lifetime_s, self.path, self.max_sessions, mark_of, KvLogger("test.sessions"),
-                        lambda name, n=1: self.counts.update({name: n}))
+                        lambda name, n=1: self.counts.update({name: n}), per_user=self.per_user)
 
 
 def _login(s: Sessions, user: str = "canbo") -> str:
