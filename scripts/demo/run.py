@@ -66,6 +66,32 @@ def summarize(topic: str, payload: bytes) -> str | None:
     return None
 
 
+# what a newcomer should see at the COC, as (label, a piece of one summary line)
+SHOWCASE = (
+    ("birth", "BIRTH "), ("network links", "EVENT     link_up"), ("network telemetry", "TELEMETRY network"),
+    ("camera motion", "EVENT     motion"), ("camera snapshot", "SNAPSHOT  "), ("bulletin aired", '"outcome": "played"'),
+    ("sensor alarm", "EVENT     sensor_alarm"), ("sensor telemetry", "TELEMETRY sensors"),
+    ("every driver ok", "HEALTH    broadcast=ok cameras=ok console=ok health=ok network=ok sensors=ok"),
+)
+
+
+class Showcase:
+    """Ticks off SHOWCASE as lines reach the COC (from paho's thread); `--until-shown` stops once all are in."""
+
+    def __init__(self) -> None:
+        self.missing = {label: piece for label, piece in SHOWCASE}
+        self.all_seen = threading.Event()
+        self._lock = threading.Lock()
+
+    def saw(self, line: str) -> None:
+        with self._lock:
+            for label, piece in list(self.missing.items()):
+                if piece in line:
+                    del self.missing[label]
+            if not self.missing:
+                self.all_seen.set()
+
+
 def start_sims(workdir: Path, families: tuple[str, ...]) -> list[tuple[str, Callable[[], None]]]:
     stops = []
     for family in families:
@@ -157,19 +183,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=0, help="stop by itself after this long (0 = until Ctrl-C)")
     ap.add_argument("--config", default=str(ROOT / "config" / "demo.yaml"))
+    ap.add_argument("--until-shown", action="store_true",
+                    help="stop once every family has reached the COC (--seconds still caps the wait; exit 1 if not)")
     ap.add_argument("--no-browser", action="store_true", help="only print the console's address, open no browser")
     args = ap.parse_args()
     done = threading.Event()
+    failed = False
     signal.signal(signal.SIGINT, lambda *a: done.set())
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     coc = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="demo-coc", protocol=mqtt.MQTTv5)
     coc.username_pw_set("coc", USERS["coc"])
     coc.on_connect = lambda c, u, f, rc, p=None: c.subscribe("commune/v1/#", qos=1)
+    shown = Showcase()
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         line = summarize(msg.topic, msg.payload)
         if line:
             print(f"COC <- {line}{'  (retained, from before)' if msg.retain else ''}", flush=True)
+            if not msg.retain:
+                shown.saw(line)
 
     coc.on_message = on_message
     with simulated_commune():
@@ -189,13 +221,20 @@ def main() -> int:
                 webbrowser.open(console_url)  # a desktop is there: show the console; a headless box only prints
         elif console_url:
             print(f"demo: the web console did not answer at {console_url}; see {WORKDIR / 'agent.log'}", flush=True)
+        started = time.monotonic()
         try:
-            deadline = time.monotonic() + args.seconds if args.seconds else None
+            deadline = started + args.seconds if args.seconds else None
             while not done.is_set():
                 if agent.poll() is not None:
                     print(f"demo: the agent exited with {agent.returncode}; see {WORKDIR / 'agent.log'}", flush=True)
                     return 1
+                if args.until_shown and shown.all_seen.is_set():
+                    print(f"demo: every family reached the COC in {time.monotonic() - started:.0f} s", flush=True)
+                    break
                 if deadline and time.monotonic() > deadline:
+                    if args.until_shown:
+                        print(f"demo: not shown within {args.seconds:.0f} s: {', '.join(shown.missing)}", flush=True)
+                        failed = True
                     break
                 done.wait(0.5)
         finally:
@@ -204,7 +243,7 @@ def main() -> int:
             done.wait(0.5)  # let the offline status reach the screen
             coc.loop_stop()
     print("demo: stopped everything it started", flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Demo camera: a local GStreamer RTSP stream (rtsp://127.0.0.1:18554/cam) where a person walks by.
 
 start(workdir) renders the scene once (a photo of a person crossing a street, 640x360 at 10 fps, looping
-every 10 s) and serves it with the test suite's RTSP server under Debian's python3 (python3-gi), so the
+every 16 s) and serves it with the test suite's RTSP server under Debian's python3 (python3-gi), so the
 demo's `cameras` section sees motion and person events and sends their snapshots to the COC.
 """
 
@@ -16,7 +16,9 @@ from tests.support.procs import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 PORT = 18554  # demo.yaml: rtsp://127.0.0.1:18554/cam
-WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 10, 10.0
+# the person crosses in 4 s; the 11 s of empty street after that outlast the motion background's ghost
+# (learn_rate) plus end_after_s, so every pass ends its event and its snapshot reaches the COC
+WIDTH, HEIGHT, FPS, SECONDS = 640, 360, 10, 16.0
 
 
 def start(workdir: Path) -> Callable[[], None]:
@@ -26,7 +28,7 @@ def start(workdir: Path) -> Callable[[], None]:
     camdir = workdir / "camera"
     camdir.mkdir(parents=True, exist_ok=True)
     raw = camdir / "street.raw"
-    if not raw.exists():
+    if not raw.exists() or raw.stat().st_size != WIDTH * HEIGHT * 3 * int(FPS * SECONDS):
         write_raw(SCENES["player"].render(WIDTH, HEIGHT, FPS, SECONDS), raw)
     log = open(camdir / "rtsp-server.log", "ab")
     proc = subprocess.Popen(
