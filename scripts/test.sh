@@ -8,7 +8,9 @@ ensure_camera_model
 cd "$ROOT"
 "$VENV/bin/ruff" check --quiet . || { echo "test.sh: ruff check failed" >&2; exit 1; }
 set +e
-"$PY" -m pytest -q -p no:cacheprovider "$@"
+# The suite mostly waits on real processes, so more workers than cores pay off; tests that share a fixed port
+# or must not share cores carry @pytest.mark.xdist_group. TEST_WORKERS=0 runs everything in one process.
+"$PY" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" --dist loadgroup "$@"
 rc=$?
 set -e
 # pytest's 5 means "no tests collected": a filter that matched nothing is not a failure here

@@ -1,13 +1,67 @@
-"""Fixtures with real servers; each test gets its own broker on a free loopback port."""
+"""Fixtures with real servers; each test gets its own broker on a free loopback port.
+
+Tests are marked by what they start, so the quick part runs alone (`-m "not heavy"` takes well under a
+minute): `browser` (Chromium), `agent` (a real agent process), `netns` (network namespaces) and `slow`
+(long scenarios, marked by hand). A module's marks come from the harnesses it uses, so a new test file
+is marked without anyone remembering to."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Iterator
 
 import pytest
 
 from tests.support.mosquitto import Broker, Recorder
+
+HEAVY = ("browser", "agent", "netns", "slow")
+# harness module -> the mark every test module using it gets
+HARNESS_MARKS = {
+    "tests.core.agentproc": "agent",
+    "tests.console.harness": "agent",
+    "tests.network.netlab": "netns",
+    "tests.network.nsdriver": "netns",
+    "tests.network.scenarios": "netns",
+    "tests.camera.onvif_session": "netns",
+}
+FIXTURE_MARKS = {"browser": "browser", "agent": "agent"}
+
+
+def _harnesses(module: ModuleType) -> set[str]:
+    """Names of the harness modules a test module uses, directly or through a name it imported."""
+    used = set()
+    for value in vars(module).values():
+        name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+        if name in HARNESS_MARKS:
+            used.add(name)
+    return used
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    seen: dict[str, set[str]] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        marks = seen.get(module.__name__)
+        if marks is None:
+            marks = seen[module.__name__] = {HARNESS_MARKS[h] for h in _harnesses(module)}
+        own = set(marks) | {FIXTURE_MARKS[f] for f in getattr(item, "fixturenames", ()) if f in FIXTURE_MARKS}
+        for name in own:
+            item.add_marker(name)
+        if own or any(item.get_closest_marker(name) is not None for name in HEAVY):
+            item.add_marker("heavy")
+        if item.get_closest_marker("xdist_group") is None and _shares_a_module_fixture(item):
+            # one worker runs the module, so its agent, browser or lab starts once, not once per worker
+            item.add_marker(pytest.mark.xdist_group(module.__name__))
+
+
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(d.scope in ("module", "package") for defs in info.name2fixturedefs.values() for d in defs)
 
 
 @pytest.fixture
