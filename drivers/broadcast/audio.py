@@ -58,6 +58,11 @@ def wav_seconds(path: Path) -> float:
         return w.getnframes() / w.getframerate()
 
 
+def wav_rate(path: Path) -> int:
+    with wave.open(str(path), "rb") as w:
+        return w.getframerate()
+
+
 def read_wav_chunks(path: Path, frames: int = CHUNK_FRAMES) -> Iterator[Audio]:
     """The same samples as read_wav, `frames` at a time, so a long file never sits in memory whole."""
     with wave.open(str(path), "rb") as w:

@@ -13,9 +13,9 @@ from typing import Awaitable, Callable, Literal
 
 from agent.logs import KvLogger
 from drivers.broadcast.asrun import AsRun
-from drivers.broadcast.audio import Audio, scale
 from drivers.broadcast.bulletin import Bulletin
 from drivers.broadcast.outputs import Output, OutputError, PlayResult
+from drivers.broadcast.track import Track
 
 _seq = itertools.count()
 
@@ -37,7 +37,7 @@ class Job:
     bulletin: Bulletin
     repeat: int
     scheduled: float
-    audio: Audio
+    audio: Track
     engine: str
     cancel: threading.Event = field(default_factory=threading.Event)
     stopped_by: str | None = None
@@ -135,7 +135,7 @@ class ZonePlayer:
     def _air(self, job: Job) -> PlayResult:
         """Runs in the zone's thread: open the output ahead of time, then start on the deadline."""
         gain = self.volume * job.bulletin.volume
-        session = self.output.open(scale(job.audio, gain) if gain != 1.0 else job.audio)
+        session = self.output.open(job.audio.with_gain(gain))  # scaled piece by piece as it plays
         try:
             deadline = time.monotonic() + (job.scheduled - time.time())
             return session.play(deadline, job.cancel)

@@ -11,13 +11,13 @@ from typing import Any
 from agent.driver import Context
 from agent.statefile import write_json_logged
 from drivers.broadcast.asrun import AsRun
-from drivers.broadcast.audio import Audio
 from drivers.broadcast.bulletin import Bulletin, BulletinError
 from drivers.broadcast.config import BroadcastConfig
 from drivers.broadcast.player import Job, ZonePlayer
 from drivers.broadcast.schedule import Airing, in_quiet_hours, local_iso, next_airings
 from drivers.broadcast.speech import Speech
 from drivers.broadcast.store import Store
+from drivers.broadcast.track import Track
 from drivers.broadcast.tts import Rendering, TtsError
 
 STATE_FILE = "state.json"
@@ -35,7 +35,7 @@ class Entry:
     render_task: asyncio.Task[None] | None = None
     error: str | None = None
     next: Airing | None = None
-    prepared: tuple[str, Audio] | None = None
+    prepared: tuple[str, Track] | None = None
 
 
 class Scheduler:
@@ -129,7 +129,7 @@ class Scheduler:
             self._plan(entry)
         self.write_state()
 
-    async def _ready_audio(self, entry: Entry, budget_s: float) -> tuple[Audio, str]:
+    async def _ready_audio(self, entry: Entry, budget_s: float) -> tuple[Track, str]:
         """The airing's audio with chimes; if gTTS is still busy, speak offline now rather than wait on the net."""
         task = entry.render_task
         if entry.rendering is None and task is not None and not task.done():

@@ -7,9 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from drivers.broadcast.audio import Audio, chime, concat, read_wav, resample, silence
+import numpy as np
+
+from drivers.broadcast.audio import Audio, chime, read_wav, resample, silence, wav_rate
 from drivers.broadcast.bulletin import Bulletin
 from drivers.broadcast.config import BroadcastConfig
+from drivers.broadcast.track import Track
 from drivers.broadcast.tts import Rendering, Synthesizer
 
 T = TypeVar("T")
@@ -46,18 +49,20 @@ class Speech:
             self._chime = resample(read_wav(self.cfg.chime_file), rate) if self.cfg.chime_file else chime(rate)
         return self._chime
 
-    def _with_chimes_sync(self, b: Bulletin, r: Rendering) -> Audio:
-        speech = read_wav(r.path)
-        parts = []
+    def _with_chimes_sync(self, b: Bulletin, r: Rendering) -> Track:
+        rate = wav_rate(r.path)
+        chime, gap = resample(self._chime_audio(), rate).samples, silence(CHIME_GAP_S, rate).samples
+        parts: list[np.ndarray | Path] = []
         if b.chime.before:
-            parts += [self._chime_audio(), silence(CHIME_GAP_S, speech.rate)]
-        parts.append(speech)
+            parts += [chime, gap]
+        parts.append(r.path)
         if b.chime.after:
-            parts += [silence(CHIME_GAP_S, speech.rate), self._chime_audio()]
-        return concat(parts)
+            parts += [gap, chime]
+        return Track(rate, tuple(parts))
 
-    async def with_chimes(self, b: Bulletin, r: Rendering) -> Audio:
-        """What goes on air: the chime the bulletin asks for before and after its speech."""
+    async def with_chimes(self, b: Bulletin, r: Rendering) -> Track:
+        """What goes on air: the chime the bulletin asks for before and after its speech, the speech read from its
+        file as it plays."""
         return await self.in_thread(self._with_chimes_sync, b, r)
 
     def prune(self) -> int:

@@ -15,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 from drivers.broadcast import audio
 from drivers.broadcast.audio import Audio, level_file, read_wav, write_wav
 from drivers.broadcast.decode import DecodeError, decode_capped, probe
+from drivers.broadcast.track import Track, regroup
 from drivers.broadcast.tts import decode_file
 from tests.broadcast.audiofiles import lying_flac, silent_flac, speech_like_wav, tone_mp3
 
@@ -110,3 +111,29 @@ def test_levelling_a_long_file_keeps_memory_flat(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "out.wav")], check=True,
                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
     assert float(out.stdout) < 30, out.stdout
+
+
+@settings(max_examples=80, deadline=None)
+@given(samples=arrays(np.int16, st.integers(0, 3000)), rate=st.sampled_from([8000, 16000, 22050, 44100]),
+       out_rate=st.sampled_from([8000, 16000]), gain=st.sampled_from([1.0, 0.5, 2.7]),
+       cut=st.floats(0, 1), frames=st.integers(1, 700))
+def test_a_track_in_pieces_airs_the_samples_of_the_whole(tmp_path_factory: pytest.TempPathFactory,
+                                                         samples: np.ndarray, rate: int, out_rate: int, gain: float,
+                                                         cut: float, frames: int) -> None:
+    """Chime in memory + speech from its file, scaled and resampled piece by piece == the old whole-array path."""
+    k = int(cut * len(samples))
+    wav = tmp_path_factory.mktemp("t") / "speech.wav"
+    write_wav(wav, Audio(samples[k:], rate))
+    track = Track(rate, (samples[:k], wav)).with_gain(gain)
+    whole = audio.resample(audio.scale(Audio(samples, rate), gain), out_rate).samples
+    got = np.concatenate([np.zeros(0, np.int16), *track.resampled(out_rate, frames)])
+    assert np.array_equal(got, whole) and track.ulaw_bytes(out_rate) == len(whole)
+    assert b"".join(regroup(track.ulaw(out_rate, frames), 160)) == audio.ulaw_encode(whole)
+
+
+def test_a_render_pruned_while_on_air_still_plays(tmp_path: Path) -> None:
+    wav = tmp_path / "render.wav"
+    write_wav(wav, Audio(np.arange(-5000, 5000, dtype=np.int16), 16000))
+    track = Track(16000, (wav,))
+    wav.unlink()
+    assert np.array_equal(np.concatenate(list(track.pieces(999))), np.arange(-5000, 5000, dtype=np.int16))

@@ -12,6 +12,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from drivers.broadcast.store import DB_FILE, Store
 from tests.broadcast.audiofiles import lying_flac, silent_flac, tone_mp3
 from tests.console.conftest import bulletin_form, page_csrf
 from tests.console.harness import ConsoleAgent
@@ -154,3 +155,34 @@ def test_garbage_bytes_never_crash_the_console(agent: ConsoleAgent, official: re
     r = _upload(agent, official, "x" + suffix, data)
     assert r.status_code in (200, 422)
     assert agent.proc.proc is not None and agent.proc.proc.poll() is None
+
+
+def _played(agent: ConsoleAgent, bid: str) -> bool:
+    st = Store(agent.data / "broadcast" / DB_FILE)
+    try:
+        return any(r["outcome"] == "played" for r in st.asrun(bulletin_id=bid))
+    finally:
+        st.close()
+
+
+def test_airing_a_recording_at_the_limit_stays_in_bounded_memory(agent: ConsoleAgent, official: requests.Session,
+                                                                 tmp_path: Path) -> None:
+    """Saved, rendered, then played now on the sound card (ALSA's file device: as fast as it can write)."""
+    mp3 = tone_mp3(tmp_path / "long.mp3", 899)
+    token = page_csrf(official, agent.url + "/bulletins/new")
+    form = {**bulletin_form(source="audio", text="", title="Bản ghi dài", sched="once", once_date="31/12/2099",
+                            once_time="03:00", zones="loa"), "csrf": token}
+    r = official.post(agent.url + "/bulletins/new", data=form, allow_redirects=False, timeout=60,
+                      files={"recording": ("hop-dan.mp3", mp3.read_bytes(), "audio/mpeg")})
+    assert r.status_code == 303, r.text[-2000:]
+    st = Store(agent.data / "broadcast" / DB_FILE)
+    try:
+        bid = next(s.bulletin.id for s in st.all() if s.bulletin.title == "Bản ghi dài")
+    finally:
+        st.close()
+    with PeakRss(agent) as rss:
+        r = official.post(agent.url + f"/bulletins/{bid}/play", data={"csrf": token}, timeout=60)
+        assert r.status_code == 200
+        wait_until(lambda: _played(agent, bid), timeout=60, interval=0.2, what="the airing's as-run row")
+    print(f"peak_rss_growth_mb={rss.growth_mb:.1f}")
+    assert rss.growth_mb <= MAX_GROWTH_MB, rss.growth_mb

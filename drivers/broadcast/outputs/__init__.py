@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from drivers.broadcast.audio import Audio
+from drivers.broadcast.track import Track
 
 
 class OutputError(Exception):
@@ -30,7 +31,7 @@ class Session(Protocol):
 
 
 class Output(Protocol):
-    def open(self, audio: Audio) -> Session: ...
+    def open(self, audio: Audio | Track) -> Session: ...
 
 
 def wait_until(deadline: float, cancel: threading.Event) -> bool:

@@ -8,9 +8,10 @@ import time
 from urllib.parse import urlsplit
 
 from agent.section import read_secret
-from drivers.broadcast.audio import Audio, resample, ulaw_encode
+from drivers.broadcast.audio import Audio
 from drivers.broadcast.config import HttpZone
 from drivers.broadcast.outputs import OutputError, PlayResult, digest, wait_until
+from drivers.broadcast.track import Track, regroup
 
 RATE = 8000
 CHUNK_S = 0.1
@@ -20,16 +21,16 @@ class HttpPushOutput:
     def __init__(self, cfg: HttpZone) -> None:
         self.cfg = cfg
 
-    def open(self, audio: Audio) -> HttpPushSession:
-        return HttpPushSession(self.cfg, ulaw_encode(resample(audio, RATE).samples))
+    def open(self, audio: Audio | Track) -> HttpPushSession:
+        return HttpPushSession(self.cfg, Track.of(audio))
 
 
 class HttpPushSession:
     """The digest challenge is fetched ahead of airtime with an empty POST, as curl --digest does."""
 
-    def __init__(self, cfg: HttpZone, body: bytes) -> None:
+    def __init__(self, cfg: HttpZone, audio: Track) -> None:
         self.cfg = cfg
-        self.body = body
+        self.audio = audio  # µ-law made as it is sent, never the whole body at once
         url = urlsplit(cfg.url)
         self.where = f"{url.hostname}:{url.port or ''}{url.path}"
         self.path = (url.path or "/") + (f"?{url.query}" if url.query else "")
@@ -62,7 +63,7 @@ class HttpPushSession:
         if not wait_until(deadline, cancel):
             now = time.time()
             return PlayResult(now, now, True)
-        headers = {"Content-Type": "audio/basic", "Content-Length": str(len(self.body))}
+        headers = {"Content-Type": "audio/basic", "Content-Length": str(self.audio.ulaw_bytes(RATE))}
         if self.auth:
             headers["Authorization"] = self.auth
         step = int(RATE * CHUNK_S)
@@ -74,10 +75,10 @@ class HttpPushSession:
                 self.conn.putheader(k, v)
             self.conn.endheaders()
             # sent at the rate it plays, so the speaker's buffer neither starves nor overflows
-            for i, off in enumerate(range(0, len(self.body), step)):
+            for i, chunk in enumerate(regroup(self.audio.ulaw(RATE), step)):
                 if not wait_until(start + i * CHUNK_S, cancel):
                     return PlayResult(started, time.time(), True)
-                self.conn.send(self.body[off: off + step])
+                self.conn.send(chunk)
             resp = self.conn.getresponse()
             resp.read()
         except OSError as exc:

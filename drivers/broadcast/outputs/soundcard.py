@@ -9,6 +9,7 @@ from typing import Any
 from drivers.broadcast.audio import Audio
 from drivers.broadcast.config import SoundcardZone
 from drivers.broadcast.outputs import OutputError, PlayResult, wait_until
+from drivers.broadcast.track import Track
 
 
 class SoundcardOutput:
@@ -17,8 +18,8 @@ class SoundcardOutput:
     def __init__(self, cfg: SoundcardZone) -> None:
         self.cfg = cfg
 
-    def open(self, audio: Audio) -> SoundcardSession:
-        return SoundcardSession(self.cfg, audio)
+    def open(self, audio: Audio | Track) -> SoundcardSession:
+        return SoundcardSession(self.cfg, Track.of(audio))
 
 
 def _find_device(pa: Any, name: str) -> int | None:
@@ -39,7 +40,7 @@ def _find_device(pa: Any, name: str) -> int | None:
 
 
 class SoundcardSession:
-    def __init__(self, cfg: SoundcardZone, audio: Audio) -> None:
+    def __init__(self, cfg: SoundcardZone, audio: Track) -> None:
         import pyaudio
 
         self.audio = audio
@@ -60,15 +61,13 @@ class SoundcardSession:
         if not wait_until(deadline, cancel):
             now = time.time()
             return PlayResult(now, now, True)
-        pcm = self.audio.pcm()
-        step = self.frames * 2
         try:
             self.stream.start_stream()
             started = time.time()
-            for off in range(0, len(pcm), step):
+            for piece in self.audio.pieces(self.frames):  # read and scaled a buffer at a time
                 if cancel.is_set():
                     return PlayResult(started, time.time(), True)
-                self.stream.write(pcm[off: off + step])
+                self.stream.write(piece.astype("<i2").tobytes())
             self.stream.stop_stream()
         except OSError as exc:
             raise OutputError(f"sound card: {exc}") from None
