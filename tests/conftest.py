@@ -1,9 +1,9 @@
 """Fixtures with real servers; each test gets its own broker on a free loopback port.
 
-Tests are marked by what they start, so the quick part runs alone (`-m "not heavy"` takes well under a
-minute): `browser` (Chromium), `agent` (a real agent process), `netns` (network namespaces) and `slow`
-(long scenarios, marked by hand). A module's marks come from the harnesses it uses, so a new test file
-is marked without anyone remembering to."""
+Tests are marked by what they start, so the quick part runs alone (`-m "not heavy"`): `browser`
+(Chromium), `agent` (a real agent process), `netns` (network namespaces), `slow` (long scenarios, marked
+by hand) and `index` (asks the package index). A module's marks come from the harnesses it uses, so a new
+test file is marked without anyone remembering to."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.mosquitto import Broker, Recorder
 
-HEAVY = ("browser", "agent", "netns", "slow")
+HEAVY = ("browser", "agent", "netns", "slow", "index")
 # harness module -> the mark every test module using it gets
 HARNESS_MARKS = {
     "tests.core.agentproc": "agent",

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from drivers.broadcast.audio import read_wav, resample, ulaw_decode
 from drivers.broadcast.outputs.rtp import payloads
@@ -14,6 +15,7 @@ from tests.broadcast.support import RtpReceiver
 from tests.support.wait import async_wait_until
 
 
+@pytest.mark.slow
 def test_file_bulletin_airs_on_soundcard_and_rtp(tmp_path: Path, alsa_out: Path, rtp: RtpReceiver) -> None:
     cfg = config(tmp_path, {
         "amp": {"type": "soundcard", "device": "default"},

@@ -31,6 +31,7 @@ def _active(data: Path) -> list[str]:
         store.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["requeue", "mark"])
 def test_emergency_interrupts_and_the_interrupted_bulletin_is_requeued_or_marked(
         tmp_path: Path, rtp: RtpReceiver, policy: str) -> None:
@@ -63,6 +64,7 @@ def test_emergency_interrupts_and_the_interrupted_bulletin_is_requeued_or_marked
         assert len(records) == 2
 
 
+@pytest.mark.slow
 def test_schedule_survives_restart_and_misfires_follow_the_grace(tmp_path: Path, rtp: RtpReceiver) -> None:
     data = tmp_path / "data"
     cfg = config(tmp_path, {"loa": _rtp_zone(rtp)}, misfire_grace_s=60)

@@ -85,6 +85,7 @@ def events(ctx: RecordingContext, kind: str, camera: str, phase: str | None = No
             and (phase is None or e.data.get("phase") == phase)]
 
 
+@pytest.mark.slow
 def test_scenes_events_snapshots_and_a_dead_camera(tmp_path: Path, silent_port: int) -> None:
     asyncio.run(_scenes(tmp_path, silent_port))
 
@@ -132,6 +133,7 @@ async def _scenes(tmp_path: Path, silent_port: int) -> None:
             s.stop()
 
 
+@pytest.mark.slow
 def test_restart_freeze_and_return(tmp_path: Path) -> None:
     asyncio.run(_restart(tmp_path))
 

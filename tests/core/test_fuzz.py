@@ -139,6 +139,7 @@ record = st.builds(Record, topic=st.text(st.characters(min_codepoint=32, max_cod
                    envelope=st.booleans(), historical=st.booleans())
 
 
+@pytest.mark.slow
 def test_spool_round_trip(tmp_path: Path) -> None:
     counter = iter(range(10**6))
 

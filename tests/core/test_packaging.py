@@ -34,6 +34,7 @@ def test_unit_verifies() -> None:
     assert not bad, bad
 
 
+@pytest.mark.slow
 def test_install_script_is_idempotent_and_keeps_an_edited_config(tmp_path) -> None:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PREFIX": str(tmp_path / "opt"), "ETC_DIR": str(tmp_path / "etc"),
            "STATE_DIR": str(tmp_path / "state"), "HOME": str(tmp_path)}
