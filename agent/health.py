@@ -50,6 +50,11 @@ class ThresholdTracker:
         self.threshold = threshold
         self._active: dict[str, bool] = {}
 
+    def revert(self, key: str) -> None:
+        """The last transition's event was not stored (spool refusing or full): undo it, so the next value
+        that still calls for it makes the event again."""
+        self._active[key] = not self._active.get(key, False)
+
     def update(self, key: str, value: float) -> Event | None:
         active = self._active.get(key, False)
         if not active and value >= self.threshold.high:
@@ -126,15 +131,20 @@ class HealthDriver:
                     readings.append(Reading(key, stats[key], "B" if key == "spool_bytes" else None, now))
             if "uplink_connected" in stats:
                 readings.append(Reading("uplink_connected", stats["uplink_connected"], None, now))
-            events = []
+            transitions: list[tuple[ThresholdTracker, str, Event]] = []
             for r in readings:
                 tracker = {"disk_used_pct": disk, "mem_used_pct": mem, "temperature": temp}.get(r.name)
                 if tracker is not None and isinstance(r.value, (int, float)):
                     key = r.tags.get("mount") or r.tags.get("sensor") or "host"
                     ev = tracker.update(key, float(r.value))
                     if ev is not None:
-                        ctx.log.warning("threshold", kind=ev.kind, **{k: v for k, v in ev.data.items()})
-                        events.append(ev)
-            await ctx.emit(*readings, *events)
+                        transitions.append((tracker, key, ev))
+            await ctx.emit(*readings)
+            for tracker, key, ev in transitions:  # each alone: only its own storing decides its state
+                stored = await ctx.emit(ev)
+                ctx.log.warning("threshold", kind=ev.kind, stored=stored is not False,
+                                **{k: v for k, v in ev.data.items()})
+                if stored is False:
+                    tracker.revert(key)
             # on a metered backup link (4G) host telemetry goes frugal; alarms still fire on the next sample
             await asyncio.sleep(cfg.metered_interval_s if ctx.link.metered else cfg.interval_s)

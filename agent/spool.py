@@ -8,12 +8,20 @@ Faults are told apart by SQLite's error code: corruption (SQLITE_CORRUPT, SQLITE
 failed quick_check) quarantines the file under a unique name and salvages its readable rows
 into a fresh spool; every other error (disk full, I/O, locked, read-only, cannot open) keeps
 the file, refuses new records with SpoolUnavailable and retries by itself until it works.
+
+A file deleted or replaced under the open connection (`rm -rf` of the data dir) would keep taking
+commits that vanish at the next start: every commit checks the path still names the open file; if
+not, the spool starts a fresh file there and carries over the rows not yet delivered.
+A record dropped for space still takes its seq (the COC sees the gap) and is reported in a
+`spool_dropped` notice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import json
+import os
 import sqlite3
 import threading
 import time
@@ -50,6 +58,7 @@ CREATE TABLE IF NOT EXISTS msgs(
 );
 CREATE INDEX IF NOT EXISTS msgs_prio_id ON msgs(prio, id);
 CREATE TABLE IF NOT EXISTS probe(x BLOB);
+CREATE TABLE IF NOT EXISTS salvage(source TEXT PRIMARY KEY, next_id INTEGER NOT NULL);
 """
 # bytes counted per row besides payload and topic: SQLite's cell, record header, boot_id, index entry
 _ROW_OVERHEAD = 128
@@ -57,6 +66,9 @@ _CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 _PROBE_BYTES = 64 * 1024  # a resume probe must be able to write this much before records are accepted again
 _VACUUM_STEP_PAGES = 2048
 _QUARANTINE_SHARE = 0.25  # quarantined files may take at most this share of max_bytes
+_SALVAGE_MARK = ".salvage"  # next to a quarantined file whose salvage is not finished: the ids already delivered
+_CARRY_ROWS = 1000  # rows copied per commit out of a file that was deleted under the spool
+DROP_NOTICE_S = 60.0  # at most one spool_dropped notice this often (the first drop is reported at once)
 
 
 @dataclass(slots=True)
@@ -123,8 +135,48 @@ class SpoolUnavailable(RuntimeError):
     """The spool cannot store records right now (disk full, I/O error, locked, read-only); retried by itself."""
 
 
+class SpoolFileLost(RuntimeError):
+    """The file under the open connection was deleted or replaced: its commits would not survive a restart."""
+
+
 class _QuickCheckFailed(sqlite3.DatabaseError):
     pass
+
+
+@dataclass
+class _Orphan:
+    """A connection to a file that was deleted under the spool: still readable until its rows are carried over."""
+
+    db: sqlite3.Connection
+    delivered: set[int]
+    after: int = 0  # rows up to this id are already in the new file
+
+
+def salvage_marker(aside: Path) -> Path:
+    """The file that says a quarantined file still has rows to salvage (and which ids the broker has)."""
+    return Path(str(aside) + _SALVAGE_MARK)
+
+
+def _read_delivered(aside: Path) -> set[int]:
+    try:
+        ids = json.loads(salvage_marker(aside).read_text() or "[]")
+        return {int(i) for i in ids} if isinstance(ids, list) else set()
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` survive a power cut."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -165,6 +217,7 @@ class Spool:
         self.dropped: dict[str, int] = {p.name.lower(): 0 for p in Priority}
         self.refused = 0  # records refused while degraded
         self.salvaged = 0
+        self.files_lost = 0  # times the file was deleted or replaced under the open connection
         self.commits = 0
         self.vacuumed_pages = 0
         self.notices: list[dict[str, Any]] = []
@@ -186,7 +239,11 @@ class Spool:
         self._probe = Backoff(0.5, 10.0)
         self._probe_at = 0.0
         self.busy_timeout_s = 5.0  # how long a write waits for another process's lock before it counts as a fault
-        self._to_salvage: list[tuple[Path, set[int]]] = []  # file set aside, ids already delivered
+        self._to_salvage: dict[Path, set[int]] = {}  # quarantined files with rows left, ids already delivered
+        self._orphans: list[_Orphan] = []
+        self._file_id: tuple[int, int] | None = None  # (st_dev, st_ino) of the open file
+        self._drops_noticed = 0
+        self._drop_notice_at = 0.0
         self._vacuum_more = False
 
     # -- budget ---------------------------------------------------------------------------
@@ -205,10 +262,15 @@ class Spool:
 
     # -- opening and recovery -------------------------------------------------------------
     def open(self) -> None:
-        """Open (or repair) the file and start the writer; a transient error starts it degraded, not dead."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open (or repair) the file and start the writer; a transient error starts it degraded, not dead.
+
+        A salvage an earlier run did not finish (its marker file is still there) goes on where it stopped."""
         self.quarantined = sorted(p for p in self.path.parent.glob(self.path.name + ".corrupt-*")
-                                  if not p.name.endswith(("-wal", "-shm")))
+                                  if not p.name.endswith(("-wal", "-shm", _SALVAGE_MARK)))
+        self._to_salvage = {p: _read_delivered(p) for p in self.quarantined if salvage_marker(p).exists()}
+        for marker in self.path.parent.glob(self.path.name + ".corrupt-*" + _SALVAGE_MARK):
+            if Path(str(marker)[:-len(_SALVAGE_MARK)]) not in self._to_salvage:  # a crash before the move
+                marker.unlink(missing_ok=True)
         try:
             self._open_db()
             self.state = "ok"
@@ -217,6 +279,8 @@ class Spool:
                 self._quarantine(describe(exc))
             else:
                 self._degrade(exc)
+        if self.state == "ok":
+            self._salvage_pending()
         if self.state == "ok":
             self.log.info("spool_open", path=self.path, depth=self.depth, bytes=self.bytes,
                           max_bytes=self.max_bytes)
@@ -240,6 +304,7 @@ class Spool:
     def _open_db(self) -> None:
         """Connect, check and migrate; raises sqlite3.Error (corrupt or transient) with nothing left open."""
         self._close_dbs()
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # also after the data dir was deleted
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         db = self._connect()
         try:
@@ -252,10 +317,12 @@ class Spool:
             if db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
                 self._migrate_auto_vacuum(db)
             reader = self._connect()
+            st = self.path.stat()
         except BaseException:
             db.close()
             raise
         self._db, self._reader = db, reader
+        self._file_id = (st.st_dev, st.st_ino)
         self.depth, self.bytes = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM msgs").fetchone()
 
     def _migrate_auto_vacuum(self, db: sqlite3.Connection) -> None:
@@ -302,6 +369,7 @@ class Spool:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
+            carried = self._carry_over()
         except Exception as exc:
             if is_corruption(exc):
                 self._quarantine(describe(exc))
@@ -309,48 +377,156 @@ class Spool:
             self._degrade(exc)  # connections that opened stay open: the backlog can still be read and sent
             return
         self.state, self.degraded_reason = "ok", ""
-        while self._to_salvage:
-            aside, delivered = self._to_salvage.pop(0)
-            rows, unreadable = self._salvage(aside, delivered)
-            self.salvaged += rows
-            self.log.warning("spool_salvaged", source=aside, rows=rows, unreadable_ranges=unreadable)
-        self.log.info("spool_resumed", path=self.path, depth=self.depth, refused=self.refused)
-        self.notices.append({"kind": "spool_resumed", "path": str(self.path), "refused": self.refused})
+        self._salvage_pending()
+        if self.state != "ok":
+            return
+        notice: dict[str, Any] = {"kind": "spool_resumed", "path": str(self.path), "refused": self.refused}
+        if carried is not None:
+            notice["carried_over"] = carried
+        self.log.info("spool_resumed", path=self.path, depth=self.depth, refused=self.refused, carried_over=carried)
+        self.notices.append(notice)
+
+    def _lost_reason(self) -> str | None:
+        """Why the path no longer names the open file (deleted, replaced), or None while it does."""
+        try:
+            st = os.stat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return "deleted"
+        except OSError:
+            return None  # EIO, EACCES: SQLite's own errors tell those
+        return None if (st.st_dev, st.st_ino) == self._file_id else "replaced"
+
+    def _relocate(self, reason: str) -> bool:
+        """The file was deleted or replaced while open (`rm -rf` of the data dir): set the connection aside,
+        start a fresh file at the path and carry over what the broker does not have; True once done."""
+        self.files_lost += 1
+        self.log.error("spool_file_lost", path=self.path, reason=reason, depth=self.depth)
+        with self._reader_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+        with self._inflight_lock:  # ids of the old file mean nothing in the new one
+            delivered = set(self._acked)
+            self._acked.clear()
+            self._inflight.clear()
+            self.gen += 1
+        if self._db is not None:
+            self._orphans.append(_Orphan(self._db, delivered))
+            self._db = None
+        self.quarantined = [p for p in self.quarantined if p.exists()]
+        for gone in [p for p in self._to_salvage if not p.exists()]:
+            del self._to_salvage[gone]
+        self._degrade(SpoolFileLost(f"{self.path} was {reason} while open"))
+        self._try_resume()
+        return self.state == "ok"
+
+    def _carry_over(self) -> int | None:
+        """Copy the rows of files deleted under the spool into the open one, a commit per chunk (a retry
+        goes on after the last chunk); None when there was nothing to carry."""
+        if not self._orphans:
+            return None
+        copied = 0
+        while self._orphans:
+            orphan = self._orphans[0]
+            while True:
+                rows = orphan.db.execute(
+                    "SELECT id, prio, topic, boot_id, seq, historical, created, payload, size FROM msgs "
+                    "WHERE id>? ORDER BY id LIMIT ?", (orphan.after, _CARRY_ROWS)).fetchall()
+                if not rows:
+                    break
+                keep = [r[1:] for r in rows if r[0] not in orphan.delivered]
+                if keep:
+                    self._insert_rows_committed(keep)
+                orphan.after = rows[-1][0]
+                copied += len(keep)
+            orphan.db.close()
+            self._orphans.pop(0)
+        _fsync_dir(self.path.parent)
+        _fsync_dir(self.path.parent.parent)
+        self.log.warning("spool_carried_over", path=self.path, rows=copied)
+        return copied
 
     def _quarantine(self, reason: str) -> None:
         """Move a corrupt file aside under a unique name, salvage its readable rows, start a fresh spool."""
         self._close_dbs()
         stamp = time.strftime("%Y%m%dT%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{uuid.uuid4().hex[:8]}")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(str(self.path) + suffix)
-            if src.exists():
-                src.rename(Path(str(aside) + suffix))
         self.gen += 1
         with self._inflight_lock:
             self._inflight.clear()
             delivered = set(self._acked)
             self._acked.clear()
+        self._mark_for_salvage(aside, delivered)
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(str(self.path) + suffix)
+            if src.exists():
+                src.rename(Path(str(aside) + suffix))
+        _fsync_dir(self.path.parent)
+        self._to_salvage[aside] = delivered
         self.quarantined.append(aside)
         self.log.error("spool_corrupt", path=self.path, moved_to=aside, reason=reason)
         try:
             self._open_db()
+            self._carry_over()
             self.state, self.degraded_reason = "ok", ""
         except Exception as exc:  # a disk that cannot even hold a fresh file: degraded, retried
             self._degrade(exc)
-            self._to_salvage.append((aside, delivered))
             self.notices.append({"kind": "spool_corrupt", "moved_to": str(aside), "reason": reason, "salvaged": 0})
             return
-        salvaged, unreadable = self._salvage(aside, delivered)
-        self.salvaged += salvaged
-        self.log.warning("spool_salvaged", source=aside, rows=salvaged, unreadable_ranges=unreadable)
+        salvaged, unreadable = self._salvage_pending().get(aside, (0, 0))
         self._prune_quarantine()
         self.notices.append({"kind": "spool_corrupt", "moved_to": str(aside), "reason": reason,
                              "salvaged": salvaged, "unreadable_ranges": unreadable})
 
+    def _mark_for_salvage(self, aside: Path, delivered: set[int]) -> None:
+        """Written before the file is moved aside, so a restart finds the salvage to do (an empty marker
+        if the disk is too full for the ids)."""
+        marker = salvage_marker(aside)
+        try:
+            with open(marker, "w") as f:
+                f.write(json.dumps(sorted(delivered)))
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            self.log.warning("spool_salvage_marker_short", path=marker, error=describe(exc))
+            try:
+                marker.touch()
+            except OSError as again:
+                self.log.error("spool_salvage_marker_failed", path=marker, error=describe(again))
+
+    def _salvage_pending(self) -> dict[Path, tuple[int, int]]:
+        """Salvage every quarantined file with rows left (this run's or one an earlier run did not finish);
+        a write that fails leaves the rest for the next resume. Returns (rows, unreadable ranges) by file."""
+        done: dict[Path, tuple[int, int]] = {}
+        db = self._db
+        for aside, delivered in list(self._to_salvage.items()):
+            try:
+                rows, unreadable = self._salvage(aside, delivered)
+                self._to_salvage.pop(aside, None)
+                salvage_marker(aside).unlink(missing_ok=True)  # first: a crash now must not salvage it again
+                _fsync_dir(aside.parent)
+                if self._db is not None:
+                    self._db.execute("DELETE FROM salvage WHERE source=?", (aside.name,))
+            except (sqlite3.Error, OSError) as exc:
+                self.log.error("spool_salvage_interrupted", source=aside, error=describe(exc))
+                if not is_corruption(exc):
+                    self._degrade(exc)
+                return done
+            self.salvaged += rows
+            self.log.warning("spool_salvaged", source=aside, rows=rows, unreadable_ranges=unreadable)
+            done[aside] = (rows, unreadable)
+        if db is not None and not self._to_salvage:
+            try:
+                if db.execute("SELECT 1 FROM salvage LIMIT 1").fetchone():  # left by a crash after a marker went
+                    db.execute("DELETE FROM salvage")
+            except sqlite3.Error as exc:
+                self.log.warning("spool_salvage_cleanup_failed", error=describe(exc))
+        return done
+
     def _salvage(self, aside: Path, delivered: set[int]) -> tuple[int, int]:
         """Copy every row that can still be read (range by range, halving around bad pages), but those
-        the broker already has."""
+        the broker already has. Progress commits with the rows it copied, so a killed salvage goes on
+        where it stopped and copies no row twice."""
         src: sqlite3.Connection | None = None
         for uri in (f"file:{aside}?mode=ro", f"file:{aside}?immutable=1"):
             try:
@@ -372,12 +548,15 @@ class Spool:
                     top = src.execute("SELECT seq FROM sqlite_sequence WHERE name='msgs'").fetchone()[0] or 0
                 except sqlite3.Error:
                     top = 10_000_000
-            stack = [(lo, min(lo + 4999, top)) for lo in range(1, top + 1, 5000)][::-1]
+            assert self._db is not None
+            done = self._db.execute("SELECT next_id FROM salvage WHERE source=?", (aside.name,)).fetchone()
+            stack = [(lo, min(lo + 4999, top)) for lo in range(done[0] if done else 1, top + 1, 5000)][::-1]
             while stack:
                 lo, hi = stack.pop()
-                try:
+                try:  # one id alone is looked up, not scanned: a scan would step onto a bad next page
                     rows = src.execute("SELECT id, prio, topic, boot_id, seq, created, payload, size FROM msgs "
-                                       "WHERE id BETWEEN ? AND ? ORDER BY id", (lo, hi)).fetchall()
+                                       + ("WHERE id=?" if lo == hi else "WHERE id BETWEEN ? AND ? ORDER BY id"),
+                                       (lo,) if lo == hi else (lo, hi)).fetchall()
                 except sqlite3.Error:
                     if lo == hi:
                         bad += 1
@@ -389,7 +568,7 @@ class Spool:
                          bytes(pl), int(sz)) for i, p, t, b, s, c, pl, sz in rows
                         if isinstance(pl, (bytes, str)) and isinstance(sz, int) and i not in delivered]
                 if good:
-                    self._insert_rows_committed(good)
+                    self._insert_rows_committed(good, (aside.name, hi + 1))
                     copied += len(good)
         finally:
             src.close()
@@ -400,12 +579,16 @@ class Spool:
             db.execute("COMMIT")
         return copied, bad
 
-    def _insert_rows_committed(self, rows: list[tuple[Any, ...]]) -> None:
+    def _insert_rows_committed(self, rows: list[tuple[Any, ...]], progress: tuple[str, int] | None = None) -> None:
+        """One commit; with `progress` (source, next id) the salvage's place is stored in the same commit."""
         db = self._db
         assert db is not None
         db.execute("BEGIN IMMEDIATE")
         try:
             self._insert_rows(db, rows)
+            if progress is not None:
+                db.execute("INSERT INTO salvage(source, next_id) VALUES (?, ?) "
+                           "ON CONFLICT(source) DO UPDATE SET next_id=excluded.next_id", progress)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -418,7 +601,8 @@ class Spool:
         """Quarantined files count against max_bytes: the oldest go once they take more than their share."""
         while self.quarantined and self.quarantine_bytes > self.max_bytes * _QUARANTINE_SHARE:
             old = self.quarantined.pop(0)
-            for suffix in ("", "-wal", "-shm"):
+            self._to_salvage.pop(old, None)
+            for suffix in ("", "-wal", "-shm", _SALVAGE_MARK):
                 Path(str(old) + suffix).unlink(missing_ok=True)
             self.log.warning("spool_quarantine_pruned", removed=old, reason="disk budget")
 
@@ -435,12 +619,13 @@ class Spool:
             self._cond.notify()
         return job.future
 
-    async def put(self, records: list[Record]) -> None:
-        """Return once every record is committed (or counted as dropped for space); SpoolUnavailable if not."""
-        await asyncio.wrap_future(self._submit("put", records))
+    async def put(self, records: list[Record]) -> int:
+        """Return once every record is committed or dropped for space: how many were dropped (0 = all durable);
+        SpoolUnavailable if none was stored."""
+        return await asyncio.wrap_future(self._submit("put", records))  # type: ignore[no-any-return]
 
-    def put_sync(self, records: list[Record]) -> None:
-        self._submit("put", records).result()
+    def put_sync(self, records: list[Record]) -> int:
+        return self._submit("put", records).result()  # type: ignore[no-any-return]
 
     async def delete(self, rows: list[Stored]) -> int:
         """Delete acknowledged rows; rows of an earlier spool generation are only forgotten."""
@@ -452,6 +637,11 @@ class Spool:
     def quarantine_sync(self, reason: str) -> None:
         """Move the file aside and salvage it as if it were corrupt, on the writer thread (repair, tests)."""
         self._submit("quarantine", reason).result()
+
+    def quarantine_if_current(self, gen: int, reason: str) -> bool:
+        """A reader met damage no write touched: quarantine generation `gen`'s file on the writer thread,
+        unless it was replaced meanwhile; True if it was moved aside."""
+        return bool(self._submit("quarantine", (gen, reason)).result())
 
     def release(self, rows: Iterable[Stored]) -> None:
         """Rows the uplink will not acknowledge after all (connection lost, refused): evictable again."""
@@ -515,7 +705,7 @@ class Spool:
                 "spool_disk_bytes": disk_bytes(self.path), "spool_inflight": self.inflight(),
                 "spool_delete_pending": self.delete_pending(),
                 "spool_dropped": sum(self.dropped.values()), "spool_dropped_by_priority": dict(self.dropped),
-                "spool_refused": self.refused, "spool_salvaged": self.salvaged,
+                "spool_refused": self.refused, "spool_salvaged": self.salvaged, "spool_files_lost": self.files_lost,
                 "spool_quarantined": [str(p) for p in self.quarantined],
                 "spool_quarantine_bytes": self.quarantine_bytes}
 
@@ -567,8 +757,10 @@ class Spool:
 
     def _run(self, jobs: list[_Job]) -> None:
         for job in [j for j in jobs if j.kind == "quarantine"]:
-            self._quarantine(job.data)
-            _settle(job.future)
+            gen, reason = job.data if isinstance(job.data, tuple) else (self.gen, job.data)
+            if gen == self.gen:  # a file already replaced is not moved aside again
+                self._quarantine(reason)
+            _settle(job.future, gen == self.gen)
         jobs = [j for j in jobs if j.kind != "quarantine"]
         if not jobs:
             return
@@ -651,7 +843,22 @@ class Spool:
                 for row in deferred:
                     self._acked.pop(row.id, None)
         self.commits += 1
+        self._note_drops()
+        lost = self._lost_reason()
+        if lost is not None and not self._relocate(lost):
+            raise SpoolUnavailable(f"spool unavailable ({self.degraded_reason})")
         return results
+
+    def _note_drops(self) -> None:
+        """Records dropped for space become a spool_dropped notice: at once, then at most every DROP_NOTICE_S."""
+        total = sum(self.dropped.values())
+        now = time.monotonic()
+        if total == self._drops_noticed or now < self._drop_notice_at:
+            return
+        self.notices.append({"kind": "spool_dropped", "dropped": total - self._drops_noticed, "dropped_total": total,
+                             "dropped_by_priority": dict(self.dropped)})
+        self._drops_noticed = total
+        self._drop_notice_at = now + DROP_NOTICE_S
 
     def _insert(self, db: sqlite3.Connection, records: list[Record]) -> int:
         now = time.time()
@@ -666,6 +873,8 @@ class Spool:
                 if not self._evict(db, size, rec.priority, budget):
                     self._count_drop(rec.priority)
                     dropped += 1
+                    if rec.envelope:
+                        self._seq += 1  # its seq is skipped: the COC sees the gap
                     continue
             seq = None
             if rec.envelope:
@@ -765,6 +974,9 @@ class Spool:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._close_dbs()
+        for orphan in self._orphans:
+            orphan.db.close()
+        self._orphans.clear()
         self.state = "closed"
 
     def writer_alive(self) -> bool:

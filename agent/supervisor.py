@@ -68,11 +68,9 @@ class DriverContext:
         self.timezone = ZoneInfo(sup.config.site.timezone)
 
     async def emit(self, *items: Emittable) -> bool:
-        """True once stored; False (counted as emit_refused) while the spool cannot store anything."""
-        stored = await self._sup.emit(self.name, items)
-        if not stored:
-            self._runner.counters["emit_refused"] += 1
-        return stored
+        """True once stored; False while the spool cannot store anything (counted as emit_refused) or when it
+        dropped something for space (emit_dropped)."""
+        return await self._sup.emit(self.name, items, self._runner.counters)
 
     def health(self, state: HealthState, detail: str = "", **params: Scalar) -> None:
         self._runner.set_state(state, detail, params)
@@ -338,8 +336,10 @@ class Supervisor:
         return out
 
     # -- what drivers call ---------------------------------------------------------------
-    async def emit(self, source: str, items: tuple[Emittable, ...]) -> bool:
-        """Store items; False when the spool refuses them (degraded: disk full, I/O, read-only)."""
+    async def emit(self, source: str, items: tuple[Emittable, ...], counters: Counter[str] | None = None) -> bool:
+        """Store items; True only if every one is durable. False when the spool refuses them (degraded: disk full,
+        I/O, read-only) or dropped one for space (full of higher priority); `counters` get emit_refused or
+        emit_dropped for it. The COC sees a drop as a seq gap and a spool_dropped event."""
         assert self.spool is not None
         records = to_records(source, items, historical=not (self.uplink and self.uplink.connected))
         for listener in list(self.taps):
@@ -349,9 +349,11 @@ class Supervisor:
                 self.log.exception("tap_failed", exc, source=source)
         if records:
             try:
-                await self.spool.put(records)
+                dropped = await self.spool.put(records)
             except (SpoolUnavailable, SpoolClosed):
                 self.emit_refused += len(records)
+                if counters is not None:
+                    counters["emit_refused"] += 1
                 if not self._refusing:  # health shows the first refusal of each episode at once
                     self._refusing = True
                     self.health_changed()
@@ -359,6 +361,10 @@ class Supervisor:
             self._refusing = False
             if self.uplink is not None:
                 self.uplink.wakeup.set()
+            if dropped:
+                if counters is not None:
+                    counters["emit_dropped"] += 1
+                return False
         return True
 
     def set_link(self, link: LinkState) -> None:

@@ -136,3 +136,22 @@ def test_a_cancelled_producer_does_not_stop_the_writer(tmp_path: Path) -> None:
     assert s.writer_alive()
     assert sum(1 for r in s.fetch(1000) if r.topic == "telemetry/b") == 10
     s.close()
+
+
+def test_a_record_dropped_for_space_is_told_and_leaves_a_seq_gap(tmp_path: Path) -> None:
+    """A full spool that cannot make room (everything in it ranks higher) drops the new record: put says so,
+    its seq is skipped so the COC sees the gap, and a spool_dropped notice reports it."""
+    s = open_spool(tmp_path / "s.db", max_bytes=1 << 20)
+    try:
+        n = s.budget // rec("event/alarm", 0, Priority.ALARM, 10000).size
+        assert s.put_sync([rec("event/alarm", i, Priority.ALARM, 10000) for i in range(n)]) == 0
+        assert s.put_sync([rec("telemetry/t", 0, Priority.TELEMETRY, 50000)]) == 1
+        notice = next(x for x in s.notices if x["kind"] == "spool_dropped")
+        assert notice["dropped_total"] == 1 and notice["dropped_by_priority"]["telemetry"] == 1
+        assert s.put_sync([rec("event/alarm", n, Priority.ALARM, 10000)]) == 0  # evicts the oldest alarm
+        seqs = sorted(r.seq for r in s.fetch(1000) if r.seq is not None)
+        assert seqs == list(range(2, n + 1)) + [n + 2], "the dropped record's seq n+1 must be missing"
+        assert s.dropped == {"bulk": 0, "telemetry": 1, "event": 0, "alarm": 1}
+        assert [x["kind"] for x in s.notices].count("spool_dropped") == 1, "one notice per DROP_NOTICE_S"
+    finally:
+        s.close()

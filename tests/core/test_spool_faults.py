@@ -313,3 +313,32 @@ def test_a_corrupt_spool_does_not_salvage_rows_the_broker_already_has(tmp_path: 
         assert s.delete_pending() == 0
     finally:
         s.close()
+
+
+def test_a_data_dir_deleted_under_the_spool_is_recreated_with_what_was_not_delivered(tmp_path: Path) -> None:
+    """rm -rf of the data dir: SQLite would keep committing into the unlinked file. The next commit notices,
+    starts a fresh file at the path and carries over every row the broker does not have."""
+    data = tmp_path / "data"
+    path = data / "spool.db"
+    s = open_spool(path)
+    try:
+        s.put_sync([rec(i) for i in range(100)])
+        delivered = s.fetch(10)
+        assert s.delete_sync(delivered) == 10
+        s.fetch(5)  # in flight when the file goes: sent again from the new file
+        subprocess.run(["rm", "-rf", str(data)], check=True)
+        s.put_sync([rec(i) for i in range(100, 105)])
+        assert path.exists() and s.state == "ok"
+        assert numbers(s) == list(range(10, 105)), "rows accepted before and after the rm are in the new file"
+        assert s.stats()["spool_files_lost"] == 1 and s.depth == 95
+        kinds = [n["kind"] for n in s.notices]
+        assert kinds == ["spool_degraded", "spool_resumed"], kinds
+        assert "SpoolFileLost" in s.notices[0]["reason"] and s.notices[1]["carried_over"] == 95
+        assert len(s.fetch(1000)) == 95  # a new generation: nothing counts as in flight any more
+    finally:
+        s.close()
+    s = open_spool(path)  # what a restart finds
+    try:
+        assert s.depth == 95 and numbers(s) == list(range(10, 105))
+    finally:
+        s.close()
