@@ -61,17 +61,6 @@ def test_an_unknown_user_costs_the_same_single_scrypt_as_a_wrong_password(monkey
     calls.clear()
     assert not check_password("sai", None)
     assert calls == known == [(2**14, 8, 1)]  # one scrypt each, with the same parameters
-    monkeypatch.setattr(hashlib, "scrypt", real)
-
-    def fastest(stored_hash: str | None) -> float:
-        runs = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            check_password("sai", stored_hash)
-            runs.append(time.perf_counter() - t0)
-        return min(runs)  # the least disturbed run: other processes only ever add time
-
-    assert fastest(None) < 1.5 * fastest(stored)  # was twice: a second scrypt for a name that does not exist
 
 
 def test_accounts_file_add_passwd_remove(tmp_path: Path) -> None:
@@ -107,6 +96,7 @@ def _cli(cfg: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[
                           text=True, capture_output=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+@pytest.mark.slow
 def test_user_cli(tmp_path: Path) -> None:
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(yaml.safe_dump({"site": {"site_id": "t1"}, "coc": {"host": "127.0.0.1"},

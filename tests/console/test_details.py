@@ -12,6 +12,7 @@ import pytest
 
 from agent.driver import health_text
 from drivers.console.i18n import DETAILS, detail
+from tests.support.source import parse_file
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("agent", "drivers")
@@ -60,7 +61,7 @@ def _reports() -> list[tuple[str, int, str | None, set[str] | None]]:
     for top in SOURCES:
         for path in sorted((ROOT / top).rglob("*.py")):
             finder = _Finder()
-            finder.visit(ast.parse(path.read_text(encoding="utf-8"), str(path)))
+            finder.visit(parse_file(path))
             out.extend((f"{path.relative_to(ROOT)}:{line}", t, n) for line, t, n in finder.found)
     return out
 
