@@ -65,7 +65,12 @@ class CocConfig(Section):
     topic_prefix: str = Field("commune/v1", pattern=r"^[^#+]+$", description="topics are <prefix>/<site_id>/...")
     mqtt_version: Literal["5", "3.1.1"] = Field("5", description="5 lets the agent see a broker's refusals "
                                                                  "(PUBACK reason codes); 3.1.1 cannot")
-    batch_size: int = Field(500, ge=1, le=10000, description="spool rows published per batch (two in flight)")
+    batch_size: int = Field(500, ge=1, le=10000, description="most spool rows published per batch (a batch is "
+                                                            "also sized to what the link acknowledges)")
+    max_packet_bytes: ByteSize | None = Field(
+        None, ge=1024, description="the largest MQTT packet the broker takes (e.g. EMQX 1MB): a larger message is "
+                                   "set aside with an event/message_dropped instead of sent; MQTT 5 brokers announce "
+                                   "theirs in CONNACK (the smaller one counts); absent = no limit")
     reconnect_min_s: float = Field(1.0, gt=0, description="first reconnect delay; doubles up to reconnect_max_s")
     reconnect_max_s: float = Field(60.0, gt=0, description="longest reconnect (and refused-topic retry) delay")
     command_key_file: SecretFile | None = Field(

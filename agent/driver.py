@@ -130,6 +130,11 @@ class Context(Protocol):
     def uplink_connected(self) -> bool:
         """True while the COC broker is reachable."""
 
+    @property
+    def max_message_bytes(self) -> int | None:
+        """The largest payload the COC's broker takes (its maximum packet size less headers and topic), None
+        while no limit is known: size snapshots and file pieces to it, or they are set aside."""
+
     def on_command(self, name: str, handler: CommandHandler) -> None:
         """Route COC command cmd/{name} to handler; its dict return is the result."""
 

@@ -89,6 +89,10 @@ class DriverContext:
     def uplink_connected(self) -> bool:
         return self._sup.uplink is not None and self._sup.uplink.connected
 
+    @property
+    def max_message_bytes(self) -> int | None:
+        return self._sup.uplink.max_payload_bytes if self._sup.uplink is not None else None
+
     def on_command(self, name: str, handler: CommandHandler) -> None:
         self._sup.router.register(name, handler)
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import sqlite3
 import ssl
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -18,17 +19,34 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent.backoff import Backoff
 from agent.commands import CommandRouter
 from agent.config import CocConfig
-from agent.driver import Scalar, health_params, health_text
+from agent.driver import Event, Scalar, health_params, health_text
 from agent.logs import KvLogger
-from agent.payloads import to_json
+from agent.payloads import event_dict, to_json
 from agent.section import read_secret
-from agent.spool import Cursor, Priority, Record, Spool, SpoolClosed, SpoolUnavailable, Stored
+from agent.spool import Cursor, Priority, Record, Spool, SpoolClosed, SpoolUnavailable, Stored, describe, is_corruption
 
 CONNECT_TIMEOUT_S = 15.0  # TCP + TLS + CONNACK
 SOCKET_TIMEOUT_S = 4.0  # paho's blocking connect(): bounds how long a cancelled connect can linger
-ACK_TIMEOUT_S = 30.0
+ACK_TIMEOUT_S = 30.0  # a batch with no PUBACK at all for this long (a slow link still makes progress) ends the session
+HANG_UP_GRACE_S = 1.0  # how long a DISCONNECT may take to get out before the socket is shut
 STOP_PUBLISH_S = 2.0
 MAX_REFUSALS_SHOWN = 20
+STABLE_SESSION_S = 10.0  # a session that delivered nothing and ended sooner does not reset the reconnect backoff
+BATCH_TARGET_S = 2.0  # a batch carries about this long of what the link was measured to deliver
+FIRST_WINDOW_BYTES = 256 * 1024  # batch bytes before the link's rate is known
+MIN_WINDOW_BYTES = 16 * 1024
+SLOWEST_LINK_BYTES_S = 8 * 1024  # 64 kbit/s: a single large row gets this long beyond ACK_TIMEOUT_S
+MAX_WINDOW_BYTES = 64 * 1024 * 1024
+DROPPED_KIND = "message_dropped"
+TOPIC_SUFFIX_ALLOWANCE = 200  # the longest topic after <prefix>/<site_id>/: clip/{camera}/{clip_id}/{offset}
+
+
+def publish_packet_bytes(topic: str, payload_len: int, v5: bool) -> int:
+    """A QoS1 PUBLISH's size on the wire, what a broker's maximum packet size counts: fixed header, topic,
+    packet id, MQTT 5's (empty) property length and the payload."""
+    remaining = 2 + len(topic.encode("utf-8", "replace")) + 2 + (1 if v5 else 0) + payload_len
+    length_bytes = 1 if remaining < 128 else 2 if remaining < 16_384 else 3 if remaining < 2_097_152 else 4
+    return 1 + length_bytes + remaining
 
 
 def with_envelope(row: Stored, boot_id: str) -> bytes:
@@ -52,6 +70,9 @@ class _Session:
         self.untracked: set[int] = set()  # mids of status/health publishes: their PUBACKs are not the spool's
         self.ack_event = asyncio.Event()
         self.disconnect_reason = ""
+        self.max_packet: int | None = None  # MQTT 5 CONNACK's Maximum Packet Size, if the broker sent one
+        self.progress = time.monotonic()  # when the last PUBACK of a spool row came (paho's thread writes it)
+        self.delivered = 0
 
 
 @dataclass
@@ -97,6 +118,12 @@ class Uplink:
         self._commands: set[asyncio.Future[None]] = set()
         self._orphans: set[asyncio.Future[Any]] = set()
         self._rewind = False  # a refused topic was accepted again: rows skipped while it was held go now
+        self.set_aside = 0  # rows larger than the broker takes: removed from the spool, the COC told
+        self.read_errors = 0  # spool reads that failed (a damaged file is quarantined, others retried)
+        self._read_failing = False
+        self._broker_max_packet: int | None = None  # from the latest CONNACK (MQTT 5)
+        self._window = FIRST_WINDOW_BYTES  # bytes per batch, sized to what the link acknowledges
+        self._row_bytes = 1024.0  # running mean of a spool row's size, to size fetches
 
     @property
     def connected(self) -> bool:
@@ -112,7 +139,23 @@ class Uplink:
         return {"state": self.state, "detail": self.detail, "detail_template": self.detail_template,
                 "detail_params": self.detail_params, "connected_since": self.connected_since,
                 "published": self.published, "rejected": self.rejected, "connects": self.connects,
-                "refused_topics": refused}
+                "refused_topics": refused, "set_aside": self.set_aside, "max_packet_bytes": self.max_packet_bytes,
+                "spool_read_errors": self.read_errors}
+
+    @property
+    def max_packet_bytes(self) -> int | None:
+        """The largest packet the broker takes: MQTT 5's CONNACK value and the configured one, the smaller."""
+        limits = [x for x in (self._broker_max_packet, self.cfg.max_packet_bytes) if x]
+        return min(limits) if limits else None
+
+    @property
+    def max_payload_bytes(self) -> int | None:
+        """What a payload may take under max_packet_bytes on any of this agent's topics (drivers size to it)."""
+        limit = self.max_packet_bytes
+        if limit is None:
+            return None
+        return max(0, limit - publish_packet_bytes(self.topic("x" * TOPIC_SUFFIX_ALLOWANCE), 0,
+                                                   self.cfg.mqtt_version == "5"))
 
     def _set_state(self, state: str, detail: str = "", **params: object) -> None:
         """`detail` is a template (English, the key the console translates by) filled with params."""
@@ -144,6 +187,8 @@ class Uplink:
         loop = session.loop
 
         def on_connect(c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any = None) -> None:
+            limit = getattr(props, "MaximumPacketSize", None)
+            session.max_packet = limit if isinstance(limit, int) and limit > 0 else None
             loop.call_soon_threadsafe(lambda: session.connack.done() or session.connack.set_result(rc))
 
         def on_disconnect(c: mqtt.Client, u: Any, flags: Any, rc: ReasonCode, props: Any = None) -> None:
@@ -157,6 +202,7 @@ class Uplink:
                     session.untracked.discard(mid)
                     return
                 session.acks[mid] = f"{rc} (0x{rc.value:02x})" if rc.is_failure else None
+                session.progress = time.monotonic()
                 if mid in session.expect:
                     session.expect.discard(mid)
                     if not session.expect:
@@ -182,7 +228,7 @@ class Uplink:
             served = await self._connect_and_serve()
             if self._stopping:
                 return
-            if served:
+            if served:  # a session that failed at once (a packet the broker drops) must not retry at full speed
                 backoff.reset()
             delay = backoff.next()
             self.log.info("uplink_retry", in_s=round(delay, 2), state=self.state, detail=self.detail)
@@ -255,29 +301,55 @@ class Uplink:
                 self.log.warning("uplink_refused", reason=reason)
                 return False
             self._client, self._session = client, session
+            self._broker_max_packet = session.max_packet
             self.connects += 1
             self.connected_since = time.time()
+            began = time.monotonic()
             client.subscribe(self.topic("cmd/+"), qos=1)
             self.publish_state("status", self.birth(), retain=True)
             self.publish_state("health", self.health(), retain=True)
             self._set_state("connected")
             self.log.info("uplink_connected", host=self.cfg.host, port=self.cfg.port, mqtt=self.cfg.mqtt_version)
             await self._drain(session)
-            return True
+            return session.delivered > 0 or time.monotonic() - began >= STABLE_SESSION_S
         finally:
             self._client = None
             self._session = None
             if client is not self._stopped_client:
                 # also when stop() came during the connect: a half-open client must not log in later
-                client.loop_stop()
-                if client.is_connected():
-                    client.disconnect()
+                await self._end_client(client, HANG_UP_GRACE_S)
             if not self._stopping:
                 if self.state == "connected":
                     self._set_state("disconnected", "connection lost: {reason}",
                                     reason=session.disconnect_reason or "-")
                     self.log.warning("uplink_lost", reason=session.disconnect_reason)
                 self.connected_since = None
+
+    async def _end_client(self, client: mqtt.Client, grace: float) -> None:
+        """End paho's network thread without ever blocking the loop: a DISCONNECT if the link sends it within
+        `grace`, else the socket is shut so the thread ends at once (unacknowledged rows stay in the spool).
+        paho's own loop_stop() waits until every QoS1 message is acknowledged: minutes on a slow link."""
+        with contextlib.suppress(Exception):
+            client.disconnect()  # queued behind what paho still has to send
+        stopper = asyncio.ensure_future(asyncio.to_thread(client.loop_stop))
+        try:
+            await asyncio.wait({stopper}, timeout=grace)
+        finally:
+            if not stopper.done():
+                self._shut(client)
+        if not stopper.done():
+            await asyncio.wait({stopper}, timeout=SOCKET_TIMEOUT_S)
+        if not stopper.done():
+            self.log.warning("uplink_thread_lingers", host=self.cfg.host)
+
+    @staticmethod
+    def _shut(client: mqtt.Client) -> None:
+        """Shut the connection under paho's thread: its select wakes, it sees the socket gone and ends.
+        shutdown() of the plain socket only, so a TLS socket's state is never touched from this thread."""
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     # -- publishing ----------------------------------------------------------------------
     def publish_state(self, suffix: str, payload: dict[str, Any], retain: bool = True) -> bool:
@@ -288,6 +360,12 @@ class Uplink:
         """A QoS1 publish that bypasses the spool (state, or what the spool cannot take right now)."""
         client, session = self._client, self._session
         if client is None or session is None:
+            return False
+        limit = self.max_packet_bytes
+        size = publish_packet_bytes(self.topic(suffix), len(body), self.cfg.mqtt_version == "5")
+        if limit is not None and size > limit:  # the broker would drop the connection for it
+            self.set_aside += 1
+            self.log.warning("uplink_live_too_large", topic=suffix, bytes=size, max_packet_bytes=limit)
             return False
         info = client.publish(self.topic(suffix), body, qos=1, retain=retain)
         with session.lock:  # mids wrap at 65535: this PUBACK must never count for a spool row
@@ -300,13 +378,17 @@ class Uplink:
         return refusal is not None and refusal.until > now
 
     async def _drain(self, session: _Session) -> None:
-        """Publish spool rows in order; delete a row only after a successful PUBACK.
+        """Publish spool rows in order, one batch at a time; delete a row only after a successful PUBACK.
 
-        Two batches are kept in flight so the broker acknowledges one while the next is sent.
-        Rows of a topic the broker refuses stay in the spool; the topic is retried with backoff."""
+        A batch carries about BATCH_TARGET_S of what the link was measured to deliver, so a slow link drains
+        slowly instead of timing out; the next batch is read while this one is acknowledged. One batch at a
+        time keeps a topic in order when the broker refuses one batch and would take the next. Rows of a
+        refused topic stay in the spool and are retried with backoff; rows the broker can never take are
+        set aside."""
         self.spool.release_all()  # rows a cancelled session fetched but never sent
         cursor = Cursor()
-        inflight: deque[dict[int, Stored]] = deque()
+        ahead: asyncio.Future[list[Stored]] | None = None  # the next rows, read while a batch is acknowledged
+        carry: list[Stored] = []  # rows read but not yet published
         deletes: list[asyncio.Future[Any]] = []
         client = self._client
         assert client is not None
@@ -317,77 +399,177 @@ class Uplink:
                 now = time.monotonic()
                 due = [r for r in self.refusals.values() if r.until <= now and not r.retried]
                 if due or self._rewind:  # read again from the oldest; rows in flight are skipped by fetch
+                    if ahead is not None:
+                        carry += await ahead
+                        ahead = None
+                    self.spool.release(carry)
+                    carry = []
                     cursor = Cursor()
                     self._rewind = False
                     for r in due:
                         r.retried = True
                 next_retry = min((r.until for r in self.refusals.values() if not r.retried), default=float("inf"))
-                rows = await self._fetch(cursor) if len(inflight) < 2 else []
+                if not carry:
+                    carry = await ahead if ahead is not None else await self._fetch(cursor)
+                    ahead = None
+                rows, carry = self._cut(carry)
                 if rows:
                     backlog = True
-                    mids: dict[int, Stored] = {}
-                    held: list[Stored] = []
-                    unsent: list[Stored] = []
-                    for i, row in enumerate(rows):
-                        if self._held(row.topic, now):
-                            held.append(row)
-                            continue
-                        payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
-                        info = client.publish(self.topic(row.topic), payload, qos=1)
-                        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                            unsent = rows[i:]
-                            break
-                        mids[info.mid] = row
-                    self.spool.release(held + unsent)
-                    inflight.append(mids)
+                    mids, unsent = await self._publish(client, rows, now)
                     if unsent:
+                        self.spool.release(unsent + carry)
+                        carry = []
                         break  # the connection is going: what was not sent goes again after reconnecting
-                if inflight and (len(inflight) >= 2 or not rows):
-                    if not await self._settle(session, inflight.popleft(), deletes):
+                    if not carry:
+                        ahead = asyncio.ensure_future(self._fetch(cursor))
+                    if not await self._settle(session, mids, deletes):
                         break
                     continue
-                if not rows:
-                    if backlog and not inflight and not self._rewind:
-                        backlog = False
-                        self.on_change()
-                    wait = min(1.0, max(0.05, next_retry - time.monotonic()))
-                    waiter = asyncio.ensure_future(self.wakeup.wait())
-                    closed = asyncio.ensure_future(session.closed.wait())
-                    await asyncio.wait({waiter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    closed.cancel()
+                if backlog and not self._rewind:
+                    backlog = False
+                    self.on_change()
+                wait = min(1.0, max(0.05, next_retry - time.monotonic()))
+                waiter = asyncio.ensure_future(self.wakeup.wait())
+                closed = asyncio.ensure_future(session.closed.wait())
+                await asyncio.wait({waiter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                closed.cancel()
         finally:
-            for mids in inflight:
-                self.spool.release(mids.values())
+            self.spool.release(carry)
+            if ahead is not None:  # rows it marked in flight are freed by the next session's release_all
+                ahead.cancel()
             if deletes:
                 await asyncio.gather(*deletes, return_exceptions=True)
 
-    async def _fetch(self, cursor: Cursor) -> list[Stored]:
+    def _cut(self, rows: list[Stored]) -> tuple[list[Stored], list[Stored]]:
+        """The rows that fit this batch's byte window (always at least one), and the rest."""
+        total = 0
+        for i, row in enumerate(rows):
+            total += row.size
+            if i and total > self._window:
+                return rows[:i], rows[i:]
+        return rows, []
+
+    async def _publish(self, client: mqtt.Client, rows: list[Stored], now: float
+                       ) -> tuple[dict[int, Stored], list[Stored]]:
+        """Hand one batch to paho; returns {mid: row} and the rows paho would not take (connection going)."""
+        mids: dict[int, Stored] = {}
+        held: list[Stored] = []
+        unsent: list[Stored] = []
+        too_big: list[tuple[Stored, int]] = []
+        limit = self.max_packet_bytes
+        v5 = self.cfg.mqtt_version == "5"
+        for i, row in enumerate(rows):
+            if self._held(row.topic, now):
+                held.append(row)
+                continue
+            payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
+            topic = self.topic(row.topic)
+            size = publish_packet_bytes(topic, len(payload), v5)
+            if limit is not None and size > limit:
+                too_big.append((row, size))
+                continue
+            info = client.publish(topic, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                unsent = rows[i:]
+                break
+            mids[info.mid] = row
+        self.spool.release(held)
+        if too_big and limit is not None:
+            await self._set_aside(too_big, limit)
+        return mids, unsent
+
+    async def _set_aside(self, rows: list[tuple[Stored, int]], limit: int) -> None:
+        """Rows larger than the broker's maximum packet size can never go (the broker would drop the connection
+        for each): they leave the spool, are counted, and an event tells the COC what went, so the rest flows."""
+        notices = [Record(f"event/{DROPPED_KIND}", to_json(event_dict(Event(
+            DROPPED_KIND, {"topic": row.topic, "bytes": size, "max_packet_bytes": limit, "seq": row.seq,
+                           "reason": "larger than the broker's maximum packet size"},
+            severity="warning", source="uplink"))), Priority.EVENT)
+            for row, size in rows if row.topic != f"event/{DROPPED_KIND}"]
         try:
-            return await asyncio.to_thread(self.spool.fetch, self.cfg.batch_size, cursor)
+            if notices:
+                await self.spool.put(notices)
+            await self.spool.delete([row for row, _ in rows])
+        except (SpoolUnavailable, SpoolClosed) as exc:  # kept: looked at again once the spool writes
+            self.spool.release([row for row, _ in rows])
+            self.log.warning("uplink_set_aside_deferred", rows=len(rows), error=str(exc))
+            return
+        self.set_aside += len(rows)
+        for row, size in rows:
+            self.log.warning("uplink_set_aside", topic=row.topic, bytes=size, max_packet_bytes=limit,
+                             reason="larger than the broker's maximum packet size")
+        self.wakeup.set()  # the notices go next
+        self.on_change()
+
+    async def _fetch(self, cursor: Cursor) -> list[Stored]:
+        """The next rows, as many as the byte window holds at the rows' recent mean size."""
+        limit = max(1, min(self.cfg.batch_size, int(self._window / self._row_bytes) + 1))
+        try:
+            rows = await asyncio.to_thread(self.spool.fetch, limit, cursor)
         except SpoolUnavailable:  # the spool is being repaired; its backlog comes once it reopens
             return []
+        except sqlite3.DatabaseError as exc:
+            await self._read_failed(exc, cursor.gen)
+            return []
+        if self._read_failing:
+            self._read_failing = False
+            self.log.info("uplink_spool_read_ok")
+        if rows:
+            self._row_bytes = (self._row_bytes + sum(r.size for r in rows) / len(rows)) / 2
+        return rows
+
+    async def _read_failed(self, exc: sqlite3.DatabaseError, gen: int) -> None:
+        """A read met what no write did: a damaged page quarantines the file (its readable rows are salvaged
+        into a fresh one and sent); any other error is retried on the next pass."""
+        self.read_errors += 1
+        if is_corruption(exc):
+            self.log.error("uplink_spool_corrupt", error=describe(exc), gen=gen)
+            try:
+                await asyncio.to_thread(self.spool.quarantine_if_current, gen, describe(exc))
+            except Exception as again:  # the spool reports its own state; the next pass reads again
+                self.log.warning("uplink_spool_repair_failed", error=describe(again))
+        elif not self._read_failing:
+            self.log.warning("uplink_spool_read_failed", error=describe(exc))
+        self._read_failing = True
+
+    def _patience(self, rows: Iterable[Stored]) -> float:
+        """How long a batch may go without any PUBACK: the largest row must have time to cross the slowest link."""
+        return ACK_TIMEOUT_S + max((r.size for r in rows), default=0) / SLOWEST_LINK_BYTES_S
 
     async def _settle(self, session: _Session, mids: dict[int, Stored], deletes: list[asyncio.Future[Any]]) -> bool:
-        """Wait for one batch's PUBACKs; delete what was accepted, keep what was refused; False if any is missing."""
+        """Wait for one batch's PUBACKs; delete what was accepted, keep what was refused; False if any is missing.
+
+        The wait ends when the batch is acknowledged, the connection closes, or no PUBACK came for a while."""
         with session.lock:
             session.ack_event.clear()
             # PUBACKs may already be in: expect only the ones still missing
             session.expect = set(mids) - session.acks.keys()
             if not session.expect:
                 session.ack_event.set()
+        sent = time.monotonic()
         if mids:
+            patience = self._patience(mids.values())
             closed = asyncio.ensure_future(session.closed.wait())
             acked = asyncio.ensure_future(session.ack_event.wait())
-            await asyncio.wait({acked, closed}, timeout=ACK_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
-            acked.cancel()
-            closed.cancel()
+            try:
+                while not (acked.done() or closed.done()):
+                    left = patience - (time.monotonic() - max(sent, session.progress))
+                    if left <= 0:
+                        self.log.warning("uplink_ack_timeout", waiting=len(session.expect), quiet_s=round(patience))
+                        break
+                    await asyncio.wait({acked, closed}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                acked.cancel()
+                closed.cancel()
         with session.lock:
             acks = {mid: session.acks.pop(mid) for mid in mids if mid in session.acks}
             session.expect = set()
         done = [row for mid, row in mids.items() if mid in acks and acks[mid] is None]
         refused = [(row, acks[mid]) for mid, row in mids.items() if acks.get(mid) is not None]
         missing = [row for mid, row in mids.items() if mid not in acks]
+        if not missing:
+            self._measure(sum(row.size for row in mids.values()), time.monotonic() - sent)
         for row in done:
             if row.topic in self.refusals:
                 del self.refusals[row.topic]
@@ -398,10 +580,18 @@ class Uplink:
             self._refused(refused)
         self.spool.release([row for row, _ in refused] + missing)
         self.published += len(done)
+        session.delivered += len(done)
         if done:
             deletes.append(asyncio.ensure_future(self._delete(done)))
         deletes[:] = [d for d in deletes if not d.done()]
         return not missing  # else: reconnect and resend the rest, in order
+
+    def _measure(self, nbytes: int, elapsed: float) -> None:
+        """Size the next batches to what the link delivered: a batch that filled its window measures the link
+        (a small one measures only the round trip)."""
+        if nbytes < self._window / 2 or elapsed <= 0:
+            return
+        self._window = int(min(MAX_WINDOW_BYTES, max(MIN_WINDOW_BYTES, nbytes / elapsed * BATCH_TARGET_S)))
 
     async def _delete(self, rows: list[Stored]) -> None:
         try:
@@ -466,6 +656,5 @@ class Uplink:
             await asyncio.to_thread(info.wait_for_publish, timeout)
         except (RuntimeError, ValueError) as exc:
             self.log.warning("uplink_offline_status_failed", error=str(exc))
-        client.disconnect()
-        await asyncio.to_thread(client.loop_stop)
+        await self._end_client(client, HANG_UP_GRACE_S)
         self._set_state("stopped")

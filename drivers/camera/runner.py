@@ -366,13 +366,13 @@ class CameraRunner:
         if path is None:
             self.ctx.count("snapshot_not_stored")
         if not metered:
-            await self.ctx.emit(Snapshot(self.cam.name, event_id, jpeg))
+            await self.ctx.emit(Snapshot(self.cam.name, event_id, await self.fit_snapshot(jpeg)))
             if path is not None:
                 self.store.mark_sent(path)
         elif msg.get("kind") in ("person", "vehicle_stopped"):  # security and black-spot alerts go at once
             snap = self.cam.snapshot
             small = reencode_jpeg(jpeg, snap.metered_width, snap.metered_quality)
-            await self.ctx.emit(Snapshot(self.cam.name, event_id, small))
+            await self.ctx.emit(Snapshot(self.cam.name, event_id, await self.fit_snapshot(small)))
             self.log.info("snapshot_small_now", camera=self.cam.name, event_id=event_id, bytes=len(small))
         else:
             self.log.info("snapshot_deferred", camera=self.cam.name, event_id=event_id, bytes=len(jpeg))
@@ -392,10 +392,30 @@ class CameraRunner:
                 jpeg = path.read_bytes()
             except FileNotFoundError:  # trimmed meanwhile
                 continue
+            jpeg = await self.fit_snapshot(jpeg)
             await self.ctx.emit(Snapshot(self.cam.name, event_id, jpeg, priority=Priority.BULK))
             self.store.mark_sent(path)
             sent += 1
         return sent
+
+    async def fit_snapshot(self, jpeg: bytes) -> bytes:
+        """A snapshot the COC's broker takes: above its limit, re-encoded smaller (lower quality, then half the
+        width each time) until it fits; what cannot fit even at 160 px goes as it is and is set aside there."""
+        limit = self.ctx.max_message_bytes
+        if limit is None or len(jpeg) <= limit:
+            return jpeg
+        out, width = jpeg, self.cam.snapshot.width
+        while len(out) > limit and width >= 160:
+            out = await asyncio.to_thread(reencode_jpeg, jpeg, width, 50)
+            width //= 2
+        self.ctx.count("snapshot_shrunk")
+        self.log.info("snapshot_shrunk", camera=self.cam.name, bytes=len(jpeg), now=len(out), limit=limit)
+        return out
+
+    def piece_bytes(self, chunk: int) -> int:
+        """Clip pieces no larger than the COC's broker takes, whatever size was asked for."""
+        limit = self.ctx.max_message_bytes
+        return max(1, min(chunk, limit)) if limit is not None else chunk
 
     # ---- commands and state -------------------------------------------------------------------
     async def snapshot_now(self, timeout_s: float = 5.0) -> dict[str, Any]:
@@ -420,6 +440,7 @@ class CameraRunner:
             jpeg = reencode_jpeg(jpeg, self.cam.snapshot.metered_width, self.cam.snapshot.metered_quality)
         event_id = uuid.uuid4().hex
         self.store.put(event_id, jpeg)
+        jpeg = await self.fit_snapshot(jpeg)
         await self.ctx.emit(Snapshot(self.cam.name, event_id, jpeg))
         return {"camera": self.cam.name, "event_id": event_id, "bytes": len(jpeg),
                 "width": reply.get("width"), "height": reply.get("height")}
@@ -452,6 +473,7 @@ class CameraRunner:
         if offset > len(data):
             raise CommandError(f"clip {clip_id} has {len(data)} bytes; offset {offset} is past its end")
         digest = hashlib.sha256(data).hexdigest()
+        chunk = self.piece_bytes(chunk)
         pieces = clip_chunks(path, offset, chunk)
         # the description first (small, JSON), then the raw pieces: a COC knows the size and checksum even
         # for an upload that was deferred and started long after the command's result

@@ -44,6 +44,7 @@ class RecordingContext:
         self.commands: dict[str, CommandHandler] = {}
         self._link = LinkState()
         self.connected = True
+        self.max_message_bytes: int | None = None  # the broker's limit as the uplink would tell it
 
     async def emit(self, *items: Emittable) -> None:
         for item in items:
