@@ -114,6 +114,13 @@ class DriverContext:
         return lambda: self._sup.taps.remove(listener) if listener in self._sup.taps else None
 
 
+def ended_by_supervisor() -> bool:
+    """True when the running task itself was asked to stop (Task.cancelling()): a CancelledError that escaped
+    from inside (a library cancelling its own task) is a crash to restart, and no error ends a stop in a restart."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 class Restarts:
     """Crash bookkeeping shared by drivers and core tasks: counts, last error, and the pause before the next
     start (a run that lasted HEALTHY_RUN_S starts again from the minimum delay)."""
@@ -123,10 +130,12 @@ class Restarts:
         self.last_error = ""
         self._backoff = Backoff(BACKOFF_MIN_S, high_s)
 
-    def crashed(self, exc: Exception, started: float) -> float:
+    def crashed(self, exc: BaseException, started: float) -> float:
         """Record a crash of a run that began at monotonic `started`; returns the delay before the next run."""
         self.restarts += 1
-        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        why = str(exc) or ("cancelled by something other than the supervisor"
+                           if isinstance(exc, asyncio.CancelledError) else "")
+        self.last_error = f"{type(exc).__name__}: {why}"[:300]
         if time.monotonic() - started > HEALTHY_RUN_S:
             self._backoff.reset()
         return self._backoff.next()
@@ -206,9 +215,9 @@ class DriverRunner(Restarts):
                 driver = load_object(self.spec.driver)()
                 await driver.run(DriverContext(self.sup, self, data_dir))
                 raise RuntimeError("driver returned; drivers must run until cancelled")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                if ended_by_supervisor():
+                    raise
                 delay = self.crashed(exc, started)
                 self.log.exception("driver_crashed", exc, driver=name, restarts=self.restarts, restart_in_s=delay)
                 self.set_state("failed", "{error}", {"error": self.last_error})
@@ -258,9 +267,12 @@ class CoreTask(Restarts):
                     self._set("stopped")
                     return
                 raise RuntimeError("task ended; core tasks run until cancelled")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except (Exception, asyncio.CancelledError) as exc:
+                if ended_by_supervisor():
+                    raise
+                if self.stopping:  # its work was asked to end (uplink.stop()) and ended this way
+                    self._set("stopped")
+                    return
                 delay = self.crashed(exc, started)
                 self.log.exception("task_crashed", exc, task=self.name, restarts=self.restarts, restart_in_s=delay)
                 self._set("failed")
