@@ -11,7 +11,7 @@ import re
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from agent.driver import CommandError, CommandHandler
 from agent.logs import KvLogger
@@ -39,33 +39,53 @@ def _printable_name(name: str) -> str:
 
 
 class ReplayMemory:
-    """Signatures seen within the window, kept on disk so a restart does not forget them."""
+    """Signatures seen within the window, kept on disk so a restart does not forget them.
 
-    def __init__(self, path: Path | None, log: KvLogger) -> None:
+    One is forgotten only when the wall clock is past its window *and* it has been held for twice the window
+    on the monotonic clock: a wall clock that jumps forward and is then set back finds last window's
+    signatures still here, however large the jump."""
+
+    def __init__(self, path: Path | None, log: KvLogger, window_s: float, wall: Callable[[], float] = time.time,
+                 mono: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.log = log
-        self.seen: dict[str, float] = {}  # sig -> wall-clock time after which it can no longer be replayed
+        self.window_s = window_s
+        self._wall, self._mono = wall, mono
+        self.seen: dict[str, float] = {}  # sig -> wall-clock time after which its ts is outside the window
+        self._held: dict[str, float] = {}  # sig -> monotonic time before which it is kept whatever the wall says
         if path is not None:
             data = read_json(path)
             if isinstance(data, dict):
-                now = time.time()
-                self.seen = {k: float(v) for k, v in data.items()
-                             if isinstance(k, str) and isinstance(v, (int, float)) and v > now}
+                # the wall clock now may be a jumped one: nothing is dropped on it, every entry is held anew
+                kept = sorted(((float(v), k) for k, v in data.items() if isinstance(k, str)
+                               and isinstance(v, (int, float)) and not isinstance(v, bool)
+                               and math.isfinite(v)), reverse=True)[:_MAX_SEEN]
+                self.seen = {k: v for v, k in kept}
+                hold = self._mono() + self._hold_s()
+                self._held = dict.fromkeys(self.seen, hold)
 
-    def remember(self, sig: str, until: float) -> bool:
+    def _hold_s(self) -> float:
+        """Monotonic time after which the real time is past any window a signature accepted now belongs to."""
+        return 2 * self.window_s + 1
+
+    def remember(self, sig: str, ts: float) -> bool:
         """False if sig was seen; raises OSError if it cannot be saved (the caller refuses the command)."""
-        now = time.time()
-        self.seen = {s: t for s, t in self.seen.items() if t > now}
+        wall, mono = self._wall(), self._mono()
+        gone = [s for s, t in self.seen.items() if t <= wall and self._held.get(s, 0.0) <= mono]
+        for s in gone:
+            del self.seen[s]
+            self._held.pop(s, None)
         if sig in self.seen:
             return False
         if len(self.seen) >= _MAX_SEEN:
             raise OSError("replay memory full")
-        self.seen[sig] = until
+        self.seen[sig] = ts + self.window_s + 1
+        self._held[sig] = mono + self._hold_s()
         if self.path is not None:
             try:
                 write_json(self.path, self.seen, indent=None)
             except OSError:
-                del self.seen[sig]
+                del self.seen[sig], self._held[sig]
                 raise
         return True
 
@@ -74,7 +94,9 @@ class CommandRouter:
     """Turns raw cmd/{name} payloads into handler calls and result dicts; never raises."""
 
     def __init__(self, log: KvLogger, max_bytes: int, key: bytes | None, window_s: float, site_id: str = "",
-                 replay_file: Path | None = None) -> None:
+                 replay_file: Path | None = None, *, replay: ReplayMemory | None = None,
+                 wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic) -> None:
+        """`replay` is the memory of a router this one replaces (a reload must not forget what was seen)."""
         self.log = log
         self.max_bytes = max_bytes
         self.key = key
@@ -82,7 +104,11 @@ class CommandRouter:
         self.site_id = site_id
         self.handlers: dict[str, CommandHandler] = {}
         self.counters: Counter[str] = Counter()
-        self.replay = ReplayMemory(replay_file, log)
+        self._wall = wall
+        if replay is None:
+            replay = ReplayMemory(replay_file, log, window_s, wall, mono)
+        replay.window_s = window_s
+        self.replay = replay
 
     def register(self, name: str, handler: CommandHandler) -> None:
         self.handlers[name] = handler
@@ -105,12 +131,12 @@ class CommandRouter:
             ts = float(ts)
         except OverflowError:
             return f"timestamp outside the {self.window_s:g} s window"
-        if not math.isfinite(ts) or abs(time.time() - ts) > self.window_s:
+        if not math.isfinite(ts) or abs(self._wall() - ts) > self.window_s:
             return f"timestamp outside the {self.window_s:g} s window"
         if not hmac.compare_digest(sign(self.key, self.site_id, name, body).encode(), sig.encode()):
             return "bad signature"
         try:
-            if not self.replay.remember(sig, ts + self.window_s + 1):
+            if not self.replay.remember(sig, ts):
                 return "replayed command"
         except OSError as exc:
             return f"replay memory cannot be saved ({exc.strerror or exc}); refused"
