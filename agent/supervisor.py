@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from agent import __version__
 from agent.backoff import Backoff
-from agent.commands import CommandRouter
+from agent.commands import CommandRouter, ReplayMemory
 from agent.config import ConfigError, LoadedConfig, load, spool_path
 from agent.driver import (
     CommandError,
@@ -328,10 +328,10 @@ class Supervisor:
         self._pending_events: list[_PendingEvent] = []
 
     # -- wiring --------------------------------------------------------------------------
-    def _make_router(self, cfg: Any, key: bytes | None) -> CommandRouter:
+    def _make_router(self, cfg: Any, key: bytes | None, replay: ReplayMemory | None = None) -> CommandRouter:
         coc = cfg.coc
         router = CommandRouter(KvLogger("commands"), coc.max_command_bytes, key, coc.command_window_s,
-                               cfg.site.site_id, cfg.data_dir / REPLAY_FILE)
+                               cfg.site.site_id, cfg.data_dir / REPLAY_FILE, replay=replay)
         router.register("ping", self._cmd_ping)
         router.register("rebirth", self._cmd_rebirth)
         router.register("reload", self._cmd_reload)
@@ -492,8 +492,10 @@ class Supervisor:
             self.log.info("driver_configured", driver=name)
         if cfg.coc != old_cfg.coc or cfg.site != old_cfg.site:
             await self._restart_uplink(key)
-        elif self.uplink is not None and self.uplink.connected:
-            self.uplink.publish_state("status", self.birth())
+        else:
+            self._use_key(key)
+            if self.uplink is not None and self.uplink.connected:
+                self.uplink.publish_state("status", self.birth())
         self.log.info("reload_done", config_sha=new.sha, drivers=",".join(sorted(self.runners)))
         self.health_changed()
         return []
@@ -508,9 +510,16 @@ class Supervisor:
             self._reload_wanted.clear()
             await self.reload()
 
+    def _use_key(self, key: bytes | None) -> None:
+        """Key material, not the file's path, decides: a key rewritten in place (a rotation) is in force now."""
+        if key != self.router.key:
+            self.router.key = key
+            self.log.info("command_key_changed", signing="on" if key is not None else "off")
+
     async def _restart_uplink(self, key: bytes | None) -> None:
         old_router = self.router
-        self.router = self._make_router(self.config, key)
+        self.router = self._make_router(self.config, old_router.key, old_router.replay)
+        self._use_key(key)
         for name, handler in old_router.handlers.items():
             self.router.handlers.setdefault(name, handler)
         old = self.uplink

@@ -187,3 +187,46 @@ def test_replay_after_restart_retained_ignored_and_bad_key_reload_refused(tmp_pa
     finally:
         agent.stop()
         rec.stop()
+
+
+def test_a_key_rotated_in_place_is_in_force_after_sighup_and_after_the_reload_command(tmp_path: Path,
+                                                                                     broker: Broker) -> None:
+    """The key file keeps its path; its content decides which key signs (the revoked one is refused)."""
+    keys = {name: f"{name}-command-key-for-site-t1".encode() for name in ("old", "new", "newer")}
+    key_file = tmp_path / "cmd.key"
+    key_file.write_bytes(keys["old"] + b"\n")
+    cfg = write_config(tmp_path / "agent.yaml", broker.port, tmp_path / "data", broker.password_file("agent"),
+                       coc={"command_key_file": str(key_file)})
+    rec = Recorder(broker.port, topics=(f"{BASE}/cmd/+/result", f"{BASE}/status")).start()
+    agent = AgentProcess(cfg, tmp_path / "agent.log").start()
+    sent = 0
+
+    def command(name: str, key: str) -> dict:
+        nonlocal sent
+        sent += 1
+        body = {"request_id": f"{key}-{sent}", "ts": time.time()}
+        body["sig"] = sign(keys[key], "t1", name, body)
+        rec.publish(f"{BASE}/cmd/{name}", json.dumps(body))
+        return wait_until(lambda: [m.json() for m in rec.on(f"/cmd/{name}/result")
+                                   if m.json().get("request_id") == body["request_id"]], 20,
+                          what=f"result of {body['request_id']}")[0]
+
+    try:
+        wait_until(lambda: [m for m in rec.on(f"{BASE}/status") if m.json().get("online")], 20, what="birth")
+        assert command("ping", "old")["ok"] is True
+        key_file.write_bytes(keys["new"] + b"\n")  # rotated in place: same path, same config
+        agent.signal(signal.SIGHUP)
+        wait_until(lambda: "reload_done" in agent.log_text(), 20, what="reload after SIGHUP")
+        assert command("ping", "old") == {"request_id": "old-2", "ok": False, "error": "bad signature"}
+        assert command("ping", "new")["ok"] is True
+        # the COC's own `reload` (signed with the key in force) applies the next rotation the same way
+        key_file.write_bytes(keys["newer"] + b"\n")
+        assert command("ping", "new")["ok"] is True  # nothing changes before a reload
+        assert command("reload", "new")["ok"] is True
+        assert command("ping", "new")["error"] == "bad signature"
+        assert command("ping", "newer")["ok"] is True
+        assert agent.log_text().count("command_key_changed") == 2
+        assert keys["new"].decode() not in agent.log_text()
+    finally:
+        agent.stop()
+        rec.stop()
