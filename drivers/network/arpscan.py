@@ -6,11 +6,13 @@ should not carry for a scan that runs a few seconds every few minutes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
+from agent.children import ChildTimeout, run_child
 from drivers.network.config import ScanSubnet
+
+SCAN_OUTPUT_BYTES = 512 * 1024  # a /20 (the largest scan allowed) with every host answering is ~160 KB of JSON
 
 
 def arp_scan(cidr: str, interface: str, timeout: float) -> dict[str, str]:
@@ -24,23 +26,15 @@ def arp_scan(cidr: str, interface: str, timeout: float) -> dict[str, str]:
 
 async def scan_in_child(subnet: ScanSubnet, timeout: float) -> dict[str, str]:
     """Run arp_scan in a child (argv, no shell); raise OSError with the child's last words on failure."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "drivers.network.arpscan", str(subnet.cidr), subnet.interface, str(timeout),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        async with asyncio.timeout(timeout + 30):
-            out, err = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        res = await run_child([sys.executable, "-m", "drivers.network.arpscan", str(subnet.cidr), subnet.interface,
+                               str(timeout)], timeout + 30, max_output=SCAN_OUTPUT_BYTES)
+    except ChildTimeout:
         raise OSError("ARP scan did not finish") from None
-    except asyncio.CancelledError:
-        proc.kill()
-        raise
-    if proc.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines()
-        raise OSError(lines[-1] if lines else f"ARP scan exited with {proc.returncode}")
-    found = json.loads(out)
+    if res.code != 0:
+        lines = res.stderr.decode(errors="replace").strip().splitlines()
+        raise OSError(lines[-1] if lines else f"ARP scan exited with {res.code}")
+    found = json.loads(res.stdout)
     if not isinstance(found, dict):
         raise OSError("ARP scan gave no table")
     return {str(k): str(v) for k, v in found.items()}

@@ -8,7 +8,6 @@ that link whatever the main default route says. The default route itself is one 
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import re
 import shutil
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from agent.children import ChildTimeout, run_child
 from agent.logs import KvLogger
 from drivers.network.config import LinkConfig
 
@@ -119,18 +119,13 @@ async def flush_conntrack(source: str, timeout: float = 10.0) -> int:
         raise RouteError("conntrack tool not installed")
     deleted = 0
     for selector in ("--orig-src", "--reply-dst"):
-        proc = await asyncio.create_subprocess_exec(tool, "-D", selector, source, stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.PIPE)
         try:
-            async with asyncio.timeout(timeout):
-                _, err = await proc.communicate()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+            res = await run_child([tool, "-D", selector, source], timeout, capture_stdout=False)
+        except ChildTimeout:
             raise RouteError("conntrack timed out") from None
-        m = _DELETED.search(err or b"")
+        m = _DELETED.search(res.stderr)
         if m:
             deleted += int(m.group(1))
-        elif proc.returncode not in (0, 1):
-            raise RouteError(f"conntrack exited {proc.returncode}: {(err or b'').decode(errors='replace')[:200]}")
+        elif res.code not in (0, 1):
+            raise RouteError(f"conntrack exited {res.code}: {res.stderr.decode(errors='replace')[:200]}")
     return deleted
