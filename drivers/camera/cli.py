@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from drivers.camera.phases import Phase
+
 
 def add_commands(subparsers: Any) -> None:
     cams = subparsers.add_parser("cameras", help="camera fleet commands")
@@ -199,7 +201,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"warning: {result['detector_warning']}")
     for e in result["events"]:
         print(f"{e['t']:8.2f}s  {e['kind']:15} {e['phase']:6} score={e['score']:<7} boxes={e['boxes']}")
-        if e["phase"] in ("start", "alert") and e.get("reason"):
+        if e["phase"] in (Phase.START, Phase.ALERT) and e.get("reason"):
             print(f"           why: {e['reason']}")
     for key, n in sorted(result["counts"].items()):
         print(f"count {key}: {n}")

@@ -64,20 +64,7 @@ class CameraDriver:
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
-            events = []
-            for name, r in self.runners.items():
-                change = r.decide_online(now)
-                if change is True:
-                    ctx.log.info("camera_online", camera=name)
-                    if r.online_reported_offline:
-                        events.append(Event("camera_online", {"camera": name}))
-                    r.online_reported_offline = False
-                elif change is False:
-                    age = round(r.frame_age(now), 1)
-                    ctx.log.warning("camera_offline", camera=name, frame_age_s=age, problem=r.problem or None)
-                    r.online_reported_offline = True
-                    events.append(Event("camera_offline", {"camera": name, "last_frame_age_s": age,
-                                                           "problem": r.problem}, severity="warning"))
+            events = [e for r in self.runners.values() if (e := r.liveness.transition(now)) is not None]
             if events:
                 await ctx.emit(*events)
             self._report_health(ctx)
@@ -89,11 +76,11 @@ class CameraDriver:
                 if readings:
                     await ctx.emit(*readings)
                 await self._write_state(ctx)
-            counts = [rd for r in self.runners.values() for rd in r.count_readings(now)]
+            counts = [rd for r in self.runners.values() for rd in r.counts.readings(now)]
             if counts:
                 await ctx.emit(*counts)
             metered = ctx.link.metered
-            if not metered and (was_metered or any(r.deferred_clips for r in self.runners.values())):
+            if not metered and (was_metered or any(r.commands.deferred_clips for r in self.runners.values())):
                 for r in self.runners.values():
                     sent = await r.flush_pending()
                     if sent:
@@ -101,8 +88,8 @@ class CameraDriver:
             was_metered = metered
 
     def _report_health(self, ctx: Context) -> None:
-        offline = [n for n, r in self.runners.items() if r.online is False]
-        unknown = [n for n, r in self.runners.items() if r.online is None]
+        offline = [n for n, r in self.runners.items() if r.liveness.online is False]
+        unknown = [n for n, r in self.runners.items() if r.liveness.online is None]
         fallback = [n for n, r in self.runners.items() if r.detector_warning]
         paused = self.storage.paused if self.storage is not None else None
         if offline:
@@ -131,7 +118,7 @@ class CameraDriver:
         while True:
             await asyncio.sleep(cfg.clock_check_interval_s)
             for r in self.runners.values():
-                await r.check_clock()
+                await r.source.check_clock()
 
     def _runner(self, command: str, args: dict[str, Any]) -> CameraRunner:
         name = args.get("camera")
@@ -146,8 +133,8 @@ class CameraDriver:
 
     async def snapshot_command(self, args: dict[str, Any]) -> dict[str, Any]:
         """COC `snapshot` {camera}: a fresh picture on snapshot/{camera}/{event_id}."""
-        return await self._runner("snapshot", args).snapshot_now()
+        return await self._runner("snapshot", args).commands.snapshot()
 
     async def clip_command(self, args: dict[str, Any]) -> dict[str, Any]:
         """COC `clip` {camera}: the clips kept; {camera, id, offset?}: upload one as clip_chunk events."""
-        return await self._runner("clip", args).clip_command(args)
+        return await self._runner("clip", args).commands.clip(args)

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from drivers.camera.config import CameraConfig
+from drivers.camera.phases import Phase
 from drivers.camera.snapshots import encode_jpeg
 
 Box = tuple[int, int, int, int]
@@ -20,7 +21,7 @@ class EventOut:
     """One phase of an event; `event_id` is shared by its start, updates and end."""
 
     kind: str
-    phase: str
+    phase: Phase
     event_id: str
     ts: float
     data: dict[str, Any]
@@ -110,7 +111,7 @@ class EventTracker:
         self.streak = 0
         self.size = (1, 1)
 
-    def _event(self, act: Activity, phase: str, wall: float, mono: float) -> EventOut:
+    def _event(self, act: Activity, phase: Phase, wall: float, mono: float) -> EventOut:
         data: dict[str, Any] = {
             "camera": self.cam.name, "phase": phase, "event_id": act.id,
             "score": round(act.max_score, 3), "boxes": _rel_boxes(act.boxes, self.size),
@@ -123,13 +124,13 @@ class EventTracker:
             data["reason"] = act.reason
         if act.kind == "vehicle":
             data["classes"] = sorted(act.labels)
-        if phase == "end":
+        if phase is Phase.END:
             data["duration_s"] = round(max(0.0, act.last_seen - act.started_mono), 2)
             data["snapshot"] = act.best_frame is not None
         return EventOut(act.kind, phase, act.id, wall, data)
 
     def _end(self, act: Activity, wall: float, mono: float) -> list[Output]:
-        out: list[Output] = [self._event(act, "end", wall, mono)]
+        out: list[Output] = [self._event(act, Phase.END, wall, mono)]
         if act.best_frame is not None:
             frame = draw_boxes(act.best_frame, act.best_boxes, act.kind)
             snap = self.cam.snapshot
@@ -140,7 +141,7 @@ class EventTracker:
         if mono - act.last_update >= self.cam.update_every_s:
             act.last_update = mono
             act.updates += 1
-            return [self._event(act, "update", wall, mono)]
+            return [self._event(act, Phase.UPDATE, wall, mono)]
         return []
 
     def _expire(self, wall: float, mono: float) -> list[Output]:
@@ -182,7 +183,7 @@ class EventTracker:
                              f"{self.cam.motion.min_travel_pct:g}%) over {self.streak} frames; "
                              f"{motion_score:.1f}% of the picture changed")
             motion.observe(motion_score, motion_boxes, frame, mono)
-            out.append(self._event(motion, "start", wall, mono))
+            out.append(self._event(motion, Phase.START, wall, mono))
         elif motion is not None and motion_boxes:
             motion.observe(motion_score, motion_boxes, frame, mono)
             out += self._continue(motion, wall, mono)
@@ -195,7 +196,7 @@ class EventTracker:
                                                      linked=motion.id if motion else None, reason=s.reason)
                     act.labels.update(s.labels)
                     act.observe(s.score, s.boxes, frame, mono)
-                    out.append(self._event(act, "start", wall, mono))
+                    out.append(self._event(act, Phase.START, wall, mono))
                 elif act is not None:
                     act.labels.update(s.labels)
                     act.observe(s.score, s.boxes, frame, mono)
@@ -208,11 +209,11 @@ class EventTracker:
         """A one-off event (vehicle_stopped) with its own snapshot."""
         self.size = (frame.shape[1], frame.shape[0])
         eid = uuid.uuid4().hex
-        body = {"camera": self.cam.name, "phase": "alert", "event_id": eid, "score": round(score, 3),
+        body = {"camera": self.cam.name, "phase": Phase.ALERT, "event_id": eid, "score": round(score, 3),
                 "boxes": _rel_boxes(boxes, self.size), **data}
         snap = self.cam.snapshot
         jpeg = encode_jpeg(draw_boxes(frame.copy(), boxes, kind), snap.width, snap.quality)
-        return [EventOut(kind, "alert", eid, wall, body), SnapshotOut(kind, eid, jpeg, score)]
+        return [EventOut(kind, Phase.ALERT, eid, wall, body), SnapshotOut(kind, eid, jpeg, score)]
 
     def flush(self, wall: float, mono: float) -> list[Output]:
         """End whatever is open (disarmed, stream ended, shutting down)."""

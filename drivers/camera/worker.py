@@ -1,8 +1,9 @@
 """One camera's capture and analysis, in its own process: a crashing codec takes down only this.
 
 Run as `python -m drivers.camera.worker`. The first stdin line is the job (JSON); later lines are
-commands. Every output is one JSON line on stdout: status, health, event, snapshot, count, reply.
-stdin closing means the agent is gone, so the worker exits.
+commands. Every output is one JSON line on stdout: status, health, event, snapshot, count, detector,
+reply (the agent's side parses them in `protocol.py`). stdin closing means the agent is gone, so the
+worker exits.
 """
 
 from __future__ import annotations

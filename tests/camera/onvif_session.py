@@ -69,7 +69,7 @@ def driver_view(port: int) -> dict:
         cfg = CamerasConfig.model_validate({"devices": [cam]})
         ctx = RecordingContext("cameras", cfg, tmp / "data")
         runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
-        url = asyncio.run(runner.resolve_url())
+        url = asyncio.run(runner.source.resolve_url())
     return {"url": url, "events": [(e.kind, e.data) for e in ctx.events],
             "readings": [(r.name, r.value) for r in runner.readings() if r.name == "clock_skew_s"]}
 

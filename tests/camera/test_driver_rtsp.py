@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import socket
@@ -77,7 +78,7 @@ class Running:
         assert self.task is not None
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-        assert all(r.proc is None for r in self.driver.runners.values()), "a worker outlived the driver"
+        assert all(r.worker.proc is None for r in self.driver.runners.values()), "a worker outlived the driver"
 
 
 def events(ctx: RecordingContext, kind: str, camera: str, phase: str | None = None) -> list:
@@ -147,24 +148,25 @@ async def _restart(tmp_path: Path) -> None:
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx) as run:
             runner = run.driver.runners["gate"]
-            await async_wait_until(lambda: runner.online, timeout=20, what="camera online")
+            worker, live = runner.worker, runner.liveness
+            await async_wait_until(lambda: live.online, timeout=20, what="camera online")
 
             # the worker dies (a codec crash): the driver starts a new one and frames flow again
-            assert runner.proc is not None
-            crashed = runner.proc.pid
+            assert worker.proc is not None
+            crashed = worker.proc.pid
             os.kill(crashed, signal.SIGKILL)
-            await async_wait_until(lambda: runner.proc is not None and runner.proc.pid != crashed, timeout=10,
+            await async_wait_until(lambda: worker.proc is not None and worker.proc.pid != crashed, timeout=10,
                                    what="a new worker after a crash")
             restarted = time.monotonic()
-            await async_wait_until(lambda: runner.last_frame > restarted, timeout=10, what="frames after the crash")
+            await async_wait_until(lambda: live.last_frame > restarted, timeout=10, what="frames after the crash")
             assert ctx.counters["worker_restarts"] == 1
 
             # the server restarts on the same port: frames must flow again within 5 s of it being back
             srv.stop()
-            await async_wait_until(lambda: runner.frame_age(time.monotonic()) > 1.0, timeout=10, what="frames stop")
+            await async_wait_until(lambda: live.frame_age(time.monotonic()) > 1.0, timeout=10, what="frames stop")
             srv.start()
             back = time.monotonic()
-            await async_wait_until(lambda: runner.frame_age(time.monotonic()) < 0.5 and runner.last_frame > back,
+            await async_wait_until(lambda: live.frame_age(time.monotonic()) < 0.5 and live.last_frame > back,
                                    timeout=5.0, what="capture back within 5 s of the server")
 
             # the server hangs (SIGSTOP): camera_offline within 10 s, then back online when it resumes
@@ -175,7 +177,7 @@ async def _restart(tmp_path: Path) -> None:
             assert time.monotonic() - frozen <= 10
             srv.thaw()
             await async_wait_until(lambda: ctx.events_of("camera_online"), timeout=20, what="camera_online")
-            assert runner.health.get("reconnects", 0) >= 1
+            assert live.health.get("reconnects", 0) >= 1
     finally:
         srv.stop()
 
@@ -190,8 +192,9 @@ async def _metered(tmp_path: Path) -> None:
     runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
     jpeg = encode_jpeg(np.full((360, 640, 3), 128, np.uint8), 640, 80)
     ctx.set_link(LinkState("wan2-4g", metered=True))
-    await runner._on_snapshot({"kind": "motion", "event_id": "m1", "jpeg": base64.b64encode(jpeg).decode()})
-    await runner._on_snapshot({"kind": "person", "event_id": "p1", "jpeg": base64.b64encode(jpeg).decode()})
+    for kind, event_id in (("motion", "m1"), ("person", "p1")):
+        await runner.dispatcher.feed(json.dumps({"t": "snapshot", "kind": kind, "event_id": event_id,
+                                                 "jpeg": base64.b64encode(jpeg).decode()}).encode())
     assert [s.event_id for s in ctx.snapshots] == ["p1"]  # a person goes at once, small
     assert len(ctx.snapshots[0].jpeg) < len(jpeg)
     assert [eid for eid, _ in runner.store.pending()] == ["m1", "p1"]
@@ -241,12 +244,13 @@ async def _killed_mid_event(tmp_path: Path) -> None:
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx) as run:
             runner = run.driver.runners["gate"]
+            worker = runner.worker
             await async_wait_until(lambda: events(ctx, "motion", "gate", "start"), timeout=30,
                                    what="a motion event from the mover")
             start = events(ctx, "motion", "gate", "start")[0]
             assert not [e for e in ctx.events if e.id == f"{start.id}-end"], "the event ended by itself"
-            assert runner.proc is not None
-            killed = runner.proc.pid
+            assert worker.proc is not None
+            killed = worker.proc.pid
             os.kill(killed, signal.SIGKILL)
             died = time.time()
             await async_wait_until(lambda: [e for e in ctx.events if e.id == f"{start.id}-end"], timeout=10,
@@ -258,10 +262,10 @@ async def _killed_mid_event(tmp_path: Path) -> None:
             assert died - end.data["ended_at"] <= 2.5  # heartbeats come every second
             assert end.data["duration_s"] == pytest.approx(end.data["ended_at"] - end.data["started_at"], abs=0.02)
             assert end.ts == pytest.approx(end.data["ended_at"], abs=0.001) and end.data["snapshot"] is False
-            assert ctx.counters["events_ended_by_agent"] == 1 and runner.open_events == {}
+            assert ctx.counters["events_ended_by_agent"] == 1 and runner.events.open_events == {}
 
             # the driver starts a new worker, which sees the mover again and opens a new event
-            await async_wait_until(lambda: runner.proc is not None and runner.proc.pid != killed, timeout=10,
+            await async_wait_until(lambda: worker.proc is not None and worker.proc.pid != killed, timeout=10,
                                    what="a new worker after the kill")
             await async_wait_until(lambda: len(events(ctx, "motion", "gate", "start")) >= 2, timeout=30,
                                    what="a new motion event from the new worker")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -33,8 +34,8 @@ def test_a_snapshot_above_the_broker_limit_is_sent_smaller_and_one_below_as_it_i
     assert len(big) > 5 * limit > len(small)
     ctx, runner = runner_for(tmp_path, limit)
     for event_id, jpeg in (("e1", big), ("e2", small)):
-        asyncio.run(runner._on_snapshot({"kind": "motion", "event_id": event_id,
-                                         "jpeg": base64.b64encode(jpeg).decode()}))
+        asyncio.run(runner.dispatcher.feed(json.dumps({"t": "snapshot", "kind": "motion", "event_id": event_id,
+                                                       "jpeg": base64.b64encode(jpeg).decode()}).encode()))
     sent = {s.event_id: s.jpeg for s in ctx.snapshots}
     assert len(sent["e1"]) <= limit and sent["e1"][:2] == b"\xff\xd8"  # still a JPEG
     assert sent["e2"] == small and ctx.counters["snapshot_shrunk"] == 1
@@ -46,7 +47,7 @@ def test_clip_pieces_never_exceed_the_broker_limit_whatever_the_coc_asks(tmp_pat
     data = os.urandom(300_000)
     runner.clips.clips_dir.mkdir(parents=True, exist_ok=True)
     (runner.clips.clips_dir / f"20260101T000000_{clip_id}.mp4").write_bytes(data)
-    reply = asyncio.run(runner.clip_command({"camera": "yard", "id": clip_id, "chunk_bytes": 4 * 1024 * 1024}))
+    reply = asyncio.run(runner.commands.clip({"camera": "yard", "id": clip_id, "chunk_bytes": 4 * 1024 * 1024}))
     assert reply["chunk_bytes"] == 64 * 1024 and reply["chunks"] == 5
     assert all(len(c.data) <= 64 * 1024 for c in ctx.chunks)
     joined = b"".join(c.data for c in sorted(ctx.chunks, key=lambda c: c.offset))
