@@ -1,4 +1,15 @@
-"""Which driver owns which config section; modules load only when their section is used."""
+"""Which driver owns which config section, which families it uses, and the name users see for it.
+
+Families meet only at the front door: what one family may use of another is in `drivers/<folder>/api.py`,
+the family's face, and `uses` below names the sections whose faces a family imports (tests/test_seams.py
+checks both). The face is a module of its own rather than the package's `__init__.py` because Python runs
+`__init__.py` for every import of a submodule: the registry's cheap config models, the CLI and the camera's
+worker processes would all pay for the face (and what it imports) on each start. A face imports nothing
+heavy (numpy, cv2, pyaudio, croniter) at import time; such parts load on first use.
+
+Labels live here, keyed by section, not in the faces: the console names every driver it shows — the core's
+`health` and families it does not use included — and must not import a family to learn its name.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +19,56 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Label:
+    """A section's name as officials read it: Vietnamese first, English."""
+
+    vi: str
+    en: str
+
+
+@dataclass(frozen=True)
 class DriverSpec:
     section: str
     config: str  # "module:Class" of the pydantic section model (must import cheaply)
     driver: str  # "module:Class" of the driver (may import heavy libraries)
     cli: str | None = None  # module with add_commands(subparsers) for `commune-agent ...`
+    uses: tuple[str, ...] = ()  # sections whose faces (drivers.<folder>.api) this family imports
+    label: Label | None = None  # None: users see the section name (tests/test_seams.py requires one in SPECS)
+
+    @property
+    def folder(self) -> str | None:
+        """The family's folder under drivers/ (None for a core driver that lives in agent/)."""
+        parts = self.driver.partition(":")[0].split(".")
+        return parts[1] if parts[0] == "drivers" else None
 
 
 SPECS: tuple[DriverSpec, ...] = (
-    DriverSpec("health", "agent.health:HealthConfig", "agent.health:HealthDriver"),
+    DriverSpec("health", "agent.health:HealthConfig", "agent.health:HealthDriver",
+               label=Label("Máy chủ", "Host computer")),
     DriverSpec("network", "drivers.network.config:NetworkConfig", "drivers.network.driver:NetworkDriver",
-               "drivers.network.cli"),
+               "drivers.network.cli", label=Label("Mạng", "Network")),
     DriverSpec("cameras", "drivers.camera.config:CamerasConfig", "drivers.camera.driver:CameraDriver",
-               "drivers.camera.cli"),
+               "drivers.camera.cli", label=Label("Camera", "Cameras")),
     DriverSpec("broadcast", "drivers.broadcast.config:BroadcastConfig", "drivers.broadcast.driver:BroadcastDriver",
-               "drivers.broadcast.cli"),
+               "drivers.broadcast.cli", label=Label("Loa truyền thanh", "Loudspeakers")),
     DriverSpec("sensors", "drivers.sensors.config:SensorsConfig", "drivers.sensors.driver:SensorsDriver",
-               "drivers.sensors.cli"),
+               "drivers.sensors.cli", label=Label("Cảm biến", "Sensors")),
     DriverSpec("console", "drivers.console.config:ConsoleConfig", "drivers.console.server:ConsoleDriver",
-               "drivers.console.cli"),
+               "drivers.console.cli", uses=("broadcast", "cameras", "network", "sensors"),
+               label=Label("Trang quản lý", "Console")),
 )
+
+# what emits events besides the drivers (Event.source): the core itself and its uplink to the COC
+CORE_LABELS: dict[str, Label] = {"agent": Label("Tác tử", "Agent"), "uplink": Label("Kết nối trung tâm", "COC uplink")}
+_LABELS: dict[str, Label] = {**CORE_LABELS, **{s.section: s.label for s in SPECS if s.label is not None}}
+
+
+def label(name: str, lang: str) -> str:
+    """The name users see for a section or event source; the code name for one this table does not know."""
+    found = _LABELS.get(name)
+    if found is None:
+        return name
+    return found.vi if lang == "vi" else found.en
 
 
 def load_object(ref: str) -> Any:

@@ -6,11 +6,10 @@ import time
 from typing import Any
 
 from agent.driver import CommandError
+from drivers.broadcast.api import ACTIONS
 from drivers.broadcast.bulletin import Bulletin, BulletinError, parse_bulletin
 from drivers.broadcast.scheduler import Scheduler
 from drivers.broadcast.tts import TtsError
-
-ACTIONS = ("create", "update", "cancel", "play-now", "preview")
 
 
 class BroadcastCommand:

@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.driver import Context
 from agent.statefile import write_json_logged
+from drivers.broadcast.api import STATE_FILE
 from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin, BulletinError
 from drivers.broadcast.config import BroadcastConfig
@@ -20,7 +21,6 @@ from drivers.broadcast.store import Store
 from drivers.broadcast.track import Track
 from drivers.broadcast.tts import Rendering, TtsError
 
-STATE_FILE = "state.json"
 MAX_MISSED_SCAN = 100_000
 
 

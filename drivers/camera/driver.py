@@ -8,11 +8,11 @@ from typing import Any
 
 from agent.driver import CommandError, Context, Event, Reading
 from agent.statefile import write_json_logged
+from drivers.camera.api import STATE_FILE
 from drivers.camera.config import CamerasConfig
 from drivers.camera.runner import CameraRunner
 from drivers.camera.storage import Storage
 
-STATE_FILE = "state.json"
 TICK_S = 0.5
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 from agent.driver import Emittable, Event, Reading
 from agent.statefile import read_json_bounded
+from drivers.camera import api as camera
+from drivers.sensors import api as sensors
 
 MAX_EVENTS = 200
 MAX_READINGS = 500
@@ -28,10 +30,6 @@ def _reading_row(row: Any) -> bool:
     return (isinstance(row, dict) and all(isinstance(row.get(k), t) for k, t in _READING_KEYS.items())
             and isinstance(row.get("value"), (int, float, str, bool))
             and isinstance(row.get("unit"), (str, type(None))))
-
-
-def _alarm_key(d: dict[str, Any]) -> tuple[str, str, str, str]:
-    return (str(d.get("rule")), str(d.get("source")), str(d.get("device")), str(d.get("reading")))
 
 
 class Feed:
@@ -69,8 +67,8 @@ class Feed:
                 self.readings[(row["source"], row["device"], row["name"])] = row
         alarms = doc.get("alarms")
         for row in alarms[:MAX_READINGS] if isinstance(alarms, list) else []:
-            if _event_row(row) and row["kind"] == "sensor_alarm":
-                self.alarms[_alarm_key(row["data"])] = row
+            if _event_row(row) and row["kind"] == sensors.ALARM_RAISED:
+                self.alarms[sensors.alarm_key(row["data"])] = row
         cams = doc.get("camera_events")
         for cam, rows in list(cams.items())[:MAX_READINGS] if isinstance(cams, dict) else []:
             good = [r for r in rows[:MAX_CAMERA_EVENTS] if _event_row(r)] if isinstance(rows, list) else []
@@ -83,9 +81,8 @@ class Feed:
             self.changed = True
             if isinstance(item, Event):
                 self._event(source, item)
-            elif isinstance(item, Reading) and source == "sensors":
-                tags = item.tags or {}
-                key = (tags.get("source", ""), tags.get("device", ""), item.name)
+            elif isinstance(item, Reading) and source == sensors.SECTION:
+                key = sensors.reading_key(item)
                 if key not in self.readings and len(self.readings) >= MAX_READINGS:
                     continue
                 self.readings[key] = {"source": key[0], "device": key[1], "name": item.name, "value": item.value,
@@ -96,11 +93,12 @@ class Feed:
                "data": ev.data}
         self.events.appendleft(row)
         d = ev.data
-        if ev.kind in ("sensor_alarm", "sensor_alarm_cleared"):
-            key = _alarm_key(d)
-            if ev.kind == "sensor_alarm":
+        if ev.kind in (sensors.ALARM_RAISED, sensors.ALARM_CLEARED):
+            key = sensors.alarm_key(d)
+            if ev.kind == sensors.ALARM_RAISED:
                 self.alarms[key] = row
             else:
                 self.alarms.pop(key, None)
-        if source == "cameras" and isinstance(d.get("camera"), str):
-            self.camera_events.setdefault(d["camera"], deque(maxlen=MAX_CAMERA_EVENTS)).appendleft(row)
+        cam = camera.camera_of(d) if source == camera.SECTION else None
+        if cam is not None:
+            self.camera_events.setdefault(cam, deque(maxlen=MAX_CAMERA_EVENTS)).appendleft(row)

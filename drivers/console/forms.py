@@ -12,7 +12,7 @@ from datetime import time as dtime
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
-from drivers.broadcast.bulletin import Bulletin
+from drivers.broadcast.api import Bulletin
 
 PRIORITIES = ("normal", "high", "emergency")
 SCHEDULE_KINDS = ("once", "daily", "weekdays", "cron")

@@ -11,8 +11,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from drivers.broadcast.bulletin import BulletinError, parse_bulletin
-from drivers.broadcast.schedule import next_airings
+from drivers.broadcast import api as broadcast
 from drivers.console.accounts import release_memory
 from drivers.console.confirm import content_of
 from drivers.console.forms import FormResult, blank_values, form_values, parse_form, slug
@@ -38,10 +37,9 @@ def add_routes(r: web.UrlDispatcher) -> None:
 
 
 def _state(c: Console) -> dict[str, Any]:
-    from agent.statefile import read_json
-
-    data = read_json(c.root_dir / "broadcast" / "state.json")
-    return data.get("bulletins", {}) if isinstance(data, dict) else {}
+    data = broadcast.live_state(c.root_dir)
+    bulletins = data.get("bulletins") if data is not None else None
+    return bulletins if isinstance(bulletins, dict) else {}
 
 
 def _no_broadcast(c: Console, request: web.Request) -> web.Response:
@@ -62,7 +60,7 @@ async def bulletin_list(request: web.Request) -> web.StreamResponse:
             b = s.bulletin
             info = live.get(b.id, {})
             dur = float(info.get("duration_s") or 0.0)
-            upcoming = [a.scheduled for a in next_airings(b, c.tz, max(s.cursor, now - 1), dur, 3)]
+            upcoming = [a.scheduled for a in broadcast.next_airings(b, c.tz, max(s.cursor, now - 1), dur, 3)]
             out.append({"b": b, "source": s.source, "next": upcoming, "error": info.get("error"),
                         "zones": c.broadcast.zones_for(b.zones)})
         out.sort(key=lambda r: (r["next"][0] if r["next"] else float("inf"), r["b"].id))
@@ -103,7 +101,7 @@ async def calendar(request: web.Request) -> web.StreamResponse:
         after = max(s.cursor, day0.timestamp() - 1)
         title = (b.title or b.id) + (f" (×{b.schedule.repeat})" if b.schedule.repeat > 1 else "")
         zones = ", ".join(c.broadcast.zones_for(b.zones))
-        for a in next_airings(b, c.tz, after, dur, 400, until=end):
+        for a in broadcast.next_airings(b, c.tz, after, dur, 400, until=end):
             if a.repeat:
                 continue
             when = datetime.fromtimestamp(a.scheduled, c.tz)
@@ -313,9 +311,9 @@ def _emergency_bulletin(c: Console, request: web.Request, form: Any) -> tuple[di
          "priority": "emergency", "zones": zones, "chime": {"before": True, "after": True}}
     if not errors:
         try:
-            parse_bulletin({**b, "schedule": {"at": datetime.now(c.tz).replace(tzinfo=None).isoformat()}},
+            broadcast.parse_bulletin({**b, "schedule": {"at": datetime.now(c.tz).replace(tzinfo=None).isoformat()}},
                            "bulletin", c.broadcast.tts.max_chars)
-        except BulletinError as exc:
+        except broadcast.BulletinError as exc:
             errors["text"] = translate(lang, "refused", e=str(exc))
     return b, errors
 

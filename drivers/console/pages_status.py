@@ -6,19 +6,21 @@ import asyncio
 import json
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from agent.statefile import read_json
+from drivers.broadcast import api as broadcast
+from drivers.camera import api as camera
+from drivers.console.i18n import Lang, link_reason
 from drivers.console.server import CONSOLE, Console
+from drivers.network import api as network
 
-_SAFE = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 _SECRET = re.compile(r"(password|passphrase|secret|token|key|community|credential)", re.I)
 _USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@", re.I)  # rtsp://user:password@host/...
 STALE_STATUS_S = 120
-LINK_EVENTS = ("failover", "failback", "link_down", "link_up", "all_links_down")  # drivers/network's event kinds
+EVENTS_SHOWN = 5  # the newest events in view; the rest of the feed folded under "xem thêm" (a phone's screen)
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -33,53 +35,43 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/tech/audit", tech_audit)
 
 
-def _camera_dir(c: Console, name: str) -> Path | None:
-    if not _SAFE.match(name):
-        return None
-    p = c.root_dir / "cameras" / "snapshots" / name
-    return p if p.is_dir() else None
-
-
-def _latest_jpeg(d: Path) -> Path | None:
-    files = sorted(d.glob("*.jpg"), key=lambda p: p.name)
-    return files[-1] if files else None
-
-
 def gather(c: Console) -> dict[str, Any]:
     """Everything the status page shows, from the same documents `commune-agent status` reads."""
     status = read_json(c.root_dir / "status.json")
     if not isinstance(status, dict) or status.get("stopped"):
         status = None
-    links = read_json(c.root_dir / "network" / "links.json")
-    cams_state = read_json(c.root_dir / "cameras" / "state.json")
+    links = network.link_state(c.root_dir, getattr(c.agent_cfg, network.SECTION, None))
+    cams_state = camera.live_state(c.root_dir)
     cameras = []
     for name, st in sorted(((cams_state or {}).get("cameras") or {}).items()):
-        d = _camera_dir(c, name)
-        cameras.append({"name": name, "state": st, "latest": bool(d and _latest_jpeg(d)),
+        cameras.append({"name": name, "state": st, "latest": camera.latest_snapshot(c.root_dir, name) is not None,
                         "events": list(c.feed.camera_events.get(name, []))[:5]})
-    failovers = [e for e in c.feed.events if e["kind"] in LINK_EVENTS][:10]
+    failovers = [e for e in c.feed.events if e["kind"] in network.LINK_EVENTS][:10]
     return {"status": status, "age": time.time() - float(status.get("ts", 0)) if status else None,
             "links": links if isinstance(links, dict) else None, "cameras": cameras, "failovers": failovers,
             "readings": sorted(c.feed.readings.values(), key=lambda r: (r["source"], r["device"], r["name"])),
-            "alarms": list(c.feed.alarms.values()), "events": list(c.feed.events)[:30], "now": time.time(),
-            "stale_s": STALE_STATUS_S}
+            "alarms": list(c.feed.alarms.values()), "events": list(c.feed.events), "events_shown": EVENTS_SHOWN,
+            "now": time.time(), "stale_s": STALE_STATUS_S}
+
+
+def _render_status(request: web.Request, template: str) -> web.Response:
+    c = request.app[CONSOLE]
+    lang: Lang = request.get("lang", c.cfg.language)
+    return c.render(request, template, s=gather(c), reason=lambda link: link_reason(lang, link))
 
 
 async def status_page(request: web.Request) -> web.StreamResponse:
-    c = request.app[CONSOLE]
-    return c.render(request, "status.html", s=gather(c))
+    return _render_status(request, "status.html")
 
 
 async def status_live(request: web.Request) -> web.StreamResponse:
     """The live part alone, fetched again every few seconds by the page's script."""
-    c = request.app[CONSOLE]
-    return c.render(request, "status_live.html", s=gather(c))
+    return _render_status(request, "status_live.html")
 
 
 async def camera_latest(request: web.Request) -> web.StreamResponse:
     c = request.app[CONSOLE]
-    d = _camera_dir(c, request.match_info["camera"])
-    f = _latest_jpeg(d) if d else None
+    f = camera.latest_snapshot(c.root_dir, request.match_info["camera"])
     if f is None:
         raise web.HTTPNotFound()
     return web.FileResponse(f, headers={"Content-Type": "image/jpeg", "Cache-Control": "no-store"})
@@ -87,14 +79,10 @@ async def camera_latest(request: web.Request) -> web.StreamResponse:
 
 async def camera_event(request: web.Request) -> web.StreamResponse:
     c = request.app[CONSOLE]
-    d = _camera_dir(c, request.match_info["camera"])
-    eid = request.match_info["event"]
-    if d is None or not _SAFE.match(eid):
+    f = camera.event_snapshot(c.root_dir, request.match_info["camera"], request.match_info["event"])
+    if f is None:
         raise web.HTTPNotFound()
-    found = sorted(p for p in d.glob("*.jpg") if p.stem.split("_", 1)[-1].split(".")[0] == eid)
-    if not found:
-        raise web.HTTPNotFound()
-    return web.FileResponse(found[-1], headers={"Content-Type": "image/jpeg"})
+    return web.FileResponse(f, headers={"Content-Type": "image/jpeg"})
 
 
 async def tech_index(request: web.Request) -> web.StreamResponse:
@@ -104,9 +92,9 @@ async def tech_index(request: web.Request) -> web.StreamResponse:
 async def tech_status(request: web.Request) -> web.StreamResponse:
     c = request.app[CONSOLE]
     docs = {"status.json": read_json(c.root_dir / "status.json"),
-            "network/links.json": read_json(c.root_dir / "network" / "links.json"),
-            "cameras/state.json": read_json(c.root_dir / "cameras" / "state.json"),
-            "broadcast/state.json": read_json(c.root_dir / "broadcast" / "state.json")}
+            "network/links.json": network.link_state(c.root_dir, getattr(c.agent_cfg, network.SECTION, None)),
+            "cameras/state.json": camera.live_state(c.root_dir),
+            "broadcast/state.json": broadcast.live_state(c.root_dir)}
     text = {k: json.dumps(v, indent=1, ensure_ascii=False, default=str) for k, v in docs.items() if v is not None}
     return c.render(request, "tech_status.html", docs=text)
 

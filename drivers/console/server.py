@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from agent.driver import Context, Emittable
 from agent.statefile import write_json_logged
+from drivers.broadcast import api as broadcast
 from drivers.console.accounts import Accounts, User
 from drivers.console.audit import Audit
 from drivers.console.cli import sessions_path, users_path
@@ -30,6 +31,7 @@ from drivers.console.refusals import RefusedLogins
 from drivers.console.safeurl import local_path
 from drivers.console.sessions import Session, Sessions, account_mark
 from drivers.console.throttle import Attempt, HashTurns, LoginThrottle
+from drivers.registry import label
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "ca_session"
@@ -85,8 +87,8 @@ class Console:
         self.uploads = ctx.data_dir / "uploads"
         self.previews: OrderedDict[str, Path] = OrderedDict()
         self.broadcast = getattr(self.agent_cfg, "broadcast", None)
-        self._store: Any = None
-        self._bulletins: tuple[tuple[int, int], list[Any]] | None = None
+        self._store: broadcast.StoreView | None = None
+        self._bulletins: tuple[int, list[broadcast.Stored]] | None = None
         self._fragments: dict[str, tuple[Any, str]] = {}
         self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                         undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -121,25 +123,23 @@ class Console:
             await self.audit.record("?", None, "login_refused", None, False, tally.detail(), address)
 
     @property
-    def store(self) -> Any:
-        """The broadcast driver's store (schedule and as-run), read through its own connection."""
+    def store(self) -> broadcast.StoreView | None:
+        """The broadcast family's store (schedule and as-run), read-only through its face; None without broadcast."""
         if self._store is None and self.broadcast is not None:
-            from drivers.broadcast.store import DB_FILE, Store
-
-            self._store = Store(self.root_dir / "broadcast" / DB_FILE)
-            self._store.db.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KB}")
+            self._store = broadcast.open_view(self.root_dir, SQLITE_CACHE_KB)
         return self._store
 
-    def store_key(self) -> tuple[int, int]:
-        """Changes whenever the store does: another connection's commit (data_version) or our own."""
-        return (self.store.data_version(), self.store.db.total_changes)
+    def store_key(self) -> int:
+        """Changes whenever the store does (the console never writes to it: its changes go through commands)."""
+        assert self.store is not None
+        return self.store.version()
 
-    def bulletins(self) -> list[Any]:
+    def bulletins(self) -> list[broadcast.Stored]:
         """The active bulletins, parsed again only when the store changed."""
-        store = self.store
+        assert self.store is not None
         key = self.store_key()
         if self._bulletins is None or self._bulletins[0] != key:
-            self._bulletins = (key, store.all())
+            self._bulletins = (key, self.store.active())
         return self._bulletins[1]
 
     def zones(self) -> list[str]:
@@ -164,7 +164,7 @@ class Console:
             t=t, lang=lang, session=session, csrf=session.csrf if session else "", path=request.path,
             lang_csrf=session.csrf if session else request.get("login_csrf"),
             dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), refresh_s=self.cfg.refresh_s,
-            detail=lambda doc: detail(lang, doc),
+            detail=lambda doc: detail(lang, doc), label=lambda name: label(name, lang),
             site=getattr(self.agent_cfg.site, "name", "") or self.agent_cfg.site.site_id, flash=request.get("flash"),
             **kw)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
@@ -193,7 +193,7 @@ class Console:
 
     async def command(self, request: web.Request, args: dict[str, Any]) -> dict[str, Any]:
         session: Session = request["session"]
-        return await self.ctx.call_command("broadcast", args, source=f"console:{session.user}")
+        return await self.ctx.call_command(broadcast.COMMAND, args, source=f"console:{session.user}")
 
     async def record(self, request: web.Request, action: str, target: str | None, ok: bool,
                      detail: str | None = None) -> None:

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from drivers.broadcast.audio import level_file
-from drivers.broadcast.config import TtsConfig
-from drivers.broadcast.decode import DecodeError, decode_capped
+from drivers.broadcast.api import DecodeError, TtsConfig, decode_capped, level_file
 
 SUFFIXES = (".mp3", ".wav", ".m4a")
 REF = re.compile(r"^[0-9a-f]{32}\.wav$")

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from agent.driver import Event, Priority, Reading
+from drivers.sensors.api import ALARM_CLEARED, ALARM_RAISED
 from drivers.sensors.config import AlarmRule
 
 
@@ -89,14 +90,14 @@ class AlarmEngine:
             return None
         t.state, t.pending = direction, None
         threshold = rule.high if direction == "high" else rule.low
-        return Event("sensor_alarm", self._data(rule, key, t, v, direction, threshold),
+        return Event(ALARM_RAISED, self._data(rule, key, t, v, direction, threshold),
                      severity=rule.severity, priority=Priority.ALARM)
 
     def _clear(self, rule: AlarmRule, key: tuple[int, str, str, str], t: _Track, v: float) -> Event:
         direction = t.state
         t.state, t.pending = "normal", None
         threshold = rule.high if direction == "high" else rule.low
-        return Event("sensor_alarm_cleared", self._data(rule, key, t, v, direction, threshold),
+        return Event(ALARM_CLEARED, self._data(rule, key, t, v, direction, threshold),
                      severity="info", priority=Priority.ALARM)
 
     @staticmethod

@@ -218,5 +218,9 @@ def test_status_page_refreshes_by_itself(browser: Browser, agent: ConsoleAgent) 
     # no reload: the page's own script fetches /status/live again (refresh_s is 1 in these tests)
     wait_until(lambda: page.locator("#updated").inner_text() != first, timeout=15, interval=0.2,
                what="the status page refreshing itself")
-    expect(page.locator("#live")).to_contain_text("broadcast")
+    # drivers and event sources by the names officials read (drivers/registry.py labels), not code names
+    live = page.locator("#live")
+    expect(live).to_contain_text("Loa truyền thanh")
+    expect(live).to_contain_text("Trang quản lý · audit")
+    assert "broadcast" not in live.inner_text()
     page.context.close()

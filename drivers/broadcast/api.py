@@ -1,0 +1,88 @@
+"""The broadcast family's face: what other families (the console, automations) may use of it.
+
+Reads: bulletins parsed and validated, their next airings, a read-only view of the store and the as-run log,
+the live state the driver writes. Changes go only through the `broadcast` command (COMMAND, ACTIONS), so a
+bulletin from a phone, a file or the COC meets one validation, one store and one as-run log. Names that need
+numpy, ffmpeg or croniter (next airings, decoding and levelling an upload) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.statefile import read_json
+from drivers.broadcast.bulletin import Bulletin, BulletinError, parse_bulletin
+from drivers.broadcast.config import BroadcastConfig, TtsConfig
+from drivers.broadcast.store import DB_FILE, Store, Stored
+
+if TYPE_CHECKING:
+    from drivers.broadcast.audio import level_file
+    from drivers.broadcast.decode import DecodeError, decode_capped
+    from drivers.broadcast.schedule import Airing, next_airings
+
+__all__ = ["ACTIONS", "COMMAND", "SECTION", "STATE_FILE", "Airing", "BroadcastConfig", "Bulletin", "BulletinError",
+           "DecodeError", "Stored", "StoreView", "TtsConfig", "decode_capped", "level_file", "live_state",
+           "next_airings", "open_view", "parse_bulletin"]
+
+SECTION = "broadcast"  # the supervisor gives the driver <data_dir>/<section>
+STATE_FILE = "state.json"
+COMMAND = "broadcast"
+ACTIONS = ("create", "update", "cancel", "play-now", "preview")
+_ON_USE = {"next_airings": "drivers.broadcast.schedule", "Airing": "drivers.broadcast.schedule",
+           "decode_capped": "drivers.broadcast.decode", "DecodeError": "drivers.broadcast.decode",
+           "level_file": "drivers.broadcast.audio"}
+
+
+def __getattr__(name: str) -> Any:
+    """The heavy names, imported when first asked for (PEP 562): importing the face stays cheap."""
+    module = _ON_USE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def live_state(data_root: Path) -> dict[str, Any] | None:
+    """What the driver last wrote about each bulletin (next airing, engine, duration, speech error) and the
+    bulletin files it refused; None before it ever wrote."""
+    doc = read_json(data_root / SECTION / STATE_FILE)
+    return doc if isinstance(doc, dict) else None
+
+
+class StoreView:
+    """The schedule and the as-run log, read-only, through a connection of the reader's own (WAL: it never
+    blocks the driver for long)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def version(self) -> int:
+        """Changes whenever the driver or the CLI commits: the reader's cue to read again."""
+        return self._store.data_version()
+
+    def get(self, bulletin_id: str) -> Stored | None:
+        return self._store.get(bulletin_id)
+
+    def active(self) -> list[Stored]:
+        return self._store.all()
+
+    def asrun_find(self, **filters: Any) -> tuple[int, list[dict[str, Any]]]:
+        """One page of as-run records, newest first, with the total (filters as `Store.asrun_find`)."""
+        return self._store.asrun_find(**filters)
+
+    def asrun_report(self, start: float, end: float) -> list[dict[str, Any]]:
+        return self._store.asrun_report(start, end)
+
+    def asrun_bulletins(self) -> list[str]:
+        return self._store.asrun_bulletins()
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def open_view(data_root: Path, cache_kb: int) -> StoreView:
+    """Opens the store for reading; `cache_kb` bounds the connection's page cache (the reader's memory budget)."""
+    store = Store(data_root / SECTION / DB_FILE)
+    store.db.execute(f"PRAGMA cache_size=-{int(cache_kb)}")
+    return StoreView(store)
