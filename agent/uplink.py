@@ -9,6 +9,7 @@ import sqlite3
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -32,7 +33,7 @@ HANG_UP_GRACE_S = 1.0  # how long a DISCONNECT may take to get out before the so
 STOP_PUBLISH_S = 2.0
 MAX_REFUSALS_SHOWN = 20
 STABLE_SESSION_S = 10.0  # a session that delivered nothing and ended sooner does not reset the reconnect backoff
-BATCH_TARGET_S = 2.0  # a batch carries about this long of what the link was measured to deliver
+BATCH_TARGET_S = 2.0  # a batch's bytes: the acknowledged rate (two batches sharing the link) x this
 FIRST_WINDOW_BYTES = 256 * 1024  # batch bytes before the link's rate is known
 MIN_WINDOW_BYTES = 16 * 1024
 SLOWEST_LINK_BYTES_S = 8 * 1024  # 64 kbit/s: a single large row gets this long beyond ACK_TIMEOUT_S
@@ -378,15 +379,16 @@ class Uplink:
         return refusal is not None and refusal.until > now
 
     async def _drain(self, session: _Session) -> None:
-        """Publish spool rows in order, one batch at a time; delete a row only after a successful PUBACK.
+        """Publish spool rows in order; delete a row only after a successful PUBACK.
 
-        A batch carries about BATCH_TARGET_S of what the link was measured to deliver, so a slow link drains
-        slowly instead of timing out; the next batch is read while this one is acknowledged. One batch at a
-        time keeps a topic in order when the broker refuses one batch and would take the next. Rows of a
-        refused topic stay in the spool and are retried with backoff; rows the broker can never take are
-        set aside."""
+        Two batches are kept in flight so the broker acknowledges one while the next is sent; together they
+        carry about BATCH_TARGET_S of what the link delivers, so a slow link drains slowly instead of timing
+        out. Rows of a refused topic stay in the spool and are retried with backoff, one batch at a time
+        until the broker takes them again, so a retry never lets later rows of the topic overtake it; rows the
+        broker can never take are set aside."""
         self.spool.release_all()  # rows a cancelled session fetched but never sent
         cursor = Cursor()
+        inflight: deque[tuple[dict[int, Stored], float]] = deque()  # (mid -> row, when published)
         ahead: asyncio.Future[list[Stored]] | None = None  # the next rows, read while a batch is acknowledged
         carry: list[Stored] = []  # rows read but not yet published
         deletes: list[asyncio.Future[Any]] = []
@@ -409,32 +411,40 @@ class Uplink:
                     for r in due:
                         r.retried = True
                 next_retry = min((r.until for r in self.refusals.values() if not r.retried), default=float("inf"))
-                if not carry:
-                    carry = await ahead if ahead is not None else await self._fetch(cursor)
-                    ahead = None
-                rows, carry = self._cut(carry)
+                rows: list[Stored] = []
+                if len(inflight) < 2:
+                    if not carry:
+                        carry = await ahead if ahead is not None else await self._fetch(cursor)
+                        ahead = None
+                    rows, carry = self._cut(carry)
                 if rows:
                     backlog = True
-                    mids, unsent = await self._publish(client, rows, now)
+                    probing = {r.topic for m, _ in inflight for r in m.values() if r.topic in self.refusals}
+                    mids, unsent = await self._publish(client, rows, now, probing)
+                    inflight.append((mids, time.monotonic()))
                     if unsent:
                         self.spool.release(unsent + carry)
                         carry = []
                         break  # the connection is going: what was not sent goes again after reconnecting
-                    if not carry:
+                    if not carry and ahead is None:
                         ahead = asyncio.ensure_future(self._fetch(cursor))
-                    if not await self._settle(session, mids, deletes):
+                if inflight and (len(inflight) >= 2 or not rows):
+                    if not await self._settle(session, *inflight.popleft(), deletes):
                         break
                     continue
-                if backlog and not self._rewind:
-                    backlog = False
-                    self.on_change()
-                wait = min(1.0, max(0.05, next_retry - time.monotonic()))
-                waiter = asyncio.ensure_future(self.wakeup.wait())
-                closed = asyncio.ensure_future(session.closed.wait())
-                await asyncio.wait({waiter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                closed.cancel()
+                if not rows:
+                    if backlog and not self._rewind:
+                        backlog = False
+                        self.on_change()
+                    wait = min(1.0, max(0.05, next_retry - time.monotonic()))
+                    waiter = asyncio.ensure_future(self.wakeup.wait())
+                    closed = asyncio.ensure_future(session.closed.wait())
+                    await asyncio.wait({waiter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    closed.cancel()
         finally:
+            for mids, _ in inflight:
+                self.spool.release(mids.values())
             self.spool.release(carry)
             if ahead is not None:  # rows it marked in flight are freed by the next session's release_all
                 ahead.cancel()
@@ -450,9 +460,12 @@ class Uplink:
                 return rows[:i], rows[i:]
         return rows, []
 
-    async def _publish(self, client: mqtt.Client, rows: list[Stored], now: float
+    async def _publish(self, client: mqtt.Client, rows: list[Stored], now: float, probing: set[str]
                        ) -> tuple[dict[int, Stored], list[Stored]]:
-        """Hand one batch to paho; returns {mid: row} and the rows paho would not take (connection going)."""
+        """Hand one batch to paho; returns {mid: row} and the rows paho would not take (connection going).
+
+        Rows of a held topic, or of a refused topic whose retry is still in flight (`probing`), are left for
+        later: they are read again, in order, once the topic is accepted or its retry is due."""
         mids: dict[int, Stored] = {}
         held: list[Stored] = []
         unsent: list[Stored] = []
@@ -460,7 +473,7 @@ class Uplink:
         limit = self.max_packet_bytes
         v5 = self.cfg.mqtt_version == "5"
         for i, row in enumerate(rows):
-            if self._held(row.topic, now):
+            if self._held(row.topic, now) or row.topic in probing:
                 held.append(row)
                 continue
             payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
@@ -537,17 +550,18 @@ class Uplink:
         """How long a batch may go without any PUBACK: the largest row must have time to cross the slowest link."""
         return ACK_TIMEOUT_S + max((r.size for r in rows), default=0) / SLOWEST_LINK_BYTES_S
 
-    async def _settle(self, session: _Session, mids: dict[int, Stored], deletes: list[asyncio.Future[Any]]) -> bool:
+    async def _settle(self, session: _Session, mids: dict[int, Stored], sent: float,
+                      deletes: list[asyncio.Future[Any]]) -> bool:
         """Wait for one batch's PUBACKs; delete what was accepted, keep what was refused; False if any is missing.
 
-        The wait ends when the batch is acknowledged, the connection closes, or no PUBACK came for a while."""
+        The wait ends when the batch (published at monotonic `sent`) is acknowledged, the connection closes,
+        or no PUBACK came for a while: a slow link that still acknowledges keeps its session."""
         with session.lock:
             session.ack_event.clear()
             # PUBACKs may already be in: expect only the ones still missing
             session.expect = set(mids) - session.acks.keys()
             if not session.expect:
                 session.ack_event.set()
-        sent = time.monotonic()
         if mids:
             patience = self._patience(mids.values())
             closed = asyncio.ensure_future(session.closed.wait())

@@ -275,9 +275,10 @@ class RefusingBroker:
             up_w.close()
 
 
-def test_a_batch_refused_for_a_while_keeps_its_topic_in_order(tmp_path: Path, broker: Broker) -> None:
-    """A quota refuses one whole batch and would take the next: the COC must still get the topic in order
-    (never the second batch before the first)."""
+def test_a_refused_batch_is_retried_alone_so_later_rows_never_overtake_it(tmp_path: Path, broker: Broker) -> None:
+    """A quota refuses the first two batches (both in flight) and the first retry, then takes everything: a
+    retry sent together with the next batch of its topic would let that batch (taken) overtake it (refused
+    again). The retry goes alone, so the COC gets the topic in order."""
     rec = Recorder(broker.port, topics=(f"{BASE}/telemetry/#",)).start()
     spool = open_spool(tmp_path)
     count = 200
@@ -285,7 +286,7 @@ def test_a_batch_refused_for_a_while_keeps_its_topic_in_order(tmp_path: Path, br
     box: dict[str, Uplink] = {}
 
     async def main() -> None:
-        front = await RefusingBroker(broker.port, "/telemetry/x", refuse=50).start()
+        front = await RefusingBroker(broker.port, "/telemetry/x", refuse=150).start()
         up = box["up"] = make_uplink(spool, front.port, username="agent", batch_size=50,
                                      password_file=broker.password_file("agent"))
         task = asyncio.create_task(up.run())
@@ -302,7 +303,7 @@ def test_a_batch_refused_for_a_while_keeps_its_topic_in_order(tmp_path: Path, br
         got = values(rec)
         first = list(dict.fromkeys(got))  # a resend after a reconnect may repeat some: order of first arrival
         assert sorted(first) == list(range(count)) and first == sorted(first), first[:60]
-        assert box["up"].rejected == 50
+        assert box["up"].rejected == 150
     finally:
         rec.stop()
         spool.close()
