@@ -119,6 +119,11 @@ class Context(Protocol):
     def count(self, name: str, n: int = 1) -> None:
         """Bump one of this driver's counters (bad payloads, retries, ...)."""
 
+    def write_state(self, name: str | Path, data: Any) -> Awaitable[bool]:
+        """Write data as JSON to data_dir/name (or an absolute path) atomically, in a thread: a slow disk never
+        stalls the loop. Writes of one file keep their order, a burst collapses into the latest; a failure is logged
+        and counted as state_write_failed. Await it to know the outcome, or leave it to run (sync code may)."""
+
     @property
     def link(self) -> LinkState:
         """The WAN link in use (set by the network driver)."""

@@ -38,7 +38,7 @@ from agent.notify import Notifier
 from agent.payloads import event_dict, to_json, to_records
 from agent.section import read_key_file
 from agent.spool import Spool, SpoolClosed, SpoolUnavailable
-from agent.statefile import write_json_logged
+from agent.statefile import StateFiles, write_json_logged
 from agent.uplink import SOCKET_TIMEOUT_S, Uplink
 from drivers.registry import SPECS, DriverSpec, load_object
 
@@ -66,6 +66,7 @@ class DriverContext:
         self.data_dir = data_dir
         self.site_id = sup.config.site.site_id
         self.timezone = ZoneInfo(sup.config.site.timezone)
+        self._state_files = StateFiles(data_dir, self.log, self.count)
 
     async def emit(self, *items: Emittable) -> bool:
         """True once stored; False while the spool cannot store anything (counted as emit_refused) or when it
@@ -77,6 +78,10 @@ class DriverContext:
 
     def count(self, name: str, n: int = 1) -> None:
         self._runner.counters[name] += n
+
+    def write_state(self, name: str | Path, data: Any) -> asyncio.Future[bool]:
+        """data as JSON at data_dir/name, atomically and off the loop; a failure counts as state_write_failed."""
+        return self._state_files.write(name, data)
 
     @property
     def link(self) -> LinkState:

@@ -7,11 +7,11 @@ the decode itself stops at the cap and the length that counts is the one decoded
 from __future__ import annotations
 
 import json
-import subprocess
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.children import ChildTimeout, run_child_sync
 from drivers.broadcast.audio import wav_seconds
 
 FFMPEG = "ffmpeg"
@@ -42,17 +42,17 @@ class Probe:
 
 
 def _run(argv: list[str], what: str) -> bytes:
-    """Run ffmpeg/ffprobe with an argv list (never a shell); its last stderr line becomes the error."""
+    """Run ffmpeg/ffprobe with an argv list (never a shell), killed past TIMEOUT_S; its last stderr line becomes the
+    error."""
     try:
-        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT_S, check=False)
+        res = run_child_sync(argv, TIMEOUT_S)
+    except ChildTimeout:
+        raise DecodeError("unreadable", f"{what}: {argv[0]} took longer than {TIMEOUT_S:.0f}s") from None
     except FileNotFoundError:
         raise DecodeError("unreadable", f"{what}: {argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise DecodeError("unreadable", f"{what}: {argv[0]} took longer than {TIMEOUT_S:.0f}s") from None
-    if proc.returncode != 0:
-        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DecodeError("unreadable", f"{what}: {(lines[-1] if lines else f'exit {proc.returncode}')[:200]}")
-    return proc.stdout
+    if res.code != 0:
+        raise DecodeError("unreadable", f"{what}: {res.last_words()}")
+    return res.stdout
 
 
 def probe(src: Path) -> Probe:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from agent.driver import Context
-from agent.statefile import write_json_logged
 from drivers.broadcast.api import STATE_FILE
 from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin, BulletinError
@@ -288,8 +287,7 @@ class Scheduler:
         }
 
     def write_state(self) -> None:
-        if not write_json_logged(self.state_path, self.state(), self.log):
-            self.ctx.count("state_write_failed")
+        self.ctx.write_state(self.state_path, self.state())
 
     def stop_renders(self) -> None:
         for e in self.entries.values():

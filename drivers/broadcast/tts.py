@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from agent.children import ChildTimeout, run_child_sync
 from drivers.broadcast.audio import Audio, level, level_file, read_wav, resample, wav_seconds, write_wav
 from drivers.broadcast.config import TtsConfig
 from drivers.broadcast.decode import DecodeError, decode_capped
@@ -40,17 +40,15 @@ def _key(*parts: str) -> str:
 
 
 def _run(argv: list[str], stdin: bytes | None, timeout: float, what: str) -> None:
-    """Run a helper program with an argv list (never a shell); its stderr becomes the error."""
+    """Run a helper program with an argv list (never a shell), killed past its timeout; its stderr becomes the error."""
     try:
-        proc = subprocess.run(argv, input=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              timeout=timeout, check=False)
+        res = run_child_sync(argv, timeout, stdin, capture_stdout=False)
+    except ChildTimeout:
+        raise TtsError(f"{what}: {argv[0]} took longer than {timeout:.0f}s") from None
     except FileNotFoundError:
         raise TtsError(f"{what}: {argv[0]} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise TtsError(f"{what}: {argv[0]} took longer than {timeout:.0f}s") from None
-    if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-        raise TtsError(f"{what}: {detail[0][:200]}")
+    if res.code != 0:
+        raise TtsError(f"{what}: {res.last_words()}")
 
 
 def decode_file(src: Path, rate: int) -> Audio:

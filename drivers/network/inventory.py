@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from agent.driver import Context, Event, Reading
-from agent.statefile import read_json, write_json_logged
+from agent.statefile import read_json
 from drivers.network.arpscan import scan_in_child
 from drivers.network.config import InventoryConfig
 
@@ -53,8 +53,7 @@ class Inventory:
             for mac, ip in found.items():
                 seen[mac] = (ip, str(subnet.cidr))
         items = self._update(seen, scanned, time.time())
-        if not write_json_logged(self.path, {"devices": self.devices}, self.log):
-            self.ctx.count("state_write_error")
+        await self.ctx.write_state(self.path, {"devices": self.devices})
         if items:
             await self.ctx.emit(*items)
 

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from agent.driver import Context, Event, LinkState, Priority, Reading
-from agent.statefile import write_json_logged
 from drivers.network.config import LinkConfig, NetworkConfig
 from drivers.network.failover import Decision, FailoverPolicy, LinkView
 from drivers.network.hooks import run_hooks
@@ -294,8 +293,7 @@ class WanFailover:
         }
 
     def write_state(self) -> None:
-        if not write_json_logged(self.state_path, self.state(), self.log):
-            self.ctx.count("state_write_error")
+        self.ctx.write_state(self.state_path, self.state())
 
 
 def _r(value: float | None) -> float | None:

@@ -21,6 +21,7 @@ from agent.driver import (
     health_text,
 )
 from agent.logs import KvLogger
+from agent.statefile import StateFiles
 
 
 class RecordingContext:
@@ -45,6 +46,7 @@ class RecordingContext:
         self._link = LinkState()
         self.connected = True
         self.max_message_bytes: int | None = None  # the broker's limit as the uplink would tell it
+        self._state_files = StateFiles(self.data_dir, self.log, self.count)
 
     async def emit(self, *items: Emittable) -> None:
         for item in items:
@@ -71,6 +73,10 @@ class RecordingContext:
 
     def count(self, name: str, n: int = 1) -> None:
         self.counters[name] += n
+
+    def write_state(self, name: str | Path, data: Any) -> asyncio.Future[bool]:
+        """The supervisor's own writer: off the loop, in order, failures counted as state_write_failed."""
+        return self._state_files.write(name, data)
 
     @property
     def link(self) -> LinkState:
