@@ -15,10 +15,29 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agent.driver import Scalar, health_text
 from drivers.network.config import Thresholds
 from drivers.network.window import Sample, Stats, Window, hard_timeout
 
 State = Literal["unknown", "up", "down"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why a link is in its state: an English template and its parameters, like a driver's health detail, so
+    logs and events keep the English sentence and the console translates by template (i18n.py REASONS)."""
+
+    template: str
+    params: dict[str, Scalar] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return health_text(self.template, self.params)
+
+
+def reason(template: str, **params: Scalar) -> Reason:
+    """The one way a reason is made: tests/console/test_details.py finds every template by this call."""
+    return Reason(template, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +46,12 @@ class Verdict:
 
     subject: str  # link name, or "link/target" for a target
     state: State
-    reason: str
+    why: Reason
     measured: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return self.why.text
 
 
 class LinkJudge:
@@ -46,8 +69,13 @@ class LinkJudge:
         self.state: State = "unknown"
         self.since = now
         self.started = now
-        self.reason = "starting"
+        self.why = reason("starting")
         self.target_state: dict[str, State] = {t: "unknown" for t in targets}
+
+    @property
+    def reason(self) -> str:
+        """The English line of why the link is in its state, for logs, events and the failover policy."""
+        return self.why.text
 
     @property
     def majority(self) -> int:
@@ -64,7 +92,7 @@ class LinkJudge:
 
     # --- conditions -------------------------------------------------------------------------------
 
-    def outage(self, now: float) -> tuple[str, dict[str, Any]] | None:
+    def outage(self, now: float) -> tuple[Reason, dict[str, Any]] | None:
         merged = sorted((s for w in self.windows.values() for s in w), key=lambda s: s.sent, reverse=True)
         run = 0
         seen: set[str] = set()
@@ -78,12 +106,13 @@ class LinkJudge:
             seen.add(s.target)
             first_lost = s.sent
         if run >= self.th.down_consecutive and len(seen) >= self.majority:
-            return (f"{run} probes in a row unanswered on {len(seen)}/{len(self.windows)} targets",
+            return (reason("{lost_in_row} probes in a row unanswered on {targets_silent}/{targets} targets",
+                           lost_in_row=run, targets_silent=len(seen), targets=len(self.windows)),
                     {"lost_in_row": run, "targets_silent": len(seen), "targets": len(self.windows),
                      "silent_s": round(now - first_lost, 2)})
         return None
 
-    def degraded(self, now: float) -> tuple[str, dict[str, Any]] | None:
+    def degraded(self, now: float) -> tuple[Reason, dict[str, Any]] | None:
         since = max(now - self.th.window_s, self.since if self.state == "up" else float("-inf"))
         bad: dict[str, dict[str, float]] = {}
         for target, w in self.windows.items():
@@ -96,7 +125,8 @@ class LinkJudge:
                 bad[target] = {"rtt_avg_ms": round(st.rtt_avg_ms, 1)}
         if len(bad) >= self.majority:
             text = ", ".join(f"{t} " + " ".join(f"{k}={v}" for k, v in m.items()) for t, m in bad.items())
-            return f"degraded on {len(bad)}/{len(self.windows)} targets: {text}", {"targets_bad": bad}
+            return (reason("degraded on {bad}/{targets} targets: {measured}", bad=len(bad), targets=len(self.windows),
+                           measured=text), {"targets_bad": bad})
         return None
 
     def _target_healthy(self, target: str, now: float, span: float, min_decided: int) -> dict[str, float] | None:
@@ -114,7 +144,7 @@ class LinkJudge:
     def _needed(self, target: str, span: float) -> int:
         return max(3, int(0.5 * span / self.intervals[target]))
 
-    def healthy(self, now: float) -> tuple[str, dict[str, Any]] | None:
+    def healthy(self, now: float) -> tuple[Reason, dict[str, Any]] | None:
         if self.state == "unknown":  # first verdict after start: a few prompt answers are enough
             span = min(self.th.up_after_s, now - self.started)
             needed = {t: 3 for t in self.windows}
@@ -124,7 +154,8 @@ class LinkJudge:
         good = {t: m for t in self.windows if (m := self._target_healthy(t, now, span, needed[t])) is not None}
         if len(good) >= self.majority:
             worst = max(m["loss_pct"] for m in good.values())
-            return (f"healthy on {len(good)}/{len(self.windows)} targets over {span:.0f}s (loss <= {worst}%)",
+            return (reason("healthy on {good}/{targets} targets over {span_s}s (loss <= {worst_loss_pct}%)",
+                           good=len(good), targets=len(self.windows), span_s=round(span), worst_loss_pct=worst),
                     {"targets_good": good})
         return None
 
@@ -140,12 +171,13 @@ class LinkJudge:
             if state != "down" and silent:
                 self.target_state[target] = "down"
                 out.append(Verdict(f"{self.name}/{target}", "down",
-                                   f"{len(recent)} probes in a row unanswered", {"lost_in_row": len(recent)}))
+                                   reason("{lost_in_row} probes in a row unanswered", lost_in_row=len(recent)),
+                                   {"lost_in_row": len(recent)}))
             elif state != "up":
                 m = self._target_healthy(target, now, self.th.up_after_s, 3)
                 if m is not None and all(s.prompt() for s in decided[-3:]):
                     self.target_state[target] = "up"
-                    out.append(Verdict(f"{self.name}/{target}", "up", "answering", m))
+                    out.append(Verdict(f"{self.name}/{target}", "up", reason("answering"), m))
         return out
 
     def evaluate(self, now: float) -> list[Verdict]:
@@ -159,7 +191,8 @@ class LinkJudge:
             found = self.outage(now) or self.degraded(now)
             if found is None and self.state == "unknown" and now - self.started >= self.th.up_after_s \
                     and self.healthy(now) is None:
-                found = (f"not healthy within {self.th.up_after_s:.0f}s of start", {})
+                found = (reason("not healthy within {up_after_s}s of start", up_after_s=round(self.th.up_after_s)),
+                         {})
             if found is not None:
                 return out + [self._change("down", *found, now=now)]
         if self.state != "up":
@@ -168,7 +201,7 @@ class LinkJudge:
                 return out + [self._change("up", *found, now=now)]
         return out
 
-    def _change(self, state: State, reason: str, measured: dict[str, Any], now: float) -> Verdict:
+    def _change(self, state: State, why: Reason, measured: dict[str, Any], now: float) -> Verdict:
         measured = dict(measured, previous=self.state, held_s=round(now - self.since, 2))
-        self.state, self.since, self.reason = state, now, reason
-        return Verdict(self.name, state, reason, measured)
+        self.state, self.since, self.why = state, now, why
+        return Verdict(self.name, state, why, measured)

@@ -282,6 +282,7 @@ class WanFailover:
                           "gateway": str(link.gateway) if link.gateway else None, "priority": link.priority,
                           "weight": link.weight, "metered": link.metered, "state": judge.state,
                           "since": round(wall(judge.since), 3), "reason": judge.reason,
+                          "reason_template": judge.why.template, "reason_params": dict(judge.why.params),
                           "in_use": self.policy.current == name, "targets": targets})
         return {
             "updated": round(time.time(), 3), "pid": os.getpid(), "current": self.policy.current,

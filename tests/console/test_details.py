@@ -1,4 +1,5 @@
-"""Drivers' health details: every template in the source tree has its Vietnamese line; the console translates by it."""
+"""Drivers' health details and WAN link reasons: every template in the source tree has its Vietnamese line; the
+console translates by it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import markupsafe
 import pytest
 
 from agent.driver import health_text
-from drivers.console.i18n import DETAILS, detail
+from drivers.console.i18n import DETAILS, REASONS, detail, link_reason
 from tests.support.source import parse_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +119,63 @@ def test_detail_in_vietnamese_in_english_and_unknown_templates_fall_back_to_engl
     assert detail("vi", {"detail": "x", "detail_template": "on {link}", "detail_params": "junk"}) == "x"
     assert detail("vi", {"detail": "x", "detail_template": ["on {link}"], "detail_params": {}}) == "x"
     assert detail("vi", {}) == ""
+
+
+class _ReasonFinder(ast.NodeVisitor):
+    """Every link reason in one file: `reason(template, **params)` (drivers/network/linkjudge.py)."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[int, str | None, set[str] | None]] = []
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        if not (isinstance(node.func, ast.Name) and node.func.id == "reason"):
+            return
+        arg = node.args[0] if node.args else None
+        template = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+        names = None if any(k.arg is None for k in node.keywords) else {str(k.arg) for k in node.keywords}
+        self.found.append((node.lineno, template, names))
+
+
+def _reasons() -> list[tuple[str, str | None, set[str] | None]]:
+    out = []
+    for path in sorted((ROOT / "drivers").rglob("*.py")):
+        finder = _ReasonFinder()
+        finder.visit(parse_file(path))
+        out.extend((f"{path.relative_to(ROOT)}:{line}", t, n) for line, t, n in finder.found)
+    return out
+
+
+def test_every_link_reason_template_has_a_vietnamese_line() -> None:
+    reasons = _reasons()
+    templates = {t for _, t, _ in reasons if t}
+    assert {"starting", "answering", "degraded on {bad}/{targets} targets: {measured}"} <= templates, templates
+    problems = []
+    for where, template, names in reasons:
+        if template is None:
+            problems.append(f"{where}: the reason is not a literal template (put free text in a parameter)")
+        elif template not in REASONS:
+            problems.append(f"{where}: no Vietnamese line for {template!r} in drivers/console/i18n.py REASONS")
+        elif names is None or names != _fields(template):
+            problems.append(f"{where}: parameters {names} are not the template's {sorted(_fields(template))}")
+        elif _fields(REASONS[template]) != _fields(template):
+            problems.append(f"{where}: the Vietnamese line of {template!r} has other fields")
+    assert not problems, "\n".join(problems)
+    assert set(REASONS) - templates == set(), "Vietnamese lines no reason uses"
+    for template, line in REASONS.items():
+        assert line != template and any(ord(ch) > 127 for ch in line), (template, line)
+
+
+def test_link_reason_in_vietnamese_in_english_and_old_or_damaged_rows_in_english() -> None:
+    row = {"reason": "healthy on 3/3 targets over 10s (loss <= 0.0%)",
+           "reason_template": "healthy on {good}/{targets} targets over {span_s}s (loss <= {worst_loss_pct}%)",
+           "reason_params": {"good": 3, "targets": 3, "span_s": 10, "worst_loss_pct": 0.0}}
+    assert link_reason("vi", row) == "phản hồi tốt trên 3/3 địa chỉ kiểm tra trong 10 giây (mất gói ≤ 0.0%)"
+    assert link_reason("en", row) == row["reason"]
+    assert link_reason("vi", {"reason": "starting"}) == "starting"  # a links.json from before templates
+    assert link_reason("vi", {**row, "reason_params": {}}) == row["reason"]
+    assert link_reason("vi", {**row, "reason_template": "from a newer driver"}) == row["reason"]
+    assert link_reason("vi", {}) == ""
 
 
 HOSTILE = ["<script>alert(1)</script>", "\"'><img src=x onerror=alert(1)>", "{n}", "{0.__class__}"]

@@ -1,5 +1,6 @@
 // The console's only script: show the fields of the chosen options, confirm dangerous buttons,
-// print, and refresh live status parts. Pages work without it (every action is a plain form).
+// print, and refresh live status parts (keeping what the user unfolded). Pages work without it
+// (every action is a plain form, every folded list a <details>).
 (function () {
   "use strict";
   function syncShows(form) {
@@ -8,6 +9,17 @@
       var checked = form.querySelector('input[name="' + spec[0] + '"]:checked');
       var on = checked && spec[1].split(",").indexOf(checked.value) >= 0;
       el.hidden = !on;
+    });
+  }
+  // a list the user unfolded (details[data-fold]) stays unfolded when the live part is fetched again
+  function replaceKeepingFolds(el, html) {
+    var open = Object.create(null);
+    el.querySelectorAll("details[data-fold]").forEach(function (d) {
+      if (d.open) { open[d.getAttribute("data-fold")] = true; }
+    });
+    el.innerHTML = html;
+    el.querySelectorAll("details[data-fold]").forEach(function (d) {
+      if (open[d.getAttribute("data-fold")] === true) { d.open = true; }
     });
   }
   document.addEventListener("DOMContentLoaded", function () {
@@ -31,7 +43,7 @@
         fetch(url, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
           if (r.ok) { return r.text(); }
           throw new Error(String(r.status));
-        }).then(function (html) { el.innerHTML = html; }).catch(function () {});
+        }).then(function (html) { replaceKeepingFolds(el, html); }).catch(function () {});
       }, every);
     });
   });
