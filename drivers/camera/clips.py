@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.backoff import Backoff
-from agent.children import stop_child
+from agent.children import ChildTimeout, run_child, stop_child
 from agent.logs import KvLogger
 from agent.statefile import read_json, write_json_logged
 from drivers.camera.config import ClipConfig
@@ -29,6 +29,9 @@ from drivers.camera.storage import Storage
 SEGMENT = re.compile(r"^seg(\d{8})\.ts$")
 CLIP_ID = re.compile(r"^[0-9a-f]{16}$")
 FINISH_GRACE_S = 8.0  # after post-roll: how long to wait for the last segment before cutting what there is
+REMUX_BASE_S = 30.0  # a remux copies the segments: allowed this long plus one second per REMUX_MIN_BYTES_PER_S
+REMUX_MIN_BYTES_PER_S = 2_000_000  # slower than this even on an SD card, ffmpeg is stuck, not busy
+PROBE_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -118,6 +121,8 @@ class ClipRecorder:
 
     async def _record_once(self, url: str) -> int | None:
         start_number = self._next_number()
+        # not run_child: the recorder runs for hours and its stderr is read as it comes; the `finally` below ends it
+        # through stop_child (SIGTERM first, so ffmpeg closes its open segment) on every way out, cancel included
         self.proc = proc = await asyncio.create_subprocess_exec(
             "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-rtsp_transport", "tcp",
             "-timeout", "5000000", "-i", url, "-map", "0:v:0", "-c", "copy", "-f", "segment",
@@ -221,18 +226,19 @@ class ClipRecorder:
         out = self.clips_dir / f"{stem}.mp4"
         tmp = self.clips_dir / f".{stem}.tmp.mp4"
         concat = "concat:" + "|".join(str(s.path) for s in segs)
-        proc = await asyncio.create_subprocess_exec(
-            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", concat, "-map", "0:v:0",
-            "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
         try:
-            _, err = await proc.communicate()
+            res = await run_child(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", concat,
+                                   "-map", "0:v:0", "-c", "copy", "-movflags", "+faststart", "-f", "mp4", str(tmp)],
+                                  REMUX_BASE_S + need / REMUX_MIN_BYTES_PER_S, capture_stdout=False)
+            error = res.stderr.decode(errors="replace")[-200:] if res.code != 0 or not tmp.exists() else None
+        except ChildTimeout as exc:
+            error = str(exc)
         finally:
             self.storage.release(need)
-        if proc.returncode != 0 or not tmp.exists():
+        if error is not None:
             tmp.unlink(missing_ok=True)
             self.failures += 1
-            self.log.warning("clip_failed", camera=self.camera, clip=clip.id, error=err.decode(errors="replace")[-200:])
+            self.log.warning("clip_failed", camera=self.camera, clip=clip.id, error=error)
             return None
         os.replace(tmp, out)
         size = out.stat().st_size
@@ -267,13 +273,11 @@ class ClipRecorder:
 
 async def media_duration(path: Path) -> float | None:
     """The container's duration by ffprobe: the ring's file times only approximate the first segment."""
-    proc = await asyncio.create_subprocess_exec(
-        "ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path),
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await proc.communicate()
     try:
-        return float(out.decode().strip())
-    except ValueError:
+        res = await run_child(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+                               str(path)], PROBE_TIMEOUT_S)
+        return float(res.stdout.decode().strip())
+    except (ChildTimeout, ValueError):
         return None
 
 

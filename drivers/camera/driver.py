@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from agent.driver import CommandError, Context, Event, Reading
-from agent.statefile import write_json_logged
 from drivers.camera.api import STATE_FILE
 from drivers.camera.config import CamerasConfig
 from drivers.camera.runner import CameraRunner
@@ -111,8 +110,7 @@ class CameraDriver:
         if self.storage is not None:
             state["storage"] = {"bytes": self.storage.total_bytes(), "budget_bytes": self.storage.cfg.budget_bytes,
                                 "paused": self.storage.paused, "deleted": self.storage.deleted}
-        if not await asyncio.to_thread(write_json_logged, ctx.data_dir / STATE_FILE, state, ctx.log):
-            ctx.count("state_write_failed")
+        await ctx.write_state(STATE_FILE, state)
 
     async def _clock_checks(self, cfg: CamerasConfig) -> None:
         while True:

@@ -42,6 +42,8 @@ class WorkerProcess:
         """Start the worker with its job and serve it until its stdout ends; its exit code."""
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        # not run_child: the worker lives as long as the camera and talks over its pipes line by line; the `finally`
+        # below ends it through stop_child (stdin closed, SIGTERM, then SIGKILL) on every way out, cancel included
         self.proc = proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "drivers.camera.worker", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, limit=LINE_LIMIT)
