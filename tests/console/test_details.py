@@ -57,14 +57,19 @@ class _Finder(ast.NodeVisitor):
         self.found.append((node.lineno, template, names))
 
 
-def _reports() -> list[tuple[str, int, str | None, set[str] | None]]:
+def _scan(finder_type: type, tops: tuple[str, ...]) -> list[tuple[str, str | None, set[str] | None]]:
+    """(file:line, template, parameter names) of every call the finder type picks out of the source tree."""
     out = []
-    for top in SOURCES:
+    for top in tops:
         for path in sorted((ROOT / top).rglob("*.py")):
-            finder = _Finder()
+            finder = finder_type()
             finder.visit(parse_file(path))
             out.extend((f"{path.relative_to(ROOT)}:{line}", t, n) for line, t, n in finder.found)
     return out
+
+
+def _reports() -> list[tuple[str, str | None, set[str] | None]]:
+    return _scan(_Finder, SOURCES)
 
 
 def test_every_health_template_in_the_source_has_a_vietnamese_line() -> None:
@@ -138,12 +143,7 @@ class _ReasonFinder(ast.NodeVisitor):
 
 
 def _reasons() -> list[tuple[str, str | None, set[str] | None]]:
-    out = []
-    for path in sorted((ROOT / "drivers").rglob("*.py")):
-        finder = _ReasonFinder()
-        finder.visit(parse_file(path))
-        out.extend((f"{path.relative_to(ROOT)}:{line}", t, n) for line, t, n in finder.found)
-    return out
+    return _scan(_ReasonFinder, ("drivers",))
 
 
 def test_every_link_reason_template_has_a_vietnamese_line() -> None:
