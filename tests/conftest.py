@@ -18,7 +18,7 @@ from tests.support.mosquitto import Broker, Recorder
 HEAVY = ("browser", "agent", "netns", "slow", "index")
 # harness module -> the mark every test module using it gets
 HARNESS_MARKS = {
-    "tests.core.agentproc": "agent",
+    "tests.support.agentproc": "agent",
     "tests.console.harness": "agent",
     "tests.network.netlab": "netns",
     "tests.network.nsdriver": "netns",

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 
 
 def _port_free(port: int) -> bool:

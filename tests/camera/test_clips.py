@@ -21,7 +21,7 @@ from drivers.camera.config import CamerasConfig
 from tests.camera.scenes import SCENES
 from tests.camera.servers import RtspServer
 from tests.camera.test_driver_rtsp import Running, camera, events
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.context import RecordingContext
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import async_wait_until, wait_until

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.broadcast.support import alsa_home
-from tests.core.agentproc import ROOT, AgentProcess, write_config
+from tests.support.agentproc import ROOT, AgentProcess, write_config
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
 

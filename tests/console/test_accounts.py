@@ -21,7 +21,7 @@ from drivers.console.forms import parse_form
 from drivers.console.i18n import translate
 from drivers.console.kdf import check_in_child, check_password, hash_password
 from drivers.console.throttle import Attempt, LoginThrottle
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 

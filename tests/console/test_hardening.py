@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page
 from drivers.console.pages_status import mask
 from tests.console.conftest import bulletin_form, csrf_of, page_csrf
 from tests.console.harness import OFFICIAL, ConsoleAgent
-from tests.core.agentproc import write_config
+from tests.support.agentproc import write_config
 
 HOSTILE_NEXT = ["/\t/evil.example", "/\n/evil.example", "//evil.example", "/\\evil.example", "\\\\evil.example",
                 "https://evil.example/", "/%09/evil.example", "/ /evil.example", "/\u3000/evil.example",

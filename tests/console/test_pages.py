@@ -19,7 +19,7 @@ from drivers.broadcast.store import DB_FILE, Store
 from drivers.console.config import ConsoleConfig
 from tests.console.conftest import bulletin_form, csrf_of, page_csrf
 from tests.console.harness import OFFICIAL, ConsoleAgent
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from drivers.console.sessions import token_hash
 from tests.console.harness import OFFICIAL, TECHNICIAN, ConsoleAgent, add_user, log_in
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

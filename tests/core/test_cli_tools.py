@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.core.agentproc import ROOT, AgentProcess, write_config
+from tests.support.agentproc import ROOT, AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

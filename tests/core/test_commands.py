@@ -11,7 +11,7 @@ from pathlib import Path
 from agent.commands import CommandRouter, sign
 from agent.driver import CommandError
 from agent.logs import KvLogger
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 
 LINE = re.compile(r"^config error: [^:]+: .+( \(line \d+\))?$")
 

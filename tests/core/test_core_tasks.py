@@ -16,7 +16,7 @@ from agent.logs import KvLogger
 from agent.spool import Record, Spool
 from agent.supervisor import CoreTask, Supervisor
 from agent.uplink import Uplink
-from tests.core.agentproc import write_config
+from tests.support.agentproc import write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.tasks import cancel_and_wait
 from tests.support.wait import async_wait_until, wait_until

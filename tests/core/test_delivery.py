@@ -6,7 +6,7 @@ import json
 import signal
 from pathlib import Path
 
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 
 
 def _requirements() -> list[tuple[str, Requirement]]:

@@ -17,7 +17,7 @@ import yaml
 
 from agent.config import load
 from drivers.registry import SPECS
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 
 GEN = ROOT / "scripts" / "gen-example-config"
 CORE_SECTIONS = ("site", "coc", "data_dir", "spool", "logging", "health")

@@ -16,7 +16,7 @@ from typing import Iterator
 import pytest
 
 from agent.spool import disk_bytes
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.tmpfs import mounted_tmpfs
 from tests.support.wait import wait_until

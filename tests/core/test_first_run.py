@@ -14,7 +14,7 @@ import yaml
 
 from agent.cli import build_parser
 from drivers.registry import SPECS
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 from tests.support.tmpfs import mounted_tmpfs
 
 STARTER = ROOT / "config" / "agent.starter.yaml"

@@ -12,7 +12,7 @@ from agent.config import load
 from agent.driver import Context
 from agent.supervisor import CoreTask, DriverRunner, Supervisor
 from drivers.registry import DriverSpec
-from tests.core.agentproc import write_config
+from tests.support.agentproc import write_config
 from tests.support.wait import async_wait_until
 
 SPEC = DriverSpec("victim", "agent.health:HealthConfig", f"{__name__}:ForeignCancelDriver")

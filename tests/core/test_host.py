@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 from agent.health import Threshold, ThresholdTracker
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.tmpfs import mounted_tmpfs
 from tests.support.wait import wait_until

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.core.agentproc import ROOT
+from tests.support.agentproc import ROOT
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.logs import KvLogger
 from agent.spool import Spool
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

@@ -18,7 +18,7 @@ from agent.commands import CommandRouter, sign
 from agent.driver import CommandError
 from agent.logs import KvLogger
 from agent.section import read_key_file
-from tests.core.agentproc import ROOT, AgentProcess, write_config
+from tests.support.agentproc import ROOT, AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

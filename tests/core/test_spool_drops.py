@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

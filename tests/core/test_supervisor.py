@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from agent.health import Threshold, ThresholdTracker
-from tests.core.agentproc import AgentProcess, write_config
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import async_wait_until, wait_until
 

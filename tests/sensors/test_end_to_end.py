@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.core.agentproc import AgentProcess, write_config
 from tests.sensors.sim import SOIL_VALUES, PtyPair, RtuServer
+from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 

@@ -90,7 +90,7 @@ def main(config_path: str, emitter: str) -> int:
 
     loaded = load(config_path)
     setup_logging("INFO")
-    spec = DriverSpec("emitter", "tests.core.emitter:EmitterConfig", "tests.core.emitter:EmitterDriver")
+    spec = DriverSpec("emitter", "tests.support.emitter:EmitterConfig", "tests.support.emitter:EmitterDriver")
 
     def settings() -> dict[str, tuple[DriverSpec, Any]]:
         text = Path(emitter[1:]).read_text() if emitter.startswith("@") else emitter

@@ -48,7 +48,7 @@ class AgentProcess:
     def start(self) -> AgentProcess:
         if self.emitter is not None:
             spec = f"@{self.emitter}" if isinstance(self.emitter, Path) else json.dumps(self.emitter)
-            argv = [sys.executable, "-m", "tests.core.emitter", str(self.config), spec]
+            argv = [sys.executable, "-m", "tests.support.emitter", str(self.config), spec]
         else:
             argv = [sys.executable, "-m", "agent.cli", "--config", str(self.config), "run"]
         logf = open(self.log, "ab")
