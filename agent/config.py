@@ -128,7 +128,7 @@ def _build_model() -> type[BaseModel]:
     for spec in SPECS:
         section_cls = load_object(spec.config)
         summary = _summary(section_cls)
-        if spec.section == "health":
+        if spec.section == "host":
             fields[spec.section] = (section_cls, Field(section_cls(), description=f"{summary} (always on)"))
         else:
             fields[spec.section] = (Optional[section_cls],
@@ -242,12 +242,39 @@ def _reason(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+# a renamed section's old name -> its name now: a file written before the rename still loads, with a warning
+RENAMED_SECTIONS: dict[str, str] = {"health": "host"}
+
+
+def renamed_sections(data: Any, text: str = "") -> list[str]:
+    """One warning line per section written under its old name; both names at once is a config error."""
+    if not isinstance(data, dict):
+        return []
+    lines = _line_map(text) if text and any(old in data for old in RENAMED_SECTIONS) else {}
+    warnings, errors = [], []
+    for old, new in RENAMED_SECTIONS.items():
+        if old not in data:
+            continue
+        line = _line_for((old,), lines)
+        where = f" (line {line})" if line else ""
+        if new in data:
+            errors.append(f"config error: {old}: the old name of {new}, and {new} is given too: keep {new} only{where}")
+        else:
+            warnings.append(f"config warning: {old}: renamed {new}; read as {new} for now, rename the section{where}")
+    if errors:
+        raise ConfigError(errors)
+    return warnings
+
+
 def validate(data: Any, text: str = "") -> Any:
     """Validate parsed YAML; raise ConfigError with one line per problem."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["config error: <top>: the file must be a mapping of sections (line 1)"])
+    renamed_sections(data, text)
+    renamed = {new: old for old, new in RENAMED_SECTIONS.items() if old in data}
+    data = {RENAMED_SECTIONS.get(k, k) if isinstance(k, str) else k: v for k, v in data.items()}
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as exc:
@@ -255,8 +282,10 @@ def validate(data: Any, text: str = "") -> Any:
         out = []
         for err in exc.errors(include_url=False):
             loc = _clean_loc(tuple(err["loc"]))
-            dotted = ".".join(str(p) for p in loc) or "<top>"
-            line = _line_for(loc, lines)
+            # the key as the file wrote it (an old section name), so the line is found and the path is familiar
+            written = (renamed[loc[0]],) + loc[1:] if loc and loc[0] in renamed else loc
+            dotted = ".".join(str(p) for p in written) or "<top>"
+            line = _line_for(written, lines)
             where = f" (line {line})" if line else ""
             out.append(f"config error: {dotted}: {_reason(err, loc)}{where}")
         raise ConfigError(out) from None
@@ -280,6 +309,8 @@ def load(path: str | Path | None) -> LoadedConfig:
         where = f" (line {mark.line + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([f"config error: <yaml>: {problem}{where}"]) from None
+    for line in renamed_sections(data, text):
+        print(line, file=sys.stderr)
     cfg = validate(data, text)
     return LoadedConfig(cfg, hashlib.sha256(raw).hexdigest()[:12], p)
 

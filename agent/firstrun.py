@@ -177,7 +177,7 @@ def write_config(target: Path, text: str) -> None:
 
 
 def next_steps(target: Path, a: StarterAnswers) -> str:
-    families = ", ".join(s.section for s in SPECS if s.section != "health")
+    families = ", ".join(s.section for s in SPECS if s.section != "host")
     cfg = "" if target == DEFAULT_CONFIG_PATH else f" --config {target}"
     login = "" if a.password_file or a.ca_file or a.username else " (no login configured: add username/password_file)"
     return "\n".join([

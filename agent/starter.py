@@ -1,4 +1,4 @@
-"""The first config a box gets: valid as written (site, COC, health), every family present but commented out.
+"""The first config a box gets: valid as written (site, COC, host), every family present but commented out.
 
 `commune-agent init` fills it from flags or answers; config/agent.starter.yaml (what install.sh puts in
 /etc/commune-agent/agent.yaml) is it with the placeholders, written by scripts/gen-example-config.
@@ -58,7 +58,7 @@ def render(a: StarterAnswers) -> str:
         coc.append("  # password_file: /etc/commune-agent/coc.password   # the password, alone in a file (0640)")
     families = []
     for spec in SPECS:
-        if spec.section == "health":
+        if spec.section == "host":
             continue
         families += ["", f"# --- {spec.section}: {_summary(load_object(spec.config))}",
                      f"# Uncomment and fill in from the `{spec.section}:` section of agent.example.yaml.",
@@ -77,8 +77,8 @@ def render(a: StarterAnswers) -> str:
         "coc:",
         *coc,
         "",
-        "# Host health (CPU, memory, disk, temperatures) every interval_s, with threshold alarms.",
-        "health:",
+        "# Host metrics (CPU, memory, disk, temperatures) every interval_s, with threshold alarms.",
+        "host:",
         "  interval_s: 60",
         *families,
     ]

@@ -641,7 +641,7 @@ class Supervisor:
                 self._health_dirty.set()
             if self._pending_events:
                 await self._report_spool_notices()
-            if not self._health_dirty.is_set() and time.monotonic() - published < self.config.health.interval_s:
+            if not self._health_dirty.is_set() and time.monotonic() - published < self.config.host.interval_s:
                 continue
             published = time.monotonic()
             self._health_dirty.clear()

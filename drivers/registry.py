@@ -8,7 +8,7 @@ worker processes would all pay for the face (and what it imports) on each start.
 heavy (numpy, cv2, pyaudio, croniter) at import time; such parts load on first use.
 
 Labels live here, keyed by section, not in the faces: the console names every driver it shows — the core's
-`health` and families it does not use included — and must not import a family to learn its name.
+`host` and families it does not use included — and must not import a family to learn its name.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class DriverSpec:
 
 
 SPECS: tuple[DriverSpec, ...] = (
-    DriverSpec("health", "agent.health:HealthConfig", "agent.health:HealthDriver",
+    DriverSpec("host", "agent.host:HostConfig", "agent.host:HostDriver",
                label=Label("Máy chủ", "Host computer")),
     DriverSpec("network", "drivers.network.config:NetworkConfig", "drivers.network.driver:NetworkDriver",
                "drivers.network.cli", label=Label("Mạng", "Network")),

@@ -34,10 +34,10 @@ def test_demo_shows_every_family_at_the_coc() -> None:
                          capture_output=True, text=True, timeout=240)
     out = res.stdout
     assert res.returncode == 0, out[-3000:] + res.stderr[-3000:]
-    for expected in ("COC <- BIRTH", "drivers=broadcast,cameras,console,health,network,sensors",
+    for expected in ("COC <- BIRTH", "drivers=broadcast,cameras,console,host,network,sensors",
                      "EVENT     link_up", "TELEMETRY network", "EVENT     motion", "SNAPSHOT  demo_street/",
                      "EVENT     asrun", '"outcome": "played"', "EVENT     sensor_alarm", "TELEMETRY sensors",
-                     "HEALTH    broadcast=ok cameras=ok console=ok health=ok network=ok sensors=ok",
+                     "HEALTH    broadcast=ok cameras=ok console=ok host=ok network=ok sensors=ok",
                      "demo: web console at http://127.0.0.1:18880/  log in as canbo / demo-canbo-2026",
                      "demo: every family reached the COC in", "OFFLINE", "demo: stopped everything it started"):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"

@@ -133,5 +133,5 @@ def test_every_driver_has_a_name_in_both_languages() -> None:
     for spec in SPECS:
         assert spec.label is not None and spec.label.vi and spec.label.en, spec.section
     assert label("broadcast", "vi") == "Loa truyền thanh" and label("broadcast", "en") == "Loudspeakers"
-    assert label("health", "vi") == "Máy chủ"
+    assert label("host", "vi") == "Máy chủ"
     assert label("something-new", "vi") == "something-new"

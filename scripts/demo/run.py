@@ -71,7 +71,7 @@ SHOWCASE = (
     ("birth", "BIRTH "), ("network links", "EVENT     link_up"), ("network telemetry", "TELEMETRY network"),
     ("camera motion", "EVENT     motion"), ("camera snapshot", "SNAPSHOT  "), ("bulletin aired", '"outcome": "played"'),
     ("sensor alarm", "EVENT     sensor_alarm"), ("sensor telemetry", "TELEMETRY sensors"),
-    ("every driver ok", "HEALTH    broadcast=ok cameras=ok console=ok health=ok network=ok sensors=ok"),
+    ("every driver ok", "HEALTH    broadcast=ok cameras=ok console=ok host=ok network=ok sensors=ok"),
 )
 
 

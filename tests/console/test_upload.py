@@ -27,7 +27,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory, coc: tuple[Broker, Recorder]
     """Status written every second, so a refusal's counter shows in status.json at once."""
     broker, _ = coc
     tmp = tmp_path_factory.mktemp("agent")
-    a = ConsoleAgent(tmp, broker.port, broker.password_file("agent"), extra={"health": {"interval_s": 1}})
+    a = ConsoleAgent(tmp, broker.port, broker.password_file("agent"), extra={"host": {"interval_s": 1}})
     a.add_users().start()
     try:
         yield a

@@ -53,7 +53,7 @@ def test_status_of_a_running_agent_and_corrupt_spool_event(tmp_path: Path, broke
             return out if "uplink: connected" in out else None
 
         out = wait_until(connected, 20, interval=0.5, what="status shows connected")
-        assert "driver health: ok" in out and "spool: depth=" in out
+        assert "driver host: ok" in out and "spool: depth=" in out
     finally:
         agent.stop()
     res = cli(cfg, "status")

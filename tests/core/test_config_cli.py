@@ -43,6 +43,8 @@ CASES = {
     "yaml_syntax": ("site: [unclosed\n", "config error: <yaml>:"),
     "not_a_mapping": ("- a\n- b\n", "config error: <top>: the file must be a mapping"),
     "bad_site_id": (GOOD.replace('"18241"', '"a/b#"'), "site.site_id:"),
+    "old_and_new_section_name": (GOOD + "health:\n  interval_s: 5\nhost:\n  interval_s: 5\n",
+                                 "health: the old name of host, and host is given too: keep host only (line 6)"),
 }
 
 
@@ -92,7 +94,7 @@ def test_schema_is_json_schema_with_every_section() -> None:
     res = cli("schema")
     assert res.returncode == 0
     schema = json.loads(res.stdout)
-    assert {"site", "coc", "spool", "logging", "health", "data_dir"} <= set(schema["properties"])
+    assert {"site", "coc", "spool", "logging", "host", "data_dir"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
 
 
@@ -110,8 +112,32 @@ def test_example_config_is_valid_and_documents_every_option(tmp_path: Path) -> N
     res = cli("check-config", str(path))
     assert res.returncode == 0, res.stderr
     from agent.config import CocConfig, LoggingConfig, SiteConfig, SpoolConfig
-    from agent.health import HealthConfig
+    from agent.host import HostConfig
 
-    for model in (SiteConfig, CocConfig, SpoolConfig, LoggingConfig, HealthConfig):
+    for model in (SiteConfig, CocConfig, SpoolConfig, LoggingConfig, HostConfig):
         for field in model.model_fields:
             assert re.search(rf"^\s*#?\s*{field}:", text, re.M), f"{model.__name__}.{field} not in example"
+
+
+def test_the_old_host_section_name_loads_with_one_warning(tmp_path: Path) -> None:
+    """`health:` is what host metrics were called before: a file written then still runs, and says what to rename."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(GOOD.format(tmp=tmp_path) + "health:\n  interval_s: 5\n")
+    res = cli("check-config", str(path))
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == ["config warning: health: renamed host; read as host for now, rename the "
+                                       "section (line 6)"]
+    assert "sections=host" in res.stdout
+    from agent.config import load
+
+    assert load(path).config.host.interval_s == 5
+
+
+def test_a_bad_key_under_the_old_name_is_named_as_written(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(GOOD.format(tmp=tmp_path) + "health:\n  interval_z: 5\n")
+    res = cli("check-config", str(path))
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        "config warning: health: renamed host; read as host for now, rename the section (line 6)",
+        "config error: health.interval_z: unknown key (did you mean 'interval_s'?) (line 7)"]

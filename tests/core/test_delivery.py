@@ -39,9 +39,9 @@ def test_birth_lwt_on_kill9_and_offline_on_sigterm(tmp_path: Path, broker: Broke
     try:
         birth = wait_until(lambda: [s for s in statuses(recorder) if s.get("online")], 20, what="birth")[0]
         assert {"boot_id", "version", "config_sha", "started_at", "drivers"} <= set(birth)
-        assert "health" in birth["drivers"]
+        assert "host" in birth["drivers"]
         health = wait_until(lambda: recorder.on(f"{BASE}/health"), 10, what="health")[-1].json()
-        assert health["drivers"]["health"]["state"] in ("ok", "starting")
+        assert health["drivers"]["host"]["state"] in ("ok", "starting")
         agent.kill9()
         lwt = wait_until(lambda: [s for s in statuses(recorder) if s.get("online") is False], 15, what="LWT")[0]
         assert lwt["boot_id"] == birth["boot_id"]

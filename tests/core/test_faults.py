@@ -207,7 +207,7 @@ def test_sighup_and_coc_reload_at_once_leave_exactly_one_instance(tmp_path: Path
             wait_until(lambda d=done: agent.log_text().count("reload_done") >= d + 4, 30, what="all four reloads")
             wait_until(lambda w=set(ids): w <= {m.json()["request_id"] for m in recorder.on("/cmd/reload/result")},
                        10, what="reload results")
-            wait_until(lambda: running() == 1 and status(data).get("driver_instances") == {"emitter": 1, "health": 1},
+            wait_until(lambda: running() == 1 and status(data).get("driver_instances") == {"emitter": 1, "host": 1},
                        15, what="exactly one instance of each driver")
         assert sum(1 for x in instances.read_text().split("\n") if x.startswith("start")) >= 4
         time.sleep(0.5)  # a late orphan would show now

@@ -87,14 +87,14 @@ def test_option_after_the_command_reaches_the_command(tmp_path: Path) -> None:
 def test_starter_config_passes_check_config_as_written() -> None:
     res = cli("check-config", str(STARTER))
     assert res.returncode == 0, res.stderr
-    assert "sections=health" in res.stdout
+    assert "sections=host" in res.stdout
 
 
-def test_starter_has_site_coc_health_and_every_family_commented() -> None:
+def test_starter_has_site_coc_host_and_every_family_commented() -> None:
     text = STARTER.read_text()
-    assert set(yaml.safe_load(text)) == {"site", "coc", "health"}
+    assert set(yaml.safe_load(text)) == {"site", "coc", "host"}
     for spec in SPECS:
-        if spec.section != "health":
+        if spec.section != "host":
             assert f"\n# {spec.section}:\n" in text, f"{spec.section} missing from the starter"
 
 
@@ -114,7 +114,7 @@ def test_init_from_flags_writes_a_valid_private_config(tmp_path: Path) -> None:
     assert f"wrote {target}: config ok" in res.stdout
     assert "next:" in res.stdout and "doctor" in res.stdout
     for spec in SPECS:
-        if spec.section != "health":
+        if spec.section != "host":
             assert spec.section in res.stdout  # says what there is to enable
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
     data = yaml.safe_load(target.read_text())

@@ -15,8 +15,8 @@ from drivers.registry import DriverSpec
 from tests.support.agentproc import write_config
 from tests.support.wait import async_wait_until
 
-SPEC = DriverSpec("victim", "agent.health:HealthConfig", f"{__name__}:ForeignCancelDriver")
-STUBBORN = DriverSpec("stubborn", "agent.health:HealthConfig", f"{__name__}:StubbornDriver")
+SPEC = DriverSpec("victim", "agent.host:HostConfig", f"{__name__}:ForeignCancelDriver")
+STUBBORN = DriverSpec("stubborn", "agent.host:HostConfig", f"{__name__}:StubbornDriver")
 
 
 async def escape_a_foreign_cancel() -> None:
@@ -61,7 +61,7 @@ def test_a_driver_ended_by_a_foreign_cancel_is_restarted_and_health_shows_it(tmp
     sup = supervisor(tmp_path)
 
     async def scenario() -> None:
-        runner = DriverRunner(sup, SPEC, sup.config.health)
+        runner = DriverRunner(sup, SPEC, sup.config.host)
         sup.runners["victim"] = runner
         runner.start()
         try:
@@ -82,7 +82,7 @@ def test_the_supervisors_stop_never_restarts_a_driver_whatever_it_raises(tmp_pat
     sup = supervisor(tmp_path)
 
     async def scenario() -> None:
-        runner = DriverRunner(sup, STUBBORN, sup.config.health)
+        runner = DriverRunner(sup, STUBBORN, sup.config.host)
         runner.start()
         await async_wait_until(lambda: runner.state == "ok", 5, what="driver running")
         task = runner.task

@@ -1,17 +1,52 @@
-"""Host health alarms: a threshold alarm the spool could not take is raised again, not lost."""
+"""The host-metrics driver: its readings follow the link's cost, and its threshold alarms have hysteresis and are
+raised again, not lost, when the spool could not take them."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
-from agent.health import Threshold, ThresholdTracker
+from agent.driver import LinkState
+from agent.host import HostConfig, HostDriver, Threshold, ThresholdTracker
 from tests.support.agentproc import AgentProcess, write_config
+from tests.support.context import RecordingContext
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.tmpfs import mounted_tmpfs
-from tests.support.wait import wait_until
+from tests.support.wait import async_wait_until, wait_until
 
 BASE = "commune/v1/t1"
+
+
+def test_threshold_alarm_has_hysteresis() -> None:
+    t = ThresholdTracker("disk_high", Threshold(high=90, clear=85))
+    assert t.update("/", 80) is None
+    raised = t.update("/", 91)
+    assert raised is not None and raised.data["state"] == "raised"
+    assert t.update("/", 95) is None and t.update("/", 87) is None and t.update("/", 89.9) is None
+    cleared = t.update("/", 84)
+    assert cleared is not None and cleared.data["state"] == "cleared"
+    assert t.update("/", 86) is None
+
+
+def test_host_driver_goes_frugal_on_a_metered_link(tmp_path: Path) -> None:
+    ctx = RecordingContext("host", HostConfig(interval_s=1, metered_interval_s=3600), tmp_path)
+
+    async def scenario() -> None:
+        task = asyncio.create_task(HostDriver().run(ctx))
+        try:
+            await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 2, 10)
+            ctx.set_link(LinkState("lte", metered=True))
+            await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 3, 10)
+            n = len(ctx.readings_named("cpu_pct"))
+            await asyncio.sleep(2.5)  # two unmetered intervals: nothing may come on the metered link
+            assert len(ctx.readings_named("cpu_pct")) == n
+            names = {r.name for r in ctx.readings}
+            assert {"mem_used_pct", "disk_used_pct", "uptime", "agent_rss", "agent_fds", "load1"} <= names
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
 
 
 def test_a_reverted_transition_is_made_again_by_the_next_value() -> None:
@@ -39,18 +74,18 @@ def test_a_disk_alarm_raised_while_the_spool_refuses_reaches_the_coc_later(tmp_p
         subprocess.run(["dd", "if=/dev/zero", f"of={rest}", "bs=64k"], capture_output=True)  # until full
         data = mnt / "data"
         cfg = write_config(tmp_path / "agent.yaml", broker.port, data, broker.password_file("agent"),
-                           health={"interval_s": 1, "disk_pct": {"high": 50, "clear": 10}})
+                           host={"interval_s": 1, "disk_pct": {"high": 50, "clear": 10}})
         agent = AgentProcess(cfg, tmp_path / "agent.log").start()
         try:
             def refused() -> bool:
                 for m in rec.on(f"{BASE}/health"):
                     doc = m.json()
                     if doc["spool"]["spool_state"] == "degraded" and \
-                            doc["drivers"].get("health", {}).get("counters", {}).get("emit_refused", 0) >= 2:
+                            doc["drivers"].get("host", {}).get("counters", {}).get("emit_refused", 0) >= 2:
                         return True
                 return False
 
-            wait_until(refused, 20, what="the spool refusing the health driver's alarm")
+            wait_until(refused, 20, what="the spool refusing the host driver's alarm")
             assert "kind=disk_high" in agent.log_text() and not rec.on(f"{BASE}/event/disk_high")
             rest.unlink()  # room for the spool; the disk stays above 50 %
             alarm = wait_until(lambda: rec.on(f"{BASE}/event/disk_high"), 30, what="disk_high delivered")[0].json()

@@ -177,7 +177,7 @@ def _contexts(data_dir: Path) -> list[Any]:
                                    "data_dir": str(data_dir.parent / "agent-data")}))
     sup = Supervisor(load(cfg))
     return [DriverContext(sup, DriverRunner(sup, SPECS[0], None), data_dir),
-            RecordingContext("health", None, data_dir)]
+            RecordingContext("host", None, data_dir)]
 
 
 def _counters(ctx: Any) -> Counter[str]:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from agent.health import Threshold, ThresholdTracker
 from tests.support.agentproc import AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
-from tests.support.wait import async_wait_until, wait_until
+from tests.support.wait import wait_until
 
 BASE = "commune/v1/t1"
 
@@ -40,7 +39,7 @@ def test_crashing_driver_restarts_with_growing_backoff_and_health_shows_it(tmp_p
         d = wait_until(failed_health, 20, what="restarts in health")
         assert d["last_error"] == "RuntimeError: deliberate crash"
         # one crashing driver never stops the others
-        assert wait_until(lambda: recorder.on(f"{BASE}/telemetry/health"), 10)
+        assert wait_until(lambda: recorder.on(f"{BASE}/telemetry/host"), 10)
         assert agent.proc is not None and agent.proc.poll() is None
     finally:
         agent.stop()
@@ -53,7 +52,7 @@ def test_sighup_applies_a_valid_config_and_keeps_running_on_an_invalid_one(tmp_p
     try:
         first = wait_until(lambda: [m.json() for m in recorder.on(f"{BASE}/status")], 20, what="birth")[0]
         data = yaml.safe_load(cfg.read_text())
-        data["health"]["interval_s"] = 2
+        data["host"]["interval_s"] = 2
         data["site"]["name"] = "Xã Nghi Ân"
         cfg.write_text(yaml.safe_dump(data, allow_unicode=True))
         agent.signal(signal.SIGHUP)
@@ -61,9 +60,9 @@ def test_sighup_applies_a_valid_config_and_keeps_running_on_an_invalid_one(tmp_p
         births = wait_until(lambda: [m.json() for m in recorder.on(f"{BASE}/status")
                                      if m.json().get("config_sha") not in (None, first["config_sha"])], 15)
         assert births[-1]["site"]["name"] == "Xã Nghi Ân" and births[-1]["boot_id"] == first["boot_id"]
-        # the health driver restarted with its new 2 s interval
-        n = len(recorder.on(f"{BASE}/telemetry/health"))
-        wait_until(lambda: len(recorder.on(f"{BASE}/telemetry/health")) >= n + 2, 10, what="2 s health")
+        # the host driver restarted with its new 2 s interval
+        n = len(recorder.on(f"{BASE}/telemetry/host"))
+        wait_until(lambda: len(recorder.on(f"{BASE}/telemetry/host")) >= n + 2, 10, what="2 s host telemetry")
         cfg.write_text(cfg.read_text() + "coc_typo: 1\n")
         agent.signal(signal.SIGHUP)
         wait_until(lambda: "reload_rejected" in agent.log_text(), 15, what="reload_rejected")
@@ -130,45 +129,8 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
     try:
         birth = wait_until(lambda: [m.json() for m in rec.on(f"{BASE}/status")], 20, what="birth over TLS")[0]
         assert birth["online"] is True
-        wait_until(lambda: rec.on(f"{BASE}/telemetry/health"), 10, what="telemetry over TLS")
+        wait_until(lambda: rec.on(f"{BASE}/telemetry/host"), 10, what="telemetry over TLS")
     finally:
         agent.stop()
         rec.stop()
         broker.stop()
-
-
-def test_threshold_alarm_has_hysteresis() -> None:
-    t = ThresholdTracker("disk_high", Threshold(high=90, clear=85))
-    assert t.update("/", 80) is None
-    raised = t.update("/", 91)
-    assert raised is not None and raised.data["state"] == "raised"
-    assert t.update("/", 95) is None and t.update("/", 87) is None and t.update("/", 89.9) is None
-    cleared = t.update("/", 84)
-    assert cleared is not None and cleared.data["state"] == "cleared"
-    assert t.update("/", 86) is None
-
-
-def test_health_driver_goes_frugal_on_a_metered_link(tmp_path: Path) -> None:
-    import asyncio
-
-    from agent.driver import LinkState
-    from agent.health import HealthConfig, HealthDriver
-    from tests.support.context import RecordingContext
-
-    ctx = RecordingContext("health", HealthConfig(interval_s=1, metered_interval_s=3600), tmp_path)
-
-    async def scenario() -> None:
-        task = asyncio.create_task(HealthDriver().run(ctx))
-        try:
-            await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 2, 10)
-            ctx.set_link(LinkState("lte", metered=True))
-            await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 3, 10)
-            n = len(ctx.readings_named("cpu_pct"))
-            await asyncio.sleep(2.5)  # two unmetered intervals: nothing may come on the metered link
-            assert len(ctx.readings_named("cpu_pct")) == n
-            names = {r.name for r in ctx.readings}
-            assert {"mem_used_pct", "disk_used_pct", "uptime", "agent_rss", "agent_fds", "load1"} <= names
-        finally:
-            task.cancel()
-
-    asyncio.run(scenario())

@@ -21,7 +21,7 @@ def write_config(path: Path, broker_port: int, data_dir: Path, password_file: Pa
         "coc": {"host": "127.0.0.1", "port": broker_port, "reconnect_min_s": 0.2, "reconnect_max_s": 1.0,
                 "keepalive_s": 5},
         "data_dir": str(data_dir),
-        "health": {"interval_s": 30},
+        "host": {"interval_s": 30},
     }
     if password_file is not None:
         cfg["coc"].update({"username": "agent", "password_file": str(password_file)})

@@ -1,4 +1,4 @@
-"""Host health (psutil) and the agent's own counters, with threshold alarms that do not flap."""
+"""The host-metrics driver: the box (psutil) and the agent's own counters, with threshold alarms that do not flap."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ class Threshold(Section):
         return self
 
 
-class HealthConfig(Section):
-    """Host health telemetry (CPU, memory, disk, temperatures, NICs) and its threshold alarms."""
+class HostConfig(Section):
+    """Host metrics (CPU, memory, disk, temperatures, NICs) and their threshold alarms."""
 
     interval_s: float = Field(60.0, ge=1.0, le=3600.0, description="host telemetry period")
     metered_interval_s: float = Field(300.0, ge=1.0, le=3600.0,
@@ -68,7 +68,7 @@ class ThresholdTracker:
         return None
 
 
-def host_readings(cfg: HealthConfig, data_dir: Path, proc: psutil.Process) -> list[Reading]:
+def host_readings(cfg: HostConfig, data_dir: Path, proc: psutil.Process) -> list[Reading]:
     """One sample of the host and of this process."""
     now = time.time()
     out: list[Reading] = []
@@ -109,11 +109,11 @@ def host_readings(cfg: HealthConfig, data_dir: Path, proc: psutil.Process) -> li
     return out
 
 
-class HealthDriver:
+class HostDriver:
     """Reports the box itself; the supervisor gives it the core's own stats."""
 
     async def run(self, ctx: Context) -> None:
-        cfg: HealthConfig = ctx.config
+        cfg: HostConfig = ctx.config
         core_stats: Callable[[], dict[str, Any]] = getattr(ctx, "core_stats", lambda: {})
         proc = psutil.Process()
         proc.cpu_percent(interval=None)
