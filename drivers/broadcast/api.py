@@ -15,22 +15,22 @@ from typing import TYPE_CHECKING, Any
 from agent.statefile import read_json
 from drivers.broadcast.bulletin import Bulletin, BulletinError, parse_bulletin
 from drivers.broadcast.config import BroadcastConfig, TtsConfig
-from drivers.broadcast.store import DB_FILE, Store, Stored
+from drivers.broadcast.store import DB_FILE, BulletinRecord, Store
 
 if TYPE_CHECKING:
+    from drivers.broadcast.airtimes import Airing, next_airings
     from drivers.broadcast.audio import level_file
     from drivers.broadcast.decode import DecodeError, decode_capped
-    from drivers.broadcast.schedule import Airing, next_airings
 
 __all__ = ["ACTIONS", "COMMAND", "SECTION", "STATE_FILE", "Airing", "BroadcastConfig", "Bulletin", "BulletinError",
-           "DecodeError", "Stored", "StoreView", "TtsConfig", "decode_capped", "level_file", "live_state",
+           "BulletinRecord", "DecodeError", "StoreView", "TtsConfig", "decode_capped", "level_file", "live_state",
            "next_airings", "open_view", "parse_bulletin"]
 
 SECTION = "broadcast"  # the supervisor gives the driver <data_dir>/<section>
 STATE_FILE = "state.json"
 COMMAND = "broadcast"
 ACTIONS = ("create", "update", "cancel", "play-now", "preview")
-_ON_USE = {"next_airings": "drivers.broadcast.schedule", "Airing": "drivers.broadcast.schedule",
+_ON_USE = {"next_airings": "drivers.broadcast.airtimes", "Airing": "drivers.broadcast.airtimes",
            "decode_capped": "drivers.broadcast.decode", "DecodeError": "drivers.broadcast.decode",
            "level_file": "drivers.broadcast.audio"}
 
@@ -61,10 +61,10 @@ class StoreView:
         """Changes whenever the driver or the CLI commits: the reader's cue to read again."""
         return self._store.data_version()
 
-    def get(self, bulletin_id: str) -> Stored | None:
+    def get(self, bulletin_id: str) -> BulletinRecord | None:
         return self._store.get(bulletin_id)
 
-    def active(self) -> list[Stored]:
+    def active(self) -> list[BulletinRecord]:
         return self._store.all()
 
     def asrun_find(self, **filters: Any) -> tuple[int, list[dict[str, Any]]]:

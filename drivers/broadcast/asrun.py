@@ -7,7 +7,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from agent.driver import Event
-from drivers.broadcast.schedule import local_iso
+from drivers.broadcast.airtimes import local_iso
 
 Outcome = Literal["played", "failed", "skipped", "interrupted"]
 

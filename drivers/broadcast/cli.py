@@ -76,7 +76,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     except BulletinError as exc:
         print(f"bulletin error: {exc}", file=sys.stderr)
         return 2
-    from drivers.broadcast.schedule import local_iso, next_airings
+    from drivers.broadcast.airtimes import local_iso, next_airings
 
     store = _store(data_dir)
     try:

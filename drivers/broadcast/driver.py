@@ -1,10 +1,11 @@
-"""BroadcastDriver: wires the store, speech, zone players, scheduler, bulletin folder and the `broadcast` command."""
+"""BroadcastDriver: wires the store, airing audio, zone players, scheduler, bulletin folder and `broadcast` command."""
 
 from __future__ import annotations
 
 import asyncio
 
 from agent.driver import Context
+from drivers.broadcast.airing_audio import AiringAudio
 from drivers.broadcast.commands import BroadcastCommand
 from drivers.broadcast.config import BroadcastConfig, HttpZone, RtpZone, SoundcardZone
 from drivers.broadcast.outputs import Output
@@ -13,7 +14,6 @@ from drivers.broadcast.outputs.rtp import RtpOutput
 from drivers.broadcast.outputs.soundcard import SoundcardOutput
 from drivers.broadcast.player import ZonePlayer
 from drivers.broadcast.scheduler import Scheduler
-from drivers.broadcast.speech import Speech
 from drivers.broadcast.store import DB_FILE, Store
 from drivers.broadcast.watcher import BulletinDir, watch_dir
 
@@ -33,9 +33,9 @@ class BroadcastDriver:
         cfg: BroadcastConfig = ctx.config
         ctx.health("starting", "loading schedule")
         store = Store(ctx.data_dir / DB_FILE)
-        speech = Speech(cfg, ctx.data_dir / "tts-cache")
+        airing_audio = AiringAudio(cfg, ctx.data_dir / "tts-cache")
         players: dict[str, ZonePlayer] = {}
-        sched = Scheduler(ctx, store, speech, players)
+        sched = Scheduler(ctx, store, airing_audio, players)
         players.update({name: ZonePlayer(name, make_output(z), z.volume, sched.record, cfg.emergency_interrupt,
                                          ctx.log.child(name), cfg.realtime_priority) for name, z in cfg.zones.items()})
         tasks: list[asyncio.Task[None]] = []
@@ -57,5 +57,5 @@ class BroadcastDriver:
                 t.cancel()
             sched.stop_renders()
             await asyncio.gather(*tasks, return_exceptions=True)
-            speech.close()
+            airing_audio.close()
             store.close()

@@ -31,7 +31,7 @@ def _realtime(priority: int, log: KvLogger) -> None:
 
 
 @dataclass
-class Job:
+class ZoneAiring:
     """One airing of one bulletin on one zone."""
 
     bulletin: Bulletin
@@ -66,24 +66,24 @@ class ZonePlayer:
         self.sink = sink
         self.policy = interrupt_policy
         self.log = log
-        self.queue: list[Job] = []
-        self.current: Job | None = None
+        self.queue: list[ZoneAiring] = []
+        self.current: ZoneAiring | None = None
         self._wake = asyncio.Event()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"zone-{name}",
                                         initializer=_realtime, initargs=(rt_priority, log))
 
-    def submit(self, job: Job) -> None:
-        self.queue.append(job)
+    def submit(self, airing: ZoneAiring) -> None:
+        self.queue.append(airing)
         self._wake.set()
         cur = self.current
-        if job.bulletin.priority == "emergency" and cur is not None and cur.bulletin.priority != "emergency":
-            delay = max(0.0, job.scheduled - time.time())
-            asyncio.get_running_loop().call_later(delay, self._interrupt, cur, job.bulletin.id)
+        if airing.bulletin.priority == "emergency" and cur is not None and cur.bulletin.priority != "emergency":
+            delay = max(0.0, airing.scheduled - time.time())
+            asyncio.get_running_loop().call_later(delay, self._interrupt, cur, airing.bulletin.id)
 
-    def _interrupt(self, job: Job, by: str) -> None:
-        if self.current is job and not job.cancel.is_set():
-            job.stopped_by = f"emergency {by}"
-            job.cancel.set()
+    def _interrupt(self, airing: ZoneAiring, by: str) -> None:
+        if self.current is airing and not airing.cancel.is_set():
+            airing.stopped_by = f"emergency {by}"
+            airing.cancel.set()
 
     def stop_bulletin(self, bulletin_id: str, why: str) -> int:
         """Drop a cancelled bulletin's waiting airings and stop it if it is on air now."""
@@ -103,41 +103,41 @@ class ZonePlayer:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
-                job = min(self.queue, key=Job.sort_key)
-                self.queue.remove(job)
-                self.current = job
+                airing = min(self.queue, key=ZoneAiring.sort_key)
+                self.queue.remove(airing)
+                self.current = airing
                 try:
-                    result = await loop.run_in_executor(self._pool, self._air, job)
+                    result = await loop.run_in_executor(self._pool, self._air, airing)
                 except OutputError as exc:
                     self.current = None
-                    self.log.warning("airing_failed", zone=self.name, bulletin=job.bulletin.id, error=str(exc))
-                    await self.sink(job.asrun(self.name, "failed", str(exc)))
+                    self.log.warning("airing_failed", zone=self.name, bulletin=airing.bulletin.id, error=str(exc))
+                    await self.sink(airing.asrun(self.name, "failed", str(exc)))
                     continue
                 self.current = None
-                await self._finished(job, result)
+                await self._finished(airing, result)
         finally:
-            for job in [self.current, *self.queue]:
-                if job is not None:
-                    job.cancel.set()
+            for airing in [self.current, *self.queue]:
+                if airing is not None:
+                    airing.cancel.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    async def _finished(self, job: Job, result: PlayResult) -> None:
+    async def _finished(self, airing: ZoneAiring, result: PlayResult) -> None:
         if not result.interrupted:
-            await self.sink(job.asrun(self.name, "played", None, result))
+            await self.sink(airing.asrun(self.name, "played", None, result))
             return
-        why = job.stopped_by or "stopped"
+        why = airing.stopped_by or "stopped"
         if why.startswith("emergency") and self.policy == "requeue":
-            self.queue.append(Job(job.bulletin, job.repeat, job.scheduled, job.audio, job.engine))
+            self.queue.append(ZoneAiring(airing.bulletin, airing.repeat, airing.scheduled, airing.audio, airing.engine))
             self._wake.set()
             why += "; requeued to play again after it"
-        await self.sink(job.asrun(self.name, "interrupted", f"interrupted by {why}", result))
+        await self.sink(airing.asrun(self.name, "interrupted", f"interrupted by {why}", result))
 
-    def _air(self, job: Job) -> PlayResult:
+    def _air(self, airing: ZoneAiring) -> PlayResult:
         """Runs in the zone's thread: open the output ahead of time, then start on the deadline."""
-        gain = self.volume * job.bulletin.volume
-        session = self.output.open(job.audio.with_gain(gain))  # scaled piece by piece as it plays
+        gain = self.volume * airing.bulletin.volume
+        session = self.output.open(airing.audio.with_gain(gain))  # scaled piece by piece as it plays
         try:
-            deadline = time.monotonic() + (job.scheduled - time.time())
-            return session.play(deadline, job.cancel)
+            deadline = time.monotonic() + (airing.scheduled - time.time())
+            return session.play(deadline, airing.cancel)
         finally:
             session.close()

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from agent.driver import Context
+from drivers.broadcast.airing_audio import AiringAudio
+from drivers.broadcast.airtimes import Airing, in_quiet_hours, local_iso, next_airings
 from drivers.broadcast.api import STATE_FILE
 from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin, BulletinError
 from drivers.broadcast.config import BroadcastConfig
-from drivers.broadcast.player import Job, ZonePlayer
-from drivers.broadcast.schedule import Airing, in_quiet_hours, local_iso, next_airings
-from drivers.broadcast.speech import Speech
+from drivers.broadcast.player import ZoneAiring, ZonePlayer
 from drivers.broadcast.store import Store
 from drivers.broadcast.track import Track
 from drivers.broadcast.tts import Rendering, TtsError
@@ -40,13 +40,13 @@ class Entry:
 class Scheduler:
     """Everything one run of the driver schedules; rebuilt from the store after a restart."""
 
-    def __init__(self, ctx: Context, store: Store, speech: Speech, players: dict[str, ZonePlayer]) -> None:
+    def __init__(self, ctx: Context, store: Store, airing_audio: AiringAudio, players: dict[str, ZonePlayer]) -> None:
         self.ctx = ctx
         self.cfg: BroadcastConfig = ctx.config
         self.tz = ctx.timezone
         self.log = ctx.log
         self.store = store
-        self.speech = speech
+        self.airing_audio = airing_audio
         self.players = players
         self.entries: dict[str, Entry] = {}
         self.file_errors: dict[str, str] = {}
@@ -108,11 +108,11 @@ class Scheduler:
         self.changed.set()
         self.write_state()
 
-    # ---- speech ------------------------------------------------------------------------------------------
+    # ---- airing audio ------------------------------------------------------------------------------------
     async def _render(self, entry: Entry, wanted: str | None = None) -> None:
         b = entry.bulletin
         try:
-            r = await self.speech.render(b, wanted)
+            r = await self.airing_audio.render(b, wanted)
         except TtsError as exc:
             entry.error = str(exc)
             self.ctx.count("render_failed")
@@ -143,13 +143,13 @@ class Scheduler:
             raise TtsError(entry.error or "not rendered")
         r = entry.rendering
         if entry.prepared is None or entry.prepared[0] != str(r.path):
-            entry.prepared = (str(r.path), await self.speech.with_chimes(entry.bulletin, r))
+            entry.prepared = (str(r.path), await self.airing_audio.with_chimes(entry.bulletin, r))
         return entry.prepared[1], r.engine
 
     async def preview(self, b: Bulletin) -> dict[str, Any]:
         """What a bulletin would sound like, without scheduling it: spoken text and the rendered WAV's path."""
-        r = await self.speech.render(b)
-        spoken = self.speech.spoken_text(b.text) if b.text is not None else None
+        r = await self.airing_audio.render(b)
+        spoken = self.airing_audio.spoken_text(b.text) if b.text is not None else None
         return {"id": b.id, "spoken": spoken, "engine": r.engine, "duration_s": round(r.duration_s, 2),
                 "wav": str(r.path)}
 
@@ -206,7 +206,7 @@ class Scheduler:
                 await self.record(AsRun(b.id, b.title, z, b.priority, airing.repeat, airing.scheduled, "skipped",
                                         reason or f"unknown zone {z!r}"))
                 continue
-            player.submit(Job(b, airing.repeat, airing.scheduled, audio, engine))
+            player.submit(ZoneAiring(b, airing.repeat, airing.scheduled, audio, engine))
 
     async def play_now(self, b: Bulletin) -> dict[str, Any]:
         """Air a bulletin as soon as it is rendered (bypassing quiet hours: the operator asked for it)."""
@@ -266,7 +266,7 @@ class Scheduler:
         """Bulletins spoken by espeak because the internet was down get gTTS again once it is back."""
         while True:
             await asyncio.sleep(self.cfg.tts.retry_gtts_s)
-            self.speech.prune()
+            self.airing_audio.prune()
             self.store.prune_asrun(time.time() - self.cfg.asrun_keep_days * 86400)
             if "gtts" not in self.cfg.tts.engines or not self.ctx.uplink_connected:
                 continue

@@ -48,7 +48,9 @@ _INSERT_ASRUN = f"INSERT INTO asrun({', '.join(ASRUN_FIELDS)}) VALUES ({', '.joi
 
 
 @dataclass(frozen=True)
-class Stored:
+class BulletinRecord:
+    """A bulletin as the store keeps it: where it came from, its status and how far its airings have gone."""
+
     bulletin: Bulletin
     source: str
     status: str
@@ -109,16 +111,16 @@ class Store:
         with self._tx():
             self.db.execute("UPDATE bulletins SET cursor=? WHERE id=? AND cursor<?", (cursor, bulletin_id, cursor))
 
-    def get(self, bulletin_id: str) -> Stored | None:
+    def get(self, bulletin_id: str) -> BulletinRecord | None:
         row = self.db.execute("SELECT body, source, status, cursor, updated FROM bulletins WHERE id=?",
                               (bulletin_id,)).fetchone()
-        return Stored(from_json(row[0]), *row[1:]) if row else None
+        return BulletinRecord(from_json(row[0]), *row[1:]) if row else None
 
-    def all(self, include_cancelled: bool = False) -> list[Stored]:
+    def all(self, include_cancelled: bool = False) -> list[BulletinRecord]:
         sql = "SELECT body, source, status, cursor, updated FROM bulletins"
         if not include_cancelled:
             sql += " WHERE status='active'"
-        return [Stored(from_json(r[0]), *r[1:]) for r in self.db.execute(sql + " ORDER BY id")]
+        return [BulletinRecord(from_json(r[0]), *r[1:]) for r in self.db.execute(sql + " ORDER BY id")]
 
     def add_asrun(self, record: dict[str, Any]) -> int:
         with self._tx():

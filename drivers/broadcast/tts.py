@@ -1,4 +1,4 @@
-"""Speech: gTTS (cached on disk, keyed by text and voice) with an offline espeak-ng fallback, levelled alike."""
+"""Text to speech: gTTS (cached on disk, keyed by text and voice) with an offline espeak-ng fallback, levelled alike."""
 
 from __future__ import annotations
 

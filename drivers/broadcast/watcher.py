@@ -64,7 +64,7 @@ async def watch_dir(bdir: BulletinDir, sched: Scheduler) -> None:
         log.error("bulletin_dir_unusable", dir=str(bdir.path), error=exc.strerror)
         ctx.health("degraded", "bulletin_dir {path}: {error}", path=str(bdir.path), error=exc.strerror)
     while True:
-        result = await sched.speech.in_thread(bdir.scan)
+        result = await sched.airing_audio.in_thread(bdir.scan)
         for path, error in result.invalid:
             sched.file_errors[str(path)] = error
             ctx.count("bad_bulletin")

@@ -88,7 +88,7 @@ class Console:
         self.previews: OrderedDict[str, Path] = OrderedDict()
         self.broadcast = getattr(self.agent_cfg, "broadcast", None)
         self._store: broadcast.StoreView | None = None
-        self._bulletins: tuple[int, list[broadcast.Stored]] | None = None
+        self._bulletins: tuple[int, list[broadcast.BulletinRecord]] | None = None
         self._fragments: dict[str, tuple[Any, str]] = {}
         self.jinja = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                         undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -134,7 +134,7 @@ class Console:
         assert self.store is not None
         return self.store.version()
 
-    def bulletins(self) -> list[broadcast.Stored]:
+    def bulletins(self) -> list[broadcast.BulletinRecord]:
         """The active bulletins, parsed again only when the store changed."""
         assert self.store is not None
         key = self.store_key()

@@ -42,5 +42,5 @@ def test_live_state_is_the_drivers_state_file_or_none(tmp_path: Path) -> None:
 
 
 def test_heavy_names_load_on_first_use() -> None:
-    assert broadcast.next_airings.__module__ == "drivers.broadcast.schedule"
+    assert broadcast.next_airings.__module__ == "drivers.broadcast.airtimes"
     assert issubclass(broadcast.DecodeError, Exception)

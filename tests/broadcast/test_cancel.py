@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from drivers.broadcast.airing_audio import AiringAudio
 from drivers.broadcast.scheduler import Scheduler
-from drivers.broadcast.speech import Speech
 from drivers.broadcast.store import DB_FILE, Store
 from tests.broadcast.harness import config
 from tests.support.context import RecordingContext
@@ -18,8 +18,8 @@ def test_cancel_in_the_same_tick_as_a_change_ends_the_scheduler(tmp_path: Path) 
                                      "interface": "127.0.0.1"}})  # no player: nothing is sent
     ctx = RecordingContext("broadcast", cfg, tmp_path / "data")
     store = Store(ctx.data_dir / DB_FILE)
-    speech = Speech(cfg, ctx.data_dir / "tts-cache")
-    sched = Scheduler(ctx, store, speech, {})
+    airing_audio = AiringAudio(cfg, ctx.data_dir / "tts-cache")
+    sched = Scheduler(ctx, store, airing_audio, {})
 
     async def scenario() -> list[bool]:
         ended = []
@@ -39,6 +39,6 @@ def test_cancel_in_the_same_tick_as_a_change_ends_the_scheduler(tmp_path: Path) 
     try:
         ended = asyncio.run(scenario())
     finally:
-        speech.close()
+        airing_audio.close()
         store.close()
     assert all(ended), f"the scheduler kept running after {ended.count(False)} of 5 cancels"

@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from drivers.broadcast.airtimes import Airing, in_quiet_hours, misfire, next_airings
 from drivers.broadcast.bulletin import BulletinError, parse_bulletin
 from drivers.broadcast.config import QuietHours
-from drivers.broadcast.schedule import Airing, in_quiet_hours, misfire, next_airings
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 

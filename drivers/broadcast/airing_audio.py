@@ -1,4 +1,5 @@
-"""Speech for airings: bulletins rendered off the event loop into levelled WAVs, and the chimes around them."""
+"""The audio of airings: bulletins rendered to levelled WAVs off the event loop (tts.py speaks and caches),
+and the chimes around them."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ T = TypeVar("T")
 CHIME_GAP_S = 0.4
 
 
-class Speech:
+class AiringAudio:
     """Owns the render threads: TTS and ffmpeg block, so they never run on the loop."""
 
     def __init__(self, cfg: BroadcastConfig, cache_dir: Path) -> None:
