@@ -57,11 +57,11 @@ ExtraDrivers = Callable[[], dict[str, tuple[DriverSpec, Any]]]
 class DriverContext:
     """The Context a driver sees; everything goes through its supervisor."""
 
-    def __init__(self, sup: Supervisor, runner: DriverRunner, data_dir: Path) -> None:
+    def __init__(self, sup: Supervisor, supervised: SupervisedDriver, data_dir: Path) -> None:
         self._sup = sup
-        self._runner = runner
-        self.name = runner.spec.section
-        self.config = runner.config
+        self._supervised = supervised
+        self.name = supervised.spec.section
+        self.config = supervised.config
         self.log = KvLogger(f"driver.{self.name}")
         self.data_dir = data_dir
         self.site_id = sup.config.site.site_id
@@ -71,13 +71,13 @@ class DriverContext:
     async def emit(self, *items: Emittable) -> bool:
         """True once stored; False while the spool cannot store anything (counted as emit_refused) or when it
         dropped something for space (emit_dropped)."""
-        return await self._sup.emit(self.name, items, self._runner.counters)
+        return await self._sup.emit(self.name, items, self._supervised.counters)
 
     def health(self, state: HealthState, detail: str = "", **params: Scalar) -> None:
-        self._runner.set_state(state, detail, params)
+        self._supervised.set_state(state, detail, params)
 
     def count(self, name: str, n: int = 1) -> None:
-        self._runner.counters[name] += n
+        self._supervised.counters[name] += n
 
     def write_state(self, name: str | Path, data: Any) -> asyncio.Future[bool]:
         """data as JSON at data_dir/name, atomically and off the loop; a failure counts as state_write_failed."""
@@ -146,7 +146,7 @@ class Restarts:
         return self._backoff.next()
 
 
-class DriverRunner(Restarts):
+class SupervisedDriver(Restarts):
     """Keeps one driver running: restarts it after a crash with capped exponential backoff."""
 
     def __init__(self, sup: Supervisor, spec: DriverSpec, config: Any) -> None:
@@ -315,7 +315,7 @@ class Supervisor:
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.log = KvLogger("supervisor")
         self.link = LinkState()
-        self.runners: dict[str, DriverRunner] = {}
+        self.drivers: dict[str, SupervisedDriver] = {}
         self.taps: list[Callable[[str, tuple[Emittable, ...]], None]] = []
         self.spool: Spool | None = None
         self.uplink: Uplink | None = None
@@ -402,7 +402,7 @@ class Supervisor:
         return {"online": True, "boot_id": self.boot_id, "version": __version__, "config_sha": self.loaded.sha,
                 "started_at": self.started_at, "hostname": socket.gethostname(),
                 "site": {"site_id": self.config.site.site_id, "name": self.config.site.name},
-                "drivers": sorted(self.runners)}
+                "drivers": sorted(self.drivers)}
 
     def core_stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self.spool.stats() if self.spool else {}
@@ -418,7 +418,7 @@ class Supervisor:
         spool = self.spool.stats() if self.spool else {}
         spool["emit_refused"] = self.emit_refused
         return {"ts": round(time.time(), 3), "boot_id": self.boot_id, "pid": os.getpid(),
-                "drivers": {n: r.state_doc() for n, r in sorted(self.runners.items())},
+                "drivers": {n: r.state_doc() for n, r in sorted(self.drivers.items())},
                 "driver_instances": self.driver_instances(),
                 "core": {n: t.state_doc() for n, t in sorted(self.core.items())},
                 "spool": spool,
@@ -427,11 +427,11 @@ class Supervisor:
                 "commands": dict(self.router.counters)}
 
     def status_line(self) -> str:
-        ok = sum(1 for r in self.runners.values() if r.state == "ok")
+        ok = sum(1 for r in self.drivers.values() if r.state == "ok")
         depth = self.spool.depth if self.spool else 0
         state = self.spool.state if self.spool else "none"
         up = self.uplink.state if self.uplink else "none"
-        return (f"uplink={up} spool={depth} spool_state={state} drivers_ok={ok}/{len(self.runners)} "
+        return (f"uplink={up} spool={depth} spool_state={state} drivers_ok={ok}/{len(self.drivers)} "
                 f"link={self.link.name or '-'}")
 
     # -- commands ------------------------------------------------------------------------
@@ -482,18 +482,18 @@ class Supervisor:
             self.spool.max_bytes = cfg.spool.max_bytes
         if spool_path(cfg) != spool_path(old_cfg) or cfg.data_dir != old_cfg.data_dir:
             self.log.warning("reload_partial", reason="spool path or data_dir changes take effect after a restart")
-        for name in list(self.runners):
+        for name in list(self.drivers):
             if name not in wanted:
-                await self.runners.pop(name).stop()
+                await self.drivers.pop(name).stop()
                 self.log.info("driver_removed", driver=name)
         for name, (spec, section) in wanted.items():
-            runner = self.runners.get(name)
-            if runner is not None and runner.config == section:
+            supervised = self.drivers.get(name)
+            if supervised is not None and supervised.config == section:
                 continue
-            lingering = await runner.stop() if runner is not None else None
-            runner = DriverRunner(self, spec, section)
-            self.runners[name] = runner
-            runner.start(after=lingering)
+            lingering = await supervised.stop() if supervised is not None else None
+            supervised = SupervisedDriver(self, spec, section)
+            self.drivers[name] = supervised
+            supervised.start(after=lingering)
             self.log.info("driver_configured", driver=name)
         if cfg.coc != old_cfg.coc or cfg.site != old_cfg.site:
             await self._restart_uplink(key)
@@ -501,7 +501,7 @@ class Supervisor:
             self._use_key(key)
             if self.uplink is not None and self.uplink.connected:
                 self.uplink.publish_state("status", self.birth())
-        self.log.info("reload_done", config_sha=new.sha, drivers=",".join(sorted(self.runners)))
+        self.log.info("reload_done", config_sha=new.sha, drivers=",".join(sorted(self.drivers)))
         self.health_changed()
         return []
 
@@ -560,10 +560,10 @@ class Supervisor:
         self.uplink = self._make_uplink()
         self._start_core("uplink", self._run_uplink)
         for name, (spec, section) in self._enabled().items():
-            self.runners[name] = DriverRunner(self, spec, section)
-            self.runners[name].start()
+            self.drivers[name] = SupervisedDriver(self, spec, section)
+            self.drivers[name].start()
         self.log.info("agent_started", version=__version__, boot_id=self.boot_id, config=self.loaded.path,
-                      config_sha=self.loaded.sha, drivers=",".join(sorted(self.runners)))
+                      config_sha=self.loaded.sha, drivers=",".join(sorted(self.drivers)))
         self._start_core("health-publisher", self._health_loop)
         self._start_core("reloader", self._reloader)
         self._watchdog_task = asyncio.create_task(self._watchdog_loop(), name="watchdog")
@@ -586,7 +586,7 @@ class Supervisor:
             task = self.core.pop(name, None)
             if task is not None:
                 await task.stop(left(1.0))
-        await asyncio.gather(*(r.stop(left(STOP_TIMEOUT_S)) for r in self.runners.values()))
+        await asyncio.gather(*(r.stop(left(STOP_TIMEOUT_S)) for r in self.drivers.values()))
         if self.uplink is not None and self.spool is not None and self.uplink.connected:
             until = time.monotonic() + left(1.5)
             while self.spool.depth and time.monotonic() < until and self.uplink.connected:

@@ -8,8 +8,8 @@ from typing import Any
 
 from agent.driver import CommandError, Context, Event, Reading
 from drivers.camera.api import STATE_FILE
+from drivers.camera.camera import Camera
 from drivers.camera.config import CamerasConfig
-from drivers.camera.runner import CameraRunner
 from drivers.camera.storage import Storage
 
 TICK_S = 0.5
@@ -19,18 +19,18 @@ class CameraDriver:
     """Runs every enabled camera; one camera failing never disturbs the others."""
 
     def __init__(self) -> None:
-        self.runners: dict[str, CameraRunner] = {}
+        self.cameras: dict[str, Camera] = {}
         self.storage: Storage | None = None
 
     async def run(self, ctx: Context) -> None:
         cfg: CamerasConfig = ctx.config
         self.storage = Storage(ctx.data_dir, cfg.storage, ctx.log)
-        self.runners = {c.name: CameraRunner(c, cfg, ctx, self.storage) for c in cfg.devices if c.enabled}
+        self.cameras = {c.name: Camera(c, cfg, ctx, self.storage) for c in cfg.devices if c.enabled}
         ctx.on_command("snapshot", self.snapshot_command)
         ctx.on_command("clip", self.clip_command)
-        ctx.health("starting", "{n} camera(s)", n=len(self.runners))
-        ctx.log.info("cameras_starting", cameras=",".join(self.runners) or "-")
-        tasks = [asyncio.create_task(r.run(), name=f"camera-{n}") for n, r in self.runners.items()]
+        ctx.health("starting", "{n} camera(s)", n=len(self.cameras))
+        ctx.log.info("cameras_starting", cameras=",".join(self.cameras) or "-")
+        tasks = [asyncio.create_task(r.run(), name=f"camera-{n}") for n, r in self.cameras.items()]
         tasks.append(asyncio.create_task(self._watch(ctx, cfg), name="camera-watch"))
         tasks.append(asyncio.create_task(self._clock_checks(cfg), name="camera-clock"))
         tasks.append(asyncio.create_task(self._keep_storage(ctx, cfg), name="camera-storage"))
@@ -63,50 +63,50 @@ class CameraDriver:
         while True:
             await asyncio.sleep(TICK_S)
             now = time.monotonic()
-            events = [e for r in self.runners.values() if (e := r.liveness.transition(now)) is not None]
+            events = [e for r in self.cameras.values() if (e := r.liveness.transition(now)) is not None]
             if events:
                 await ctx.emit(*events)
             self._report_health(ctx)
             if now >= next_telemetry:
                 next_telemetry = now + cfg.health_interval_s
-                readings = [rd for r in self.runners.values() for rd in r.readings()]
+                readings = [rd for r in self.cameras.values() for rd in r.readings()]
                 if self.storage is not None:
                     readings.append(Reading("camera_storage_bytes", self.storage.total_bytes(), "B"))
                 if readings:
                     await ctx.emit(*readings)
                 await self._write_state(ctx)
-            counts = [rd for r in self.runners.values() for rd in r.counts.readings(now)]
+            counts = [rd for r in self.cameras.values() for rd in r.counts.readings(now)]
             if counts:
                 await ctx.emit(*counts)
             metered = ctx.link.metered
-            if not metered and (was_metered or any(r.commands.deferred_clips for r in self.runners.values())):
-                for r in self.runners.values():
+            if not metered and (was_metered or any(r.commands.deferred_clips for r in self.cameras.values())):
+                for r in self.cameras.values():
                     sent = await r.flush_pending()
                     if sent:
                         ctx.log.info("deferred_flushed", camera=r.cam.name, count=sent)
             was_metered = metered
 
     def _report_health(self, ctx: Context) -> None:
-        offline = [n for n, r in self.runners.items() if r.liveness.online is False]
-        unknown = [n for n, r in self.runners.items() if r.liveness.online is None]
-        fallback = [n for n, r in self.runners.items() if r.detector_warning]
+        offline = [n for n, r in self.cameras.items() if r.liveness.online is False]
+        unknown = [n for n, r in self.cameras.items() if r.liveness.online is None]
+        fallback = [n for n, r in self.cameras.items() if r.detector_warning]
         paused = self.storage.paused if self.storage is not None else None
         if offline:
             ctx.health("degraded", "offline: {cameras}", cameras=", ".join(offline))
         elif fallback:
             ctx.health("degraded", "{cameras}: {warning}", cameras=", ".join(fallback),
-                       warning=self.runners[fallback[0]].detector_warning)
+                       warning=self.cameras[fallback[0]].detector_warning)
         elif paused and self.storage is not None:
             ctx.health("degraded", "recording paused: free disk {free_kib} KiB under the floor of {floor_kib} KiB "
                        "(storage.min_free_bytes) on {root}", **self.storage.paused_params)
         elif unknown:
             ctx.health("starting", "connecting: {cameras}", cameras=", ".join(unknown))
         else:
-            ctx.health("ok", "{n} camera(s) online", n=len(self.runners))
+            ctx.health("ok", "{n} camera(s) online", n=len(self.cameras))
 
     async def _write_state(self, ctx: Context) -> None:
         """Gathered on the loop, written (with its fsync) in a thread: a slow disk must not stall the heartbeats."""
-        state: dict[str, Any] = {"ts": time.time(), "cameras": {n: r.state() for n, r in self.runners.items()}}
+        state: dict[str, Any] = {"ts": time.time(), "cameras": {n: r.state() for n, r in self.cameras.items()}}
         if self.storage is not None:
             state["storage"] = {"bytes": self.storage.total_bytes(), "budget_bytes": self.storage.cfg.budget_bytes,
                                 "paused": self.storage.paused, "deleted": self.storage.deleted}
@@ -115,24 +115,24 @@ class CameraDriver:
     async def _clock_checks(self, cfg: CamerasConfig) -> None:
         while True:
             await asyncio.sleep(cfg.clock_check_interval_s)
-            for r in self.runners.values():
+            for r in self.cameras.values():
                 await r.source.check_clock()
 
-    def _runner(self, command: str, args: dict[str, Any]) -> CameraRunner:
+    def _camera(self, command: str, args: dict[str, Any]) -> Camera:
         name = args.get("camera")
-        if name is None and len(self.runners) == 1:
-            name = next(iter(self.runners))
+        if name is None and len(self.cameras) == 1:
+            name = next(iter(self.cameras))
         if not isinstance(name, str):
-            raise CommandError(f"{command} needs 'camera': one of " + ", ".join(self.runners))
-        runner = self.runners.get(name)
-        if runner is None:
-            raise CommandError(f"unknown camera {name!r}; known: {', '.join(self.runners) or 'none'}")
-        return runner
+            raise CommandError(f"{command} needs 'camera': one of " + ", ".join(self.cameras))
+        camera = self.cameras.get(name)
+        if camera is None:
+            raise CommandError(f"unknown camera {name!r}; known: {', '.join(self.cameras) or 'none'}")
+        return camera
 
     async def snapshot_command(self, args: dict[str, Any]) -> dict[str, Any]:
         """COC `snapshot` {camera}: a fresh picture on snapshot/{camera}/{event_id}."""
-        return await self._runner("snapshot", args).commands.snapshot()
+        return await self._camera("snapshot", args).commands.snapshot()
 
     async def clip_command(self, args: dict[str, Any]) -> dict[str, Any]:
         """COC `clip` {camera}: the clips kept; {camera, id, offset?}: upload one as clip_chunk events."""
-        return await self._runner("clip", args).commands.clip(args)
+        return await self._camera("clip", args).commands.clip(args)

@@ -9,11 +9,11 @@ from typing import Any
 from agent.driver import Context, Event
 from agent.logs import KvLogger
 from drivers.camera.config import CameraConfig, CamerasConfig
-from drivers.camera.protocol import Health, Status
+from drivers.camera.protocol import Heartbeat, Status
 
 
 class OnlineState:
-    """Fed by the worker's health and status messages; `transition` turns flips into camera_online/offline."""
+    """Fed by the worker's heartbeats and status messages; `transition` turns flips into camera_online/offline."""
 
     def __init__(self, cam: CameraConfig, cfg: CamerasConfig, ctx: Context, log: KvLogger) -> None:
         self.cam = cam
@@ -27,14 +27,14 @@ class OnlineState:
         self.flowing_since: float | None = None
         self.online: bool | None = None  # None until the first decision
         self.reported_offline = False  # camera_online only follows a camera_offline
-        self.health: dict[str, Any] = {}  # the latest heartbeat's fields
+        self.heartbeat: dict[str, Any] = {}  # the latest heartbeat's fields
         self.problem = ""  # why frames do not flow (stream or ONVIF), what camera_offline says
 
-    async def on_health(self, msg: Health) -> None:
+    async def on_heartbeat(self, msg: Heartbeat) -> None:
         now = time.monotonic()
         if self.first_heartbeat is None:
             self.first_heartbeat = now
-        self.health = msg.fields
+        self.heartbeat = msg.fields
         if msg.last_frame_age_s is not None:
             self.last_frame = now - msg.last_frame_age_s
 
@@ -52,7 +52,7 @@ class OnlineState:
 
     def frame_age(self, now: float) -> float:
         """Since the last frame; before the first one, since the worker first spoke (its start-up on a busy
-        box is not the camera's fault), or since this camera's runner started if it never did."""
+        box is not the camera's fault), or since this camera started in the agent if it never did."""
         return now - (self.last_frame or self.first_heartbeat or self.started)
 
     def decide(self, now: float) -> bool | None:

@@ -1,8 +1,8 @@
 """The camera worker's wire protocol as typed messages: each stdout line is parsed once, here, and dispatched by type.
 
-The worker (`drivers.camera.worker`) writes one JSON object per line, its type in `t`: health, status,
-event, snapshot, count, detector, reply. The agent writes commands back on the worker's stdin
-(`{"cmd": "snapshot", "request": ...}`). A line that is not JSON, has an unknown `t` or lacks a field
+The worker (`drivers.camera.worker`) writes one JSON object per line, its type in `t`: health (the
+heartbeat, `Heartbeat`), status, event, snapshot, count, detector, reply. The agent writes commands back on
+the worker's stdin (`{"cmd": "snapshot", "request": ...}`). A line that is not JSON, has an unknown `t` or lacks a field
 its type needs is a `BadMessage`: counted (`bad_worker_message`), never a crash of the reader.
 """
 
@@ -27,7 +27,7 @@ class BadMessage(Exception):
 
 
 @dataclass(frozen=True)
-class Health:
+class Heartbeat:
     """The heartbeat: rates and counters every `heartbeat_s`; `fields` is all of it, kept for state and telemetry."""
 
     last_frame_age_s: float | None
@@ -92,8 +92,8 @@ class Reply:
     height: int | None
 
 
-WorkerMessage = Union[Health, Status, WorkerEvent, WorkerSnapshot, LineCount, DetectorInfo, Reply]
-MESSAGE_TYPES: tuple[type, ...] = (Health, Status, WorkerEvent, WorkerSnapshot, LineCount, DetectorInfo, Reply)
+WorkerMessage = Union[Heartbeat, Status, WorkerEvent, WorkerSnapshot, LineCount, DetectorInfo, Reply]
+MESSAGE_TYPES: tuple[type, ...] = (Heartbeat, Status, WorkerEvent, WorkerSnapshot, LineCount, DetectorInfo, Reply)
 
 
 def _field(msg: dict[str, Any], key: str, types: type | tuple[type, ...], required: bool) -> Any:
@@ -123,9 +123,9 @@ def _jpeg(msg: dict[str, Any]) -> bytes:
         raise BadMessage(f"{msg['t']}: jpeg is not base64") from exc
 
 
-def _health(msg: dict[str, Any]) -> Health:
+def _heartbeat(msg: dict[str, Any]) -> Heartbeat:
     age = _may(msg, "last_frame_age_s", (int, float))
-    return Health(float(age) if age is not None else None, {k: v for k, v in msg.items() if k != "t"})
+    return Heartbeat(float(age) if age is not None else None, {k: v for k, v in msg.items() if k != "t"})
 
 
 def _status(msg: dict[str, Any]) -> Status:
@@ -163,7 +163,7 @@ def _reply(msg: dict[str, Any]) -> Reply:
 
 
 PARSERS: dict[str, Callable[[dict[str, Any]], WorkerMessage]] = {
-    "health": _health, "status": _status, "event": _event, "snapshot": _snapshot, "count": _count,
+    "health": _heartbeat, "status": _status, "event": _event, "snapshot": _snapshot, "count": _count,
     "detector": _detector, "reply": _reply,
 }
 

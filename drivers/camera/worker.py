@@ -1,6 +1,6 @@
 """One camera's capture and analysis, in its own process: a crashing codec takes down only this.
 
-Run as `python -m drivers.camera.worker`. The first stdin line is the job (JSON); later lines are
+Run as `python -m drivers.camera.worker`. The first stdin line is the spec (JSON); later lines are
 commands. Every output is one JSON line on stdout: status, health, event, snapshot, count, detector,
 reply (the agent's side parses them in `protocol.py`). stdin closing means the agent is gone, so the
 worker exits.
@@ -22,7 +22,9 @@ from drivers.camera.config import CameraConfig
 
 
 @dataclass
-class Job:
+class WorkerSpec:
+    """What a worker is started with (its first stdin line): the camera, its stream URL, timeouts and heartbeat."""
+
     camera: CameraConfig
     url: str
     timezone: str
@@ -38,7 +40,7 @@ class Job:
         return json.dumps(d)
 
     @classmethod
-    def from_json(cls, text: str) -> Job:
+    def from_json(cls, text: str) -> WorkerSpec:
         d = json.loads(text)
         d["camera"] = CameraConfig.model_validate(d["camera"])
         return cls(**d)
@@ -134,17 +136,17 @@ def encode_outputs(outputs: list[Any]) -> list[dict[str, Any]]:
     return msgs
 
 
-def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> None:
+def run(spec: WorkerSpec, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: threading.Event) -> None:
     """Capture and analyse until stopped."""
     from agent.backoff import Backoff
     from drivers.camera.capture import RtspCapture
     from drivers.camera.snapshots import encode_jpeg
 
-    cam = job.camera
-    loader = Loader(out, cam, job.timezone)
+    cam = spec.camera
+    loader = Loader(out, cam, spec.timezone)
     stats = Stats()
-    threading.Thread(target=heartbeat, args=(out, stats, loader, job.heartbeat_s, stop), daemon=True).start()
-    backoff = Backoff(job.reconnect_min_s, job.reconnect_max_s, jitter=0.2)
+    threading.Thread(target=heartbeat, args=(out, stats, loader, spec.heartbeat_s, stop), daemon=True).start()
+    backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s, jitter=0.2)
     interval = 1.0 / cam.detect_fps
     latest: tuple[float, Any] | None = None
 
@@ -161,7 +163,7 @@ def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: thre
         out.send(reply)
 
     while not stop.is_set():
-        cap = RtspCapture(job.url, job.open_timeout_s, job.read_timeout_s)
+        cap = RtspCapture(spec.url, spec.open_timeout_s, spec.read_timeout_s)
         if not cap.open():
             cap.close()
             out.send({"t": "status", "connected": False, "detail": "open failed"})
@@ -180,7 +182,7 @@ def run(job: Job, out: Outbox, commands: queue.Queue[dict[str, Any]], stop: thre
             before = time.monotonic()
             ok = cap.grab()
             now = time.monotonic()
-            if not ok or now - before >= 0.9 * job.read_timeout_s:
+            if not ok or now - before >= 0.9 * spec.read_timeout_s:
                 break  # FFmpeg's read timeout can still report success: a stall this long is a lost stream
             stats.grabbed += 1
             stats.last_frame = now
@@ -218,7 +220,7 @@ def main() -> int:
     first = stdin.readline()
     if not first:
         return 2
-    job = Job.from_json(first.decode())
+    spec = WorkerSpec.from_json(first.decode())
     import cv2
 
     # one core per camera at most: OpenCV's thread pool on a busy 2-core box costs more CPU than it saves time
@@ -229,7 +231,7 @@ def main() -> int:
     stop = threading.Event()
     threading.Thread(target=read_commands, args=(stdin, commands, stop), daemon=True).start()
     try:
-        run(job, out, commands, stop)
+        run(spec, out, commands, stop)
     except BrokenPipeError:
         pass
     return 0

@@ -13,8 +13,8 @@ from pathlib import Path
 from agent.children import stop_child
 from agent.driver import CommandError
 from agent.logs import KvLogger
-from drivers.camera.protocol import Dispatcher, Health, Reply, snapshot_request
-from drivers.camera.worker import Job
+from drivers.camera.protocol import Dispatcher, Heartbeat, Reply, snapshot_request
+from drivers.camera.worker import WorkerSpec
 
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
 LINE_LIMIT = 32 * 1024 * 1024  # a base64 snapshot is one line
@@ -38,8 +38,8 @@ class WorkerProcess:
         proc = self.proc
         return proc is not None and proc.stdin is not None and proc.returncode is None
 
-    async def run(self, job: Job) -> int | None:
-        """Start the worker with its job and serve it until its stdout ends; its exit code."""
+    async def run(self, spec: WorkerSpec) -> int | None:
+        """Start the worker with its spec and serve it until its stdout ends; its exit code."""
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         # not run_child: the worker lives as long as the camera and talks over its pipes line by line; the `finally`
@@ -49,7 +49,7 @@ class WorkerProcess:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, limit=LINE_LIMIT)
         self.last_heartbeat = time.monotonic()
         assert proc.stdin and proc.stdout and proc.stderr
-        proc.stdin.write(job.to_json().encode() + b"\n")
+        proc.stdin.write(spec.to_json().encode() + b"\n")
         await proc.stdin.drain()
         self.log.info("worker_started", camera=self.camera, pid=proc.pid)
         tasks = [asyncio.create_task(self._read_stdout(proc.stdout)),
@@ -72,7 +72,7 @@ class WorkerProcess:
             proc.stdin.close()  # a worker reading its stdin ends by itself on EOF
         await stop_child(proc)
 
-    async def on_health(self, msg: Health) -> None:
+    async def on_heartbeat(self, msg: Heartbeat) -> None:
         """A heartbeat: the worker is not wedged."""
         self.last_heartbeat = time.monotonic()
 

@@ -11,7 +11,7 @@ from drivers.sensors.alarms import AlarmEngine, Staleness
 from drivers.sensors.config import SensorsConfig
 from drivers.sensors.ingest import Ingest
 from drivers.sensors.sources.modbus import ModbusBusPoller
-from drivers.sensors.sources.mqtt import MqttSourceRunner
+from drivers.sensors.sources.mqtt import MqttSubscriber
 from drivers.sensors.sources.serial import SerialLineSource
 
 FINAL_FLUSH_TIMEOUT_S = 3.0
@@ -63,7 +63,7 @@ class SensorsDriver:
         now = time.monotonic()
         sources: list[_Source] = []
         for m in cfg.mqtt:
-            sources.append(MqttSourceRunner(m, ingest, ctx.log, f"commune-agent-{ctx.site_id}-sensors-{m.name}",
+            sources.append(MqttSubscriber(m, ingest, ctx.log, f"commune-agent-{ctx.site_id}-sensors-{m.name}",
                                             cfg.stale_after_s))
         for s in cfg.serial:
             src = SerialLineSource(s, ingest, ctx.log, cfg.stale_after_s)

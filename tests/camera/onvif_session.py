@@ -56,8 +56,8 @@ def driver_view(port: int) -> dict:
     import tempfile
     from pathlib import Path
 
+    from drivers.camera.camera import Camera
     from drivers.camera.config import CamerasConfig
-    from drivers.camera.runner import CameraRunner
     from drivers.camera.storage import Storage
     from tests.support.context import RecordingContext
 
@@ -68,7 +68,7 @@ def driver_view(port: int) -> dict:
                "onvif": {"host": "127.0.0.1", "port": port}}
         cfg = CamerasConfig.model_validate({"devices": [cam]})
         ctx = RecordingContext("cameras", cfg, tmp / "data")
-        runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
+        runner = Camera(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
         url = asyncio.run(runner.source.resolve_url())
     return {"url": url, "events": [(e.kind, e.data) for e in ctx.events],
             "readings": [(r.name, r.value) for r in runner.readings() if r.name == "clock_skew_s"]}

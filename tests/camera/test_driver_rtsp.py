@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from agent.driver import CommandError, LinkState
+from drivers.camera.camera import Camera
 from drivers.camera.config import CamerasConfig
 from drivers.camera.driver import CameraDriver
-from drivers.camera.runner import CameraRunner
 from drivers.camera.snapshots import encode_jpeg
 from drivers.camera.storage import Storage
 from tests.camera.servers import RtspServer
@@ -71,14 +71,14 @@ class Running:
 
     async def __aenter__(self) -> Running:
         self.task = asyncio.create_task(self.driver.run(self.ctx))
-        await asyncio.sleep(0)  # run() builds its runners before its first await
+        await asyncio.sleep(0)  # run() builds its cameras before its first await
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.task is not None
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
-        assert all(r.worker.proc is None for r in self.driver.runners.values()), "a worker outlived the driver"
+        assert all(r.worker.proc is None for r in self.driver.cameras.values()), "a worker outlived the driver"
 
 
 def events(ctx: RecordingContext, kind: str, camera: str, phase: str | None = None) -> list:
@@ -147,7 +147,7 @@ async def _restart(tmp_path: Path) -> None:
             "reconnect_max_s": 2, "offline_after_s": 5, "online_after_s": 1, "health_interval_s": 60})
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx) as run:
-            runner = run.driver.runners["gate"]
+            runner = run.driver.cameras["gate"]
             worker, live = runner.worker, runner.liveness
             await async_wait_until(lambda: live.online, timeout=20, what="camera online")
 
@@ -177,7 +177,7 @@ async def _restart(tmp_path: Path) -> None:
             assert time.monotonic() - frozen <= 10
             srv.thaw()
             await async_wait_until(lambda: ctx.events_of("camera_online"), timeout=20, what="camera_online")
-            assert live.health.get("reconnects", 0) >= 1
+            assert live.heartbeat.get("reconnects", 0) >= 1
     finally:
         srv.stop()
 
@@ -189,7 +189,7 @@ def test_metered_link_defers_snapshots(tmp_path: Path) -> None:
 async def _metered(tmp_path: Path) -> None:
     cfg = CamerasConfig.model_validate({"devices": [camera("yard", "rtsp://127.0.0.1:9/x")]})
     ctx = RecordingContext("cameras", cfg, tmp_path / "data")
-    runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
+    runner = Camera(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
     jpeg = encode_jpeg(np.full((360, 640, 3), 128, np.uint8), 640, 80)
     ctx.set_link(LinkState("wan2-4g", metered=True))
     for kind, event_id in (("motion", "m1"), ("person", "p1")):
@@ -219,7 +219,7 @@ async def _fallback(tmp_path: Path) -> None:
             "open_timeout_s": 2, "read_timeout_s": 2, "health_interval_s": 60})
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx) as run:
-            runner = run.driver.runners["gate"]
+            runner = run.driver.cameras["gate"]
             await async_wait_until(lambda: runner.detector == "hog", timeout=20, what="the HOG fallback reported")
             await async_wait_until(lambda: ctx.state == "degraded" and "using HOG" in ctx.states[-1][1], timeout=10,
                                    what="health degraded with the reason")
@@ -243,7 +243,7 @@ async def _killed_mid_event(tmp_path: Path) -> None:
             "read_timeout_s": 3, "health_interval_s": 60})
         ctx = RecordingContext("cameras", cfg, tmp_path / "data")
         async with Running(ctx) as run:
-            runner = run.driver.runners["gate"]
+            runner = run.driver.cameras["gate"]
             worker = runner.worker
             await async_wait_until(lambda: events(ctx, "motion", "gate", "start"), timeout=30,
                                    what="a motion event from the mover")

@@ -11,19 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+from drivers.camera.camera import Camera
 from drivers.camera.config import CamerasConfig
-from drivers.camera.runner import CameraRunner
 from drivers.camera.snapshots import encode_jpeg
 from drivers.camera.storage import Storage
 from tests.support.context import RecordingContext
 
 
-def runner_for(tmp_path: Path, limit: int | None) -> tuple[RecordingContext, CameraRunner]:
+def runner_for(tmp_path: Path, limit: int | None) -> tuple[RecordingContext, Camera]:
     cfg = CamerasConfig.model_validate({"devices": [{"name": "yard", "rtsp_url": "rtsp://127.0.0.1:9/x",
                                                      "snapshot": {"width": 1920, "quality": 95}}]})
     ctx = RecordingContext("cameras", cfg, tmp_path / "data")
     ctx.max_message_bytes = limit
-    return ctx, CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
+    return ctx, Camera(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
 
 
 def test_a_snapshot_above_the_broker_limit_is_sent_smaller_and_one_below_as_it_is(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agent.logs import KvLogger
+from drivers.camera.camera import Camera
 from drivers.camera.config import CamerasConfig
 from drivers.camera.events import CountOut, EventOut, SnapshotOut
 from drivers.camera.phases import Phase
@@ -20,7 +21,7 @@ from drivers.camera.protocol import (
     BadMessage,
     DetectorInfo,
     Dispatcher,
-    Health,
+    Heartbeat,
     LineCount,
     Reply,
     Status,
@@ -28,7 +29,6 @@ from drivers.camera.protocol import (
     WorkerSnapshot,
     parse_line,
 )
-from drivers.camera.runner import CameraRunner
 from drivers.camera.storage import Storage
 from drivers.camera.worker import encode_outputs
 from tests.support.context import RecordingContext
@@ -80,8 +80,8 @@ def test_what_the_worker_writes_parses_to_typed_messages() -> None:
 
 def test_the_other_message_types() -> None:
     health = parse_line(line({"t": "health", "input_fps": 10.0, "last_frame_age_s": 0, "reconnects": 2}))
-    assert health == Health(0.0, {"input_fps": 10.0, "last_frame_age_s": 0, "reconnects": 2})
-    assert parse_line(line({"t": "health", "last_frame_age_s": None})) == Health(None, {"last_frame_age_s": None})
+    assert health == Heartbeat(0.0, {"input_fps": 10.0, "last_frame_age_s": 0, "reconnects": 2})
+    assert parse_line(line({"t": "health", "last_frame_age_s": None})) == Heartbeat(None, {"last_frame_age_s": None})
     assert parse_line(line({"t": "status", "connected": False, "detail": "stream lost"})) == Status(
         False, "stream lost", None, None)
     assert parse_line(line({"t": "detector", "name": "hog", "warning": ""})) == DetectorInfo("hog", None)
@@ -128,7 +128,7 @@ def test_the_runner_counts_bad_worker_lines_and_still_relays_good_ones(tmp_path:
     cfg = CamerasConfig.model_validate({"devices": [{"name": "yard", "rtsp_url": "rtsp://127.0.0.1:9/x",
                                                      "clip": {"enabled": False}}]})
     ctx = RecordingContext("cameras", cfg, tmp_path / "data")
-    runner = CameraRunner(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
+    runner = Camera(cfg.devices[0], cfg, ctx, Storage(ctx.data_dir, cfg.storage, ctx.log))
     start = {"t": "event", "kind": "motion", "phase": "start", "event_id": "e1", "ts": 1700000000.0,
              "data": {"camera": "yard", "phase": "start", "event_id": "e1", "started_at": 1700000000.0}}
 
@@ -143,4 +143,4 @@ def test_the_runner_counts_bad_worker_lines_and_still_relays_good_ones(tmp_path:
     [event] = ctx.events
     assert (event.kind, event.id, event.data["phase"], event.data["clip"]) == ("motion", "e1", "start", None)
     assert runner.events.open_events == {"e1": ("motion", event.data)}
-    assert runner.liveness.health == {"last_frame_age_s": 0.2, "input_fps": 9.5}
+    assert runner.liveness.heartbeat == {"last_frame_age_s": 0.2, "input_fps": 9.5}

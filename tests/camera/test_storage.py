@@ -104,11 +104,11 @@ async def _three_cameras(tmp_path: Path, disk: Path) -> None:
             paused = await async_wait_until(lambda: ctx.events_of("recording_paused"), timeout=10,
                                             what="recording_paused")
             assert "free disk" in paused[0].data["reason"] and paused[0].severity == "warning"
-            await async_wait_until(lambda: not any(r.clips.recording for r in run.driver.runners.values()),
+            await async_wait_until(lambda: not any(r.clips.recording for r in run.driver.cameras.values()),
                                    timeout=10, what="every ring recorder stopped")
             filler.unlink()
             await async_wait_until(lambda: ctx.events_of("recording_resumed"), timeout=10, what="recording_resumed")
-            await async_wait_until(lambda: all(r.clips.recording for r in run.driver.runners.values()),
+            await async_wait_until(lambda: all(r.clips.recording for r in run.driver.cameras.values()),
                                    timeout=20, what="recording again")
         stop.set()
         sampler.join()

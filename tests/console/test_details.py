@@ -18,7 +18,7 @@ from tests.support.source import parse_file
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("agent", "drivers")
 REPORTERS = ("health", "set_state", "_set_state")  # ctx.health(state, template, **params);
-# DriverRunner.set_state(state, template); Uplink._set_state(state, template, **params)
+# SupervisedDriver.set_state(state, template); Uplink._set_state(state, template, **params)
 
 
 def _fields(template: str) -> set[str]:

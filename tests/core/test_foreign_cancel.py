@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.config import load
 from agent.driver import Context
-from agent.supervisor import CoreTask, DriverRunner, Supervisor
+from agent.supervisor import CoreTask, SupervisedDriver, Supervisor
 from drivers.registry import DriverSpec
 from tests.support.agentproc import write_config
 from tests.support.wait import async_wait_until
@@ -61,19 +61,19 @@ def test_a_driver_ended_by_a_foreign_cancel_is_restarted_and_health_shows_it(tmp
     sup = supervisor(tmp_path)
 
     async def scenario() -> None:
-        runner = DriverRunner(sup, SPEC, sup.config.host)
-        sup.runners["victim"] = runner
-        runner.start()
+        supervised = SupervisedDriver(sup, SPEC, sup.config.host)
+        sup.drivers["victim"] = supervised
+        supervised.start()
         try:
-            await async_wait_until(lambda: runner.restarts == 1, 5, what="the foreign cancel counted as a crash")
+            await async_wait_until(lambda: supervised.restarts == 1, 5, what="the foreign cancel counted as a crash")
             doc = sup.health_payload()["drivers"]["victim"]
             assert doc["state"] == "failed" and doc["last_error"].startswith("CancelledError"), doc
-            await async_wait_until(lambda: runner.state == "ok", 5, what="restarted after its backoff")
+            await async_wait_until(lambda: supervised.state == "ok", 5, what="restarted after its backoff")
             assert (tmp_path / "data" / "victim" / "runs").read_text() == "xx"
             assert sup.driver_instances() == {"victim": 1}
         finally:
-            assert await runner.stop(1) is None
-        assert runner.restarts == 1  # the supervisor's own stop is not a crash
+            assert await supervised.stop(1) is None
+        assert supervised.restarts == 1  # the supervisor's own stop is not a crash
 
     asyncio.run(scenario())
 
@@ -82,15 +82,15 @@ def test_the_supervisors_stop_never_restarts_a_driver_whatever_it_raises(tmp_pat
     sup = supervisor(tmp_path)
 
     async def scenario() -> None:
-        runner = DriverRunner(sup, STUBBORN, sup.config.host)
-        runner.start()
-        await async_wait_until(lambda: runner.state == "ok", 5, what="driver running")
-        task = runner.task
+        supervised = SupervisedDriver(sup, STUBBORN, sup.config.host)
+        supervised.start()
+        await async_wait_until(lambda: supervised.state == "ok", 5, what="driver running")
+        task = supervised.task
         started = time.monotonic()
-        assert await runner.stop(2) is None  # ended, not lingering in a restart's backoff
+        assert await supervised.stop(2) is None  # ended, not lingering in a restart's backoff
         assert time.monotonic() - started < 1
         # the restart loop lives in that task: once it is done, nothing can start the driver again
-        assert task is not None and task.done() and runner.restarts == 0
+        assert task is not None and task.done() and supervised.restarts == 0
         assert (tmp_path / "data" / "stubborn" / "runs").read_text() == "x"
 
     # not asyncio.run: its final cancel of leftover tasks would spin forever on a driver that a stop restarts

@@ -23,7 +23,7 @@ import yaml
 from agent.config import load
 from agent.logs import KvLogger
 from agent.statefile import read_json, write_json, write_json_logged
-from agent.supervisor import DriverContext, DriverRunner, Supervisor
+from agent.supervisor import DriverContext, SupervisedDriver, Supervisor
 from drivers.registry import SPECS
 from tests.support.context import RecordingContext
 from tests.support.tmpfs import mounted_tmpfs
@@ -176,12 +176,12 @@ def _contexts(data_dir: Path) -> list[Any]:
     cfg.write_text(yaml.safe_dump({"site": {"site_id": "t1", "name": "test"}, "coc": {"host": "127.0.0.1"},
                                    "data_dir": str(data_dir.parent / "agent-data")}))
     sup = Supervisor(load(cfg))
-    return [DriverContext(sup, DriverRunner(sup, SPECS[0], None), data_dir),
+    return [DriverContext(sup, SupervisedDriver(sup, SPECS[0], None), data_dir),
             RecordingContext("host", None, data_dir)]
 
 
 def _counters(ctx: Any) -> Counter[str]:
-    return ctx._runner.counters if isinstance(ctx, DriverContext) else ctx.counters
+    return ctx._supervised.counters if isinstance(ctx, DriverContext) else ctx.counters
 
 
 def test_write_state_goes_to_the_data_dir_or_an_absolute_path(tmp_path: Path) -> None:

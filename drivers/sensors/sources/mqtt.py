@@ -44,7 +44,7 @@ class _Route:
         self.decoder = Decoder(spec)
 
 
-class MqttSourceRunner:
+class MqttSubscriber:
     """Owns a paho client whose network thread reconnects forever (with backoff), also after long outages."""
 
     def __init__(self, cfg: MqttSource, ingest: Ingest, log: KvLogger, client_id: str,

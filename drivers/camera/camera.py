@@ -18,7 +18,7 @@ from drivers.camera.online import OnlineState
 from drivers.camera.protocol import (
     DetectorInfo,
     Dispatcher,
-    Health,
+    Heartbeat,
     LineCount,
     Reply,
     Status,
@@ -29,13 +29,13 @@ from drivers.camera.snapshot_delivery import SnapshotDelivery
 from drivers.camera.snapshots import SnapshotStore
 from drivers.camera.storage import Storage
 from drivers.camera.stream_source import StreamSource
-from drivers.camera.worker import Job
+from drivers.camera.worker import WorkerSpec
 from drivers.camera.worker_process import WorkerProcess
 
 HEARTBEAT_S = 1.0
 
 
-class CameraRunner:
+class Camera:
     """Owns one camera's parts; `run` restarts the worker with backoff and ends the events a dead one left open."""
 
     def __init__(self, cam: CameraConfig, cfg: CamerasConfig, ctx: Context, storage: Storage) -> None:
@@ -54,7 +54,7 @@ class CameraRunner:
         self.detector: str | None = None
         self.detector_warning: str | None = None
         self.dispatcher = Dispatcher({
-            Health: self._on_health,
+            Heartbeat: self._on_heartbeat,
             Status: self.liveness.on_status,
             WorkerEvent: self.events.on_event,
             WorkerSnapshot: self.snapshots.on_snapshot,
@@ -88,12 +88,12 @@ class CameraRunner:
         await self.clips.run(url)
 
     async def _worker_round(self, url: str, backoff: Backoff) -> None:
-        job = Job(self.cam, url, str(self.ctx.timezone), self.cfg.open_timeout_s, self.cfg.read_timeout_s,
+        spec = WorkerSpec(self.cam, url, str(self.ctx.timezone), self.cfg.open_timeout_s, self.cfg.read_timeout_s,
                   self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, HEARTBEAT_S)
         if not self.liveness.problem:
             self.liveness.problem = "stream: not connected yet"  # what camera_offline says if the first open is pending
         t0 = time.monotonic()
-        code = await self.worker.run(job)
+        code = await self.worker.run(spec)
         if time.monotonic() - t0 > 60:
             backoff.reset()
         self.ctx.count("worker_restarts")
@@ -102,9 +102,9 @@ class CameraRunner:
         await asyncio.sleep(backoff.next())
 
     # ---- handlers the worker process and the online state both need, or that only set a field -----------------
-    async def _on_health(self, msg: Health) -> None:
-        await self.worker.on_health(msg)
-        await self.liveness.on_health(msg)
+    async def _on_heartbeat(self, msg: Heartbeat) -> None:
+        await self.worker.on_heartbeat(msg)
+        await self.liveness.on_heartbeat(msg)
 
     async def _on_reply(self, msg: Reply) -> None:
         await self.worker.on_reply(msg)
@@ -124,7 +124,7 @@ class CameraRunner:
 
     def readings(self) -> list[Reading]:
         tags = {"camera": self.cam.name}
-        h = self.liveness.health
+        h = self.liveness.heartbeat
         age = h.get("last_frame_age_s")
         out = [
             Reading("camera_online", bool(self.liveness.online), tags=tags),
@@ -149,4 +149,4 @@ class CameraRunner:
         return {"online": self.liveness.online, "problem": self.liveness.problem, "pid": proc.pid if proc else None,
                 "clock_skew_s": self.source.clock_skew_s, "detector": self.detector,
                 "detector_warning": self.detector_warning, "recording": self.clips.recording,
-                "clips": len(self.clips.list()), **self.liveness.health}
+                "clips": len(self.clips.list()), **self.liveness.heartbeat}
