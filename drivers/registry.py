@@ -53,7 +53,7 @@ SPECS: tuple[DriverSpec, ...] = (
                "drivers.broadcast.cli", label=Label("Loa truyền thanh", "Loudspeakers")),
     DriverSpec("sensors", "drivers.sensors.config:SensorsConfig", "drivers.sensors.driver:SensorsDriver",
                "drivers.sensors.cli", label=Label("Cảm biến", "Sensors")),
-    DriverSpec("console", "drivers.console.config:ConsoleConfig", "drivers.console.server:ConsoleDriver",
+    DriverSpec("console", "drivers.console.config:ConsoleConfig", "drivers.console.driver:ConsoleDriver",
                "drivers.console.cli", uses=("broadcast", "cameras", "network", "sensors"),
                label=Label("Trang quản lý", "Console")),
 )

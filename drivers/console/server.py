@@ -1,12 +1,10 @@
-"""ConsoleDriver: the aiohttp app on the agent's loop; login, sessions, CSRF, roles, pages, security headers."""
+"""The console's aiohttp app on the agent's loop: login, sessions, CSRF, roles, pages, security headers."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import secrets
-import ssl
-import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
@@ -17,14 +15,13 @@ from aiohttp import web
 from markupsafe import Markup
 
 from agent.driver import Context, Emittable
-from agent.statefile import write_json_logged
 from drivers.broadcast import api as broadcast
 from drivers.console.accounts import Accounts, User
 from drivers.console.audit import Audit
 from drivers.console.cli import sessions_path, users_path
 from drivers.console.config import ConsoleConfig
 from drivers.console.confirm import Confirmations
-from drivers.console.feed import FEED_FILE, Feed
+from drivers.console.feed import Feed
 from drivers.console.i18n import Lang, detail, fmt_dt, translate
 from drivers.console.kdf import check_in_child
 from drivers.console.refusals import RefusedLogins
@@ -43,8 +40,6 @@ MAX_PREVIEWS = 200
 # where a shared fragment takes each viewer's CSRF token: "<" never comes out of escaped text, and the rest
 # changes with every start
 CSRF_MARK = Markup(f"<csrf {secrets.token_hex(8)}>")
-FEED_SAVE_S = 10.0  # how much of the status page's feed a power cut may cost
-AUDIT_PRUNE_S = 3600.0
 SQLITE_CACHE_KB = 512  # per connection; SQLite's default of 2 MB is a tenth of the console's memory budget
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; script-src 'self'; "
@@ -379,51 +374,3 @@ def build_app(c: Console) -> web.Application:
     pages_proof.add_routes(r)
     pages_status.add_routes(r)
     return app
-
-
-class ConsoleDriver:
-    """Serves the console on the LAN; supervised like a driver (a port in use is a crash, retried with backoff)."""
-
-    async def run(self, ctx: Context) -> None:
-        c = Console(ctx)  # type: ignore[arg-type]
-        cfg = c.cfg
-        ctx.health("starting", "listening on {address}:{port}", address=cfg.listen, port=cfg.port)
-        feed_path = ctx.data_dir / FEED_FILE
-        problem = c.feed.load(feed_path)
-        if problem is not None:  # the page starts empty; the file is written again from what comes
-            ctx.log.warning("feed_file_unreadable", path=str(feed_path), reason=problem)
-            ctx.count("feed_file_bad")
-        untap = c.ctx.tap(c.feed)
-        runner = web.AppRunner(build_app(c), access_log=None, handle_signals=False)
-        await runner.setup()
-        refusals = asyncio.get_running_loop().create_task(c.report_refusals())
-        try:
-            tls = None
-            if cfg.tls_cert_file is not None and cfg.tls_key_file is not None:
-                tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-                tls.load_cert_chain(str(cfg.tls_cert_file), str(cfg.tls_key_file))
-            site = web.TCPSite(runner, cfg.listen, cfg.port, ssl_context=tls, reuse_address=True)
-            await site.start()
-            scheme = "https" if tls else "http"
-            ctx.log.info("console_listening", url=f"{scheme}://{cfg.listen}:{cfg.port}/", users=len(c.accounts.users()))
-            ctx.health("ok", "{url}", url=f"{scheme}://{cfg.listen}:{cfg.port}/")
-            pruned = time.monotonic()
-            while True:
-                await asyncio.sleep(FEED_SAVE_S)
-                if c.feed.changed:
-                    await asyncio.to_thread(write_json_logged, feed_path, c.feed.state(), ctx.log, indent=None)
-                if time.monotonic() - pruned >= AUDIT_PRUNE_S:
-                    pruned = time.monotonic()
-                    c.audit.prune(time.time() - cfg.audit_keep_days * 86400)
-        finally:
-            refusals.cancel()
-            untap()
-            try:
-                await c.flush_refusals()  # the sums of the window under way are not lost at a stop
-            finally:
-                if c.feed.changed:
-                    write_json_logged(feed_path, c.feed.state(), ctx.log, indent=None)
-                await runner.cleanup()
-                c.audit.close()
-                if c._store is not None:
-                    c._store.close()
