@@ -7,7 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.broadcast.support import DigestSpeaker, RtpReceiver, alsa_home
+from tests.broadcast.support import DigestSpeaker, RtpReceiver
+from tests.support.alsa import alsa_home
 from tests.support.ports import free_port
 
 

@@ -10,17 +10,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
-ASOUNDRC = ('pcm.!default {{ type plug; slave.pcm "cap" }}\n'
-            'pcm.cap {{ type file; slave.pcm "null"; file "{out}"; format "wav" }}\n')
-
-
-def alsa_home(home: Path, out: Path) -> Path:
-    """A HOME whose .asoundrc sends the default ALSA device into a WAV file (no sound card here)."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / ".asoundrc").write_text(ASOUNDRC.format(out=out))
-    return home
 
 
 @dataclass

@@ -17,7 +17,7 @@ from drivers.broadcast.audio import Audio, level_file, read_wav, write_wav
 from drivers.broadcast.decode import DecodeError, decode_capped, probe
 from drivers.broadcast.track import Track, regroup
 from drivers.broadcast.tts import decode_file
-from tests.broadcast.audiofiles import lying_flac, silent_flac, speech_like_wav, tone_mp3
+from tests.support.audiofiles import lying_flac, silent_flac, speech_like_wav, tone_mp3
 
 
 def _pieces(a: Audio, sizes: list[int]) -> list[Audio]:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.broadcast.support import alsa_home
 from tests.support.agentproc import ROOT, AgentProcess, write_config
+from tests.support.alsa import alsa_home
 from tests.support.ports import free_port
 from tests.support.wait import wait_until
 

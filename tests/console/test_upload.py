@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.broadcast.store import DB_FILE, Store
-from tests.broadcast.audiofiles import lying_flac, silent_flac, tone_mp3
 from tests.console.conftest import bulletin_form, page_csrf
 from tests.console.harness import ConsoleAgent
+from tests.support.audiofiles import lying_flac, silent_flac, tone_mp3
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 
