@@ -161,8 +161,10 @@ def test_invalid_bulletin_file_is_reported_and_the_accepted_version_kept(tmp_pat
             finally:
                 store.close()
             assert kept is not None and kept.status == "active" and kept.bulletin.title == "Tiêm chủng"
-            text = state.read_text()
-            assert "tiem.yaml: schedule.times.0" in text and "rac.yaml: YAML error" in text
+            # the state file is written off the loop: it shows both errors once that write is done
+            await async_wait_until(lambda: "tiem.yaml: schedule.times.0" in state.read_text()
+                                   and "rac.yaml: YAML error" in state.read_text(), timeout=10,
+                                   what="both file errors in state.json")
             (bdir / "tiem.yaml").unlink()
             await async_wait_until(lambda: _active(tmp_path / "data") == [], timeout=10,
                                    what="removed file cancels its bulletin")
