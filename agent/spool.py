@@ -87,7 +87,7 @@ class Record:
 
 
 @dataclass(slots=True)
-class Stored:
+class SpoolRow:
     """A row handed to the uplink; (gen, id) names it even after the spool file was replaced."""
 
     id: int
@@ -111,9 +111,31 @@ class Cursor:
 
 @dataclass
 class _Job:
-    kind: str
-    data: Any
-    future: cf.Future[Any] = field(default_factory=cf.Future)
+    """A request to the writer thread; its future answers the producer."""
+
+    future: cf.Future[Any] = field(default_factory=cf.Future, init=False)
+
+
+@dataclass
+class _Put(_Job):
+    """Store records (answers how many were dropped for space)."""
+
+    records: list[Record]
+
+
+@dataclass
+class _Delete(_Job):
+    """Delete rows the broker acknowledged (answers how many were still there)."""
+
+    rows: list[SpoolRow]
+
+
+@dataclass
+class _Quarantine(_Job):
+    """Move the file aside and salvage it; `gen` set: only if that generation's file is still the open one."""
+
+    reason: str
+    gen: int | None = None
 
 
 def _settle(future: cf.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
@@ -233,7 +255,7 @@ class Spool:
         self._reader: sqlite3.Connection | None = None
         self._reader_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # id -> size of rows handed to the uplink, awaiting PUBACK
-        self._acked: dict[int, Stored] = {}  # delivered rows the spool could not delete yet: never sent again
+        self._acked: dict[int, SpoolRow] = {}  # delivered rows the spool could not delete yet: never sent again
         self._inflight_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._probe = Backoff(0.5, 10.0)
@@ -607,13 +629,12 @@ class Spool:
             self.log.warning("spool_quarantine_pruned", removed=old, reason="disk budget")
 
     # -- producer side --------------------------------------------------------------------
-    def _submit(self, kind: str, data: Any) -> cf.Future[Any]:
-        job = _Job(kind, data)
+    def _submit(self, job: _Job) -> cf.Future[Any]:
         with self._cond:
             if self._closing:
                 raise SpoolClosed("spool is closed")
-            if self.state == "degraded" and kind == "put":
-                self.refused += len(data)
+            if self.state == "degraded" and isinstance(job, _Put):
+                self.refused += len(job.records)
                 raise SpoolUnavailable(f"spool unavailable ({self.degraded_reason}); not stored")
             self._jobs.append(job)
             self._cond.notify()
@@ -622,28 +643,28 @@ class Spool:
     async def put(self, records: list[Record]) -> int:
         """Return once every record is committed or dropped for space: how many were dropped (0 = all durable);
         SpoolUnavailable if none was stored."""
-        return await asyncio.wrap_future(self._submit("put", records))  # type: ignore[no-any-return]
+        return await asyncio.wrap_future(self._submit(_Put(records)))  # type: ignore[no-any-return]
 
     def put_sync(self, records: list[Record]) -> int:
-        return self._submit("put", records).result()  # type: ignore[no-any-return]
+        return self._submit(_Put(records)).result()  # type: ignore[no-any-return]
 
-    async def delete(self, rows: list[Stored]) -> int:
+    async def delete(self, rows: list[SpoolRow]) -> int:
         """Delete acknowledged rows; rows of an earlier spool generation are only forgotten."""
-        return await asyncio.wrap_future(self._submit("delete", rows))  # type: ignore[no-any-return]
+        return await asyncio.wrap_future(self._submit(_Delete(rows)))  # type: ignore[no-any-return]
 
-    def delete_sync(self, rows: list[Stored]) -> int:
-        return self._submit("delete", rows).result()  # type: ignore[no-any-return]
+    def delete_sync(self, rows: list[SpoolRow]) -> int:
+        return self._submit(_Delete(rows)).result()  # type: ignore[no-any-return]
 
     def quarantine_sync(self, reason: str) -> None:
         """Move the file aside and salvage it as if it were corrupt, on the writer thread (repair, tests)."""
-        self._submit("quarantine", reason).result()
+        self._submit(_Quarantine(reason)).result()
 
     def quarantine_if_current(self, gen: int, reason: str) -> bool:
         """A reader met damage no write touched: quarantine generation `gen`'s file on the writer thread,
         unless it was replaced meanwhile; True if it was moved aside."""
-        return bool(self._submit("quarantine", (gen, reason)).result())
+        return bool(self._submit(_Quarantine(reason, gen)).result())
 
-    def release(self, rows: Iterable[Stored]) -> None:
+    def release(self, rows: Iterable[SpoolRow]) -> None:
         """Rows the uplink will not acknowledge after all (connection lost, refused): evictable again."""
         with self._inflight_lock:
             for row in rows:
@@ -656,12 +677,12 @@ class Spool:
             self._inflight.clear()
 
     # -- consumer side --------------------------------------------------------------------
-    def fetch(self, limit: int, cursor: Cursor | None = None) -> list[Stored]:
+    def fetch(self, limit: int, cursor: Cursor | None = None) -> list[SpoolRow]:
         """Highest priority first, oldest first within one; marks the rows in flight and moves the cursor.
 
         A cursor from an earlier generation (the file was replaced) starts again from the top."""
         cursor = cursor if cursor is not None else Cursor()
-        out: list[Stored] = []
+        out: list[SpoolRow] = []
         with self._reader_lock:
             reader = self._reader
             if reader is None:
@@ -681,7 +702,7 @@ class Spool:
                     if not rows:
                         break
                     cursor.after[prio] = rows[-1][0]
-                    out.extend(Stored(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], bool(r[6]), gen, r[7])
+                    out.extend(SpoolRow(r[0], r[1], bytes(r[2]), r[3], r[4], r[5], bool(r[6]), gen, r[7])
                                for r in rows if r[0] not in inflight)
                     if len(rows) < want:
                         break
@@ -731,8 +752,8 @@ class Spool:
             if self.state != "ok":
                 exc = SpoolUnavailable(f"spool unavailable ({self.degraded_reason})")
                 for job in jobs:
-                    if job.kind == "delete":
-                        self._defer_deletes(job.data)
+                    if isinstance(job, _Delete):
+                        self._defer_deletes(job.rows)
                     _settle(job.future, exc=exc)
                 if closing:
                     return
@@ -756,12 +777,13 @@ class Spool:
                     _settle(job.future, exc=exc)
 
     def _run(self, jobs: list[_Job]) -> None:
-        for job in [j for j in jobs if j.kind == "quarantine"]:
-            gen, reason = job.data if isinstance(job.data, tuple) else (self.gen, job.data)
-            if gen == self.gen:  # a file already replaced is not moved aside again
-                self._quarantine(reason)
-            _settle(job.future, gen == self.gen)
-        jobs = [j for j in jobs if j.kind != "quarantine"]
+        for job in jobs:
+            if isinstance(job, _Quarantine):
+                current = job.gen is None or job.gen == self.gen
+                if current:  # a file already replaced is not moved aside again
+                    self._quarantine(job.reason)
+                _settle(job.future, current)
+        jobs = [j for j in jobs if not isinstance(j, _Quarantine)]
         if not jobs:
             return
         try:
@@ -792,13 +814,14 @@ class Spool:
             self._degrade(exc)
         err = SpoolUnavailable(f"spool unavailable ({describe(exc)}); not stored")
         for job in jobs:
-            if job.kind == "put":
-                self.refused += len(job.data)
-            else:
-                self._defer_deletes(job.data)
+            match job:
+                case _Put(records=records):
+                    self.refused += len(records)
+                case _Delete(rows=rows):
+                    self._defer_deletes(rows)
             _settle(job.future, exc=err)
 
-    def _defer_deletes(self, rows: Iterable[Stored]) -> None:
+    def _defer_deletes(self, rows: Iterable[SpoolRow]) -> None:
         """The broker has these rows: keep them out of every fetch until a delete succeeds, so an outage
         of the disk does not turn into duplicates at the COC."""
         with self._inflight_lock:
@@ -813,7 +836,7 @@ class Spool:
             raise SpoolUnavailable(f"spool unavailable ({self.degraded_reason or 'not open'})")
         saved = (self._seq, self.bytes, self.depth, dict(self.dropped))
         results: list[Any] = []
-        freed: list[Stored] = []
+        freed: list[SpoolRow] = []
         with self._inflight_lock:
             deferred = list(self._acked.values())
         try:
@@ -821,13 +844,14 @@ class Spool:
             if deferred:
                 self._delete(db, deferred)
             for job in jobs:
-                if job.kind == "put":
-                    results.append(self._insert(db, job.data))
-                elif job.kind == "delete":
-                    results.append(self._delete(db, job.data))
-                    freed.extend(job.data)
-                else:
-                    raise ValueError(job.kind)
+                match job:
+                    case _Put(records=records):
+                        results.append(self._insert(db, records))
+                    case _Delete(rows=rows):
+                        results.append(self._delete(db, rows))
+                        freed.extend(rows)
+                    case _:
+                        raise TypeError(f"the writer cannot apply {type(job).__name__}")
             db.execute("COMMIT")
         except BaseException:
             self._seq, self.bytes, self.depth, self.dropped = saved
@@ -935,15 +959,20 @@ class Spool:
                              bytes=self.bytes, max_bytes=self.max_bytes)
         self.dropped[name] += 1
 
-    def _delete(self, db: sqlite3.Connection, rows: list[Stored]) -> int:
-        gone = 0
-        for row in rows:
-            if row.gen != self.gen:
-                continue  # that file is gone: its rows were salvaged under new ids and are sent again
-            if db.execute("DELETE FROM msgs WHERE id=?", (row.id,)).rowcount:
-                self.bytes -= row.size
-                self.depth -= 1
-                gone += 1
+    def _delete(self, db: sqlite3.Connection, rows: list[SpoolRow]) -> int:
+        # rows of an earlier generation are skipped: that file is gone, its rows were salvaged under new ids
+        live = [row for row in rows if row.gen == self.gen]
+        if not live:
+            return 0
+        ids = ",".join([str(row.id) for row in live])
+        # one statement, one SQLite step for the whole batch: a step per row would hand the GIL to paho's
+        # thread and wait to get it back, a thousand times per batch
+        gone = db.execute("DELETE FROM msgs WHERE id IN (SELECT value FROM json_each(?))", (f"[{ids}]",)).rowcount
+        if gone == len(live):
+            self.bytes -= sum(row.size for row in live)
+            self.depth -= gone
+        else:  # some were no longer there (removed by hand): count the table again
+            self.depth, self.bytes = db.execute("SELECT count(*), coalesce(sum(size), 0) FROM msgs").fetchone()
         return gone
 
     def _vacuum_if_worth_it(self) -> bool:

@@ -7,11 +7,9 @@ import contextlib
 import socket
 import sqlite3
 import ssl
-import threading
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -23,8 +21,20 @@ from agent.config import CocConfig
 from agent.driver import Event, Scalar, health_params, health_text
 from agent.logs import KvLogger
 from agent.payloads import event_dict, to_json
+from agent.pubacks import Batch, PubackTracker, reason_text
+from agent.refusals import RefusalHolds
 from agent.section import read_secret
-from agent.spool import Cursor, Priority, Record, Spool, SpoolClosed, SpoolUnavailable, Stored, describe, is_corruption
+from agent.spool import (
+    Cursor,
+    Priority,
+    Record,
+    Spool,
+    SpoolClosed,
+    SpoolRow,
+    SpoolUnavailable,
+    describe,
+    is_corruption,
+)
 
 CONNECT_TIMEOUT_S = 15.0  # TCP + TLS + CONNACK
 SOCKET_TIMEOUT_S = 4.0  # paho's blocking connect(): bounds how long a cancelled connect can linger
@@ -40,6 +50,7 @@ SLOWEST_LINK_BYTES_S = 8 * 1024  # 64 kbit/s: a single large row gets this long 
 MAX_WINDOW_BYTES = 64 * 1024 * 1024
 DROPPED_KIND = "message_dropped"
 TOPIC_SUFFIX_ALLOWANCE = 200  # the longest topic after <prefix>/<site_id>/: clip/{camera}/{clip_id}/{offset}
+PACKET_SLACK = 80  # a PUBLISH's bytes besides payload, topic and boot_id: header, lengths, id, envelope text
 
 
 def publish_packet_bytes(topic: str, payload_len: int, v5: bool) -> int:
@@ -50,7 +61,7 @@ def publish_packet_bytes(topic: str, payload_len: int, v5: bool) -> int:
     return 1 + length_bytes + remaining
 
 
-def with_envelope(row: Stored, boot_id: str) -> bytes:
+def with_envelope(row: SpoolRow, boot_id: str) -> bytes:
     """Prefix the stored JSON object with seq, boot_id and historical without re-parsing it."""
     historical = row.historical or row.boot_id != boot_id
     head = f'{{"seq":{row.seq},"boot_id":"{row.boot_id}","historical":{"true" if historical else "false"}'
@@ -58,33 +69,68 @@ def with_envelope(row: Stored, boot_id: str) -> bytes:
     return head.encode() + (b"," + body if body.strip() != b"}" else body)
 
 
+def cut(rows: list[SpoolRow], window: int) -> tuple[list[SpoolRow], list[SpoolRow]]:
+    """The rows that fit a batch of `window` bytes (always at least one), and the rest."""
+    total = 0
+    for i, row in enumerate(rows):
+        total += row.size
+        if i and total > window:
+            return rows[:i], rows[i:]
+    return rows, []
+
+
+class _Feed:
+    """Spool rows in order for one session; the next read is under way while a batch is acknowledged."""
+
+    def __init__(self, spool: Spool, fetch: Callable[[Cursor], Awaitable[list[SpoolRow]]]) -> None:
+        self._spool, self._fetch = spool, fetch
+        self._cursor = Cursor()
+        self._carry: list[SpoolRow] = []  # rows read but not yet published
+        self._ahead: asyncio.Future[list[SpoolRow]] | None = None
+
+    async def next(self, window: int) -> list[SpoolRow]:
+        """The next rows for a batch of `window` bytes; empty when the spool has nothing more."""
+        if not self._carry:
+            ahead, self._ahead = self._ahead, None
+            self._carry = await ahead if ahead is not None else await self._fetch(self._cursor)
+        rows, self._carry = cut(self._carry, window)
+        return rows
+
+    def read_ahead(self) -> None:
+        """Start the next read while the batches in flight are acknowledged."""
+        if not self._carry and self._ahead is None:
+            self._ahead = asyncio.ensure_future(self._fetch(self._cursor))
+
+    async def rewind(self) -> None:
+        """Read again from the oldest row (rows in flight are skipped by the spool's fetch)."""
+        if self._ahead is not None:
+            ahead, self._ahead = self._ahead, None
+            self._carry += await ahead
+        self.give_back([])
+        self._cursor = Cursor()
+
+    def give_back(self, rows: list[SpoolRow]) -> None:
+        """`rows` and every row read but not published go back to the spool."""
+        self._spool.release(rows + self._carry)
+        self._carry = []
+
+    def close(self) -> None:
+        self.give_back([])
+        if self._ahead is not None:  # rows it marked in flight are freed by the next session's release_all
+            self._ahead.cancel()
+
+
 class _Session:
-    """State of one MQTT connection, shared between paho's thread and the event loop."""
+    """One MQTT connection: what paho's thread reports to the event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.connack: asyncio.Future[ReasonCode | int] = loop.create_future()
         self.closed = asyncio.Event()
-        self.lock = threading.Lock()
-        self.acks: dict[int, str | None] = {}  # mid -> None if accepted, else the PUBACK's failure reason
-        self.expect: set[int] = set()  # mids of the batch in flight still without PUBACK
-        self.untracked: set[int] = set()  # mids of status/health publishes: their PUBACKs are not the spool's
-        self.ack_event = asyncio.Event()
+        self.pubacks: PubackTracker[SpoolRow] = PubackTracker(loop)
         self.disconnect_reason = ""
         self.max_packet: int | None = None  # MQTT 5 CONNACK's Maximum Packet Size, if the broker sent one
-        self.progress = time.monotonic()  # when the last PUBACK of a spool row came (paho's thread writes it)
         self.delivered = 0
-
-
-@dataclass
-class _Refusal:
-    """A topic the broker refuses (PUBACK >= 0x80): its rows stay in the spool and are retried with backoff."""
-
-    reason: str
-    backoff: Backoff
-    until: float
-    count: int = 0
-    retried: bool = False
 
 
 class Uplink:
@@ -108,9 +154,8 @@ class Uplink:
         self.detail_params: dict[str, Scalar] = {}
         self.connected_since: float | None = None
         self.published = 0
-        self.rejected = 0
         self.connects = 0
-        self.refusals: dict[str, _Refusal] = {}
+        self.holds = RefusalHolds(cfg.reconnect_min_s, cfg.reconnect_max_s, log)
         self.wakeup = asyncio.Event()
         self._client: mqtt.Client | None = None
         self._session: _Session | None = None
@@ -133,10 +178,13 @@ class Uplink:
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
 
+    @property
+    def rejected(self) -> int:
+        """PUBACKs that refused a spool row."""
+        return self.holds.rejected
+
     def stats(self) -> dict[str, Any]:
-        now = time.monotonic()
-        refused = {t: {"reason": r.reason, "count": r.count, "retry_in_s": round(max(0.0, r.until - now), 1)}
-                   for t, r in list(self.refusals.items())[:MAX_REFUSALS_SHOWN]}
+        refused = self.holds.stats(time.monotonic(), MAX_REFUSALS_SHOWN)
         return {"state": self.state, "detail": self.detail, "detail_template": self.detail_template,
                 "detail_params": self.detail_params, "connected_since": self.connected_since,
                 "published": self.published, "rejected": self.rejected, "connects": self.connects,
@@ -198,16 +246,7 @@ class Uplink:
             loop.call_soon_threadsafe(lambda: session.connack.done() or session.connack.set_result(rc))
 
         def on_publish(c: mqtt.Client, u: Any, mid: int, rc: ReasonCode, props: Any = None) -> None:
-            with session.lock:
-                if mid in session.untracked:
-                    session.untracked.discard(mid)
-                    return
-                session.acks[mid] = f"{rc} (0x{rc.value:02x})" if rc.is_failure else None
-                session.progress = time.monotonic()
-                if mid in session.expect:
-                    session.expect.discard(mid)
-                    if not session.expect:
-                        loop.call_soon_threadsafe(session.ack_event.set)
+            session.pubacks.puback(mid, reason_text(rc))
 
         def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
             try:
@@ -369,130 +408,104 @@ class Uplink:
             self.log.warning("uplink_live_too_large", topic=suffix, bytes=size, max_packet_bytes=limit)
             return False
         info = client.publish(self.topic(suffix), body, qos=1, retain=retain)
-        with session.lock:  # mids wrap at 65535: this PUBACK must never count for a spool row
-            if session.acks.pop(info.mid, None) is None:
-                session.untracked.add(info.mid)
+        session.pubacks.ignore(info.mid)  # mids wrap at 65535: this PUBACK must never count for a spool row
         return info.rc == mqtt.MQTT_ERR_SUCCESS
-
-    def _held(self, topic: str, now: float) -> bool:
-        refusal = self.refusals.get(topic)
-        return refusal is not None and refusal.until > now
 
     async def _drain(self, session: _Session) -> None:
         """Publish spool rows in order; delete a row only after a successful PUBACK.
 
+        A short pipeline: fetch → leave out held topics and what can never fit → publish → settle → delete.
         Two batches are kept in flight so the broker acknowledges one while the next is sent; together they
         carry about BATCH_TARGET_S of what the link delivers, so a slow link drains slowly instead of timing
         out. Rows of a refused topic stay in the spool and are retried with backoff, one batch at a time
-        until the broker takes them again, so a retry never lets later rows of the topic overtake it; rows the
-        broker can never take are set aside."""
+        until the broker takes them again, so a retry never lets later rows of the topic overtake it."""
         self.spool.release_all()  # rows a cancelled session fetched but never sent
-        cursor = Cursor()
-        inflight: deque[tuple[dict[int, Stored], float]] = deque()  # (mid -> row, when published)
-        ahead: asyncio.Future[list[Stored]] | None = None  # the next rows, read while a batch is acknowledged
-        carry: list[Stored] = []  # rows read but not yet published
-        deletes: list[asyncio.Future[Any]] = []
         client = self._client
         assert client is not None
+        feed = _Feed(self.spool, self._fetch)
+        inflight: deque[Batch[SpoolRow]] = deque()
+        deletes: list[asyncio.Future[Any]] = []
         backlog = True  # health is refreshed once the backlog is gone, so the COC sees the drain finish
         try:
             while not session.closed.is_set():
                 self.wakeup.clear()
-                now = time.monotonic()
-                due = [r for r in self.refusals.values() if r.until <= now and not r.retried]
-                if due or self._rewind:  # read again from the oldest; rows in flight are skipped by fetch
-                    if ahead is not None:
-                        carry += await ahead
-                        ahead = None
-                    self.spool.release(carry)
-                    carry = []
-                    cursor = Cursor()
+                if self.holds.due(time.monotonic()) or self._rewind:
                     self._rewind = False
-                    for r in due:
-                        r.retried = True
-                next_retry = min((r.until for r in self.refusals.values() if not r.retried), default=float("inf"))
-                rows: list[Stored] = []
-                if len(inflight) < 2:
-                    if not carry:
-                        carry = await ahead if ahead is not None else await self._fetch(cursor)
-                        ahead = None
-                    rows, carry = self._cut(carry)
+                    await feed.rewind()  # read again from the oldest; rows in flight are skipped by fetch
+                rows = await feed.next(self._window) if len(inflight) < 2 else []
                 if rows:
                     backlog = True
-                    probing = {r.topic for m, _ in inflight for r in m.values() if r.topic in self.refusals}
-                    mids, unsent = await self._publish(client, rows, now, probing)
-                    inflight.append((mids, time.monotonic()))
+                    rows = await self._admit(rows, inflight)
+                    batch, unsent = self._publish(client, session.pubacks, rows)
+                    inflight.append(batch)
                     if unsent:
-                        self.spool.release(unsent + carry)
-                        carry = []
+                        feed.give_back(unsent)
                         break  # the connection is going: what was not sent goes again after reconnecting
-                    if not carry and ahead is None:
-                        ahead = asyncio.ensure_future(self._fetch(cursor))
+                    feed.read_ahead()
                 if inflight and (len(inflight) >= 2 or not rows):
-                    if not await self._settle(session, *inflight.popleft(), deletes):
-                        break
-                    continue
-                if not rows:
+                    if not await self._settle(session, inflight.popleft(), deletes):
+                        break  # reconnect and resend the rest, in order
+                elif not rows:
                     if backlog and not self._rewind:
                         backlog = False
                         self.on_change()
-                    wait = min(1.0, max(0.05, next_retry - time.monotonic()))
-                    waiter = asyncio.ensure_future(self.wakeup.wait())
-                    closed = asyncio.ensure_future(session.closed.wait())
-                    await asyncio.wait({waiter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-                    waiter.cancel()
-                    closed.cancel()
+                    await self._idle(session)
         finally:
-            for mids, _ in inflight:
-                self.spool.release(mids.values())
-            self.spool.release(carry)
-            if ahead is not None:  # rows it marked in flight are freed by the next session's release_all
-                ahead.cancel()
+            for batch in inflight:
+                self.spool.release(batch.items.values())
+            feed.close()
             if deletes:
                 await asyncio.gather(*deletes, return_exceptions=True)
 
-    def _cut(self, rows: list[Stored]) -> tuple[list[Stored], list[Stored]]:
-        """The rows that fit this batch's byte window (always at least one), and the rest."""
-        total = 0
-        for i, row in enumerate(rows):
-            total += row.size
-            if i and total > self._window:
-                return rows[:i], rows[i:]
-        return rows, []
+    async def _idle(self, session: _Session) -> None:
+        """Nothing to send: wait for new rows, a refused topic's retry, or the connection's end."""
+        wait = min(1.0, max(0.05, self.holds.next_retry() - time.monotonic()))
+        waiter = asyncio.ensure_future(self.wakeup.wait())
+        closed = asyncio.ensure_future(session.closed.wait())
+        await asyncio.wait({waiter, closed}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        closed.cancel()
 
-    async def _publish(self, client: mqtt.Client, rows: list[Stored], now: float, probing: set[str]
-                       ) -> tuple[dict[int, Stored], list[Stored]]:
-        """Hand one batch to paho; returns {mid: row} and the rows paho would not take (connection going).
-
-        Rows of a held topic, or of a refused topic whose retry is still in flight (`probing`), are left for
-        later: they are read again, in order, once the topic is accepted or its retry is due."""
-        mids: dict[int, Stored] = {}
-        held: list[Stored] = []
-        unsent: list[Stored] = []
-        too_big: list[tuple[Stored, int]] = []
+    async def _admit(self, rows: list[SpoolRow], inflight: Iterable[Batch[SpoolRow]]) -> list[SpoolRow]:
+        """The rows that may go now: a held topic's rows stay in the spool (read again once it is due or
+        taken), and rows larger than the broker's maximum packet size are set aside."""
+        if self.holds:
+            rows, held = self.holds.split(rows, time.monotonic(),
+                                          (row for batch in inflight for row in batch.items.values()))
+            self.spool.release(held)
         limit = self.max_packet_bytes
-        v5 = self.cfg.mqtt_version == "5"
+        if limit is not None:
+            v5 = self.cfg.mqtt_version == "5"
+            slack = 4 * len(self.base) + PACKET_SLACK  # a cheap upper bound first; the exact size near the limit
+            too_big = [(row, size) for row in rows
+                       if len(row.payload) + 4 * (len(row.topic) + len(row.boot_id)) + slack > limit
+                       and (size := publish_packet_bytes(self.topic(row.topic), len(self._payload(row)), v5)) > limit]
+            if too_big:
+                gone = {id(row) for row, _ in too_big}
+                rows = [row for row in rows if id(row) not in gone]
+                await self._set_aside(too_big, limit)
+        return rows
+
+    def _payload(self, row: SpoolRow) -> bytes:
+        return with_envelope(row, self.boot_id) if row.seq is not None else row.payload
+
+    def _publish(self, client: mqtt.Client, pubacks: PubackTracker[SpoolRow], rows: list[SpoolRow]
+                 ) -> tuple[Batch[SpoolRow], list[SpoolRow]]:
+        """Hand one batch to paho and track its PUBACKs; also returns the rows paho would not take (the
+        connection is going)."""
+        mids: dict[int, SpoolRow] = {}
+        unsent: list[SpoolRow] = []
+        base, boot_id, ok = self.base + "/", self.boot_id, mqtt.MQTT_ERR_SUCCESS
         for i, row in enumerate(rows):
-            if self._held(row.topic, now) or row.topic in probing:
-                held.append(row)
-                continue
-            payload = with_envelope(row, self.boot_id) if row.seq is not None else row.payload
-            topic = self.topic(row.topic)
-            size = publish_packet_bytes(topic, len(payload), v5)
-            if limit is not None and size > limit:
-                too_big.append((row, size))
-                continue
-            info = client.publish(topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            payload = with_envelope(row, boot_id) if row.seq is not None else row.payload
+            info = client.publish(base + row.topic, payload, qos=1)
+            if info.rc != ok:
                 unsent = rows[i:]
                 break
             mids[info.mid] = row
-        self.spool.release(held)
-        if too_big and limit is not None:
-            await self._set_aside(too_big, limit)
-        return mids, unsent
+        return pubacks.track(mids, time.monotonic()), unsent
 
-    async def _set_aside(self, rows: list[tuple[Stored, int]], limit: int) -> None:
+    async def _set_aside(self, rows: list[tuple[SpoolRow, int]], limit: int) -> None:
         """Rows larger than the broker's maximum packet size can never go (the broker would drop the connection
         for each): they leave the spool, are counted, and an event tells the COC what went, so the rest flows."""
         notices = [Record(f"event/{DROPPED_KIND}", to_json(event_dict(Event(
@@ -515,7 +528,7 @@ class Uplink:
         self.wakeup.set()  # the notices go next
         self.on_change()
 
-    async def _fetch(self, cursor: Cursor) -> list[Stored]:
+    async def _fetch(self, cursor: Cursor) -> list[SpoolRow]:
         """The next rows, as many as the byte window holds at the rows' recent mean size."""
         limit = max(1, min(self.cfg.batch_size, int(self._window / self._row_bytes) + 1))
         try:
@@ -546,59 +559,38 @@ class Uplink:
             self.log.warning("uplink_spool_read_failed", error=describe(exc))
         self._read_failing = True
 
-    def _patience(self, rows: Iterable[Stored]) -> float:
-        """How long a batch may go without any PUBACK: the largest row must have time to cross the slowest link."""
-        return ACK_TIMEOUT_S + max((r.size for r in rows), default=0) / SLOWEST_LINK_BYTES_S
-
-    async def _settle(self, session: _Session, mids: dict[int, Stored], sent: float,
-                      deletes: list[asyncio.Future[Any]]) -> bool:
+    async def _settle(self, session: _Session, batch: Batch[SpoolRow], deletes: list[asyncio.Future[Any]]) -> bool:
         """Wait for one batch's PUBACKs; delete what was accepted, keep what was refused; False if any is missing.
 
-        The wait ends when the batch (published at monotonic `sent`) is acknowledged, the connection closes,
-        or no PUBACK came for a while: a slow link that still acknowledges keeps its session."""
-        with session.lock:
-            session.ack_event.clear()
-            # PUBACKs may already be in: expect only the ones still missing
-            session.expect = set(mids) - session.acks.keys()
-            if not session.expect:
-                session.ack_event.set()
-        if mids:
-            patience = self._patience(mids.values())
-            closed = asyncio.ensure_future(session.closed.wait())
-            acked = asyncio.ensure_future(session.ack_event.wait())
-            try:
-                while not (acked.done() or closed.done()):
-                    left = patience - (time.monotonic() - max(sent, session.progress))
-                    if left <= 0:
-                        self.log.warning("uplink_ack_timeout", waiting=len(session.expect), quiet_s=round(patience))
-                        break
-                    await asyncio.wait({acked, closed}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                acked.cancel()
-                closed.cancel()
-        with session.lock:
-            acks = {mid: session.acks.pop(mid) for mid in mids if mid in session.acks}
-            session.expect = set()
-        done = [row for mid, row in mids.items() if mid in acks and acks[mid] is None]
-        refused = [(row, acks[mid]) for mid, row in mids.items() if acks.get(mid) is not None]
-        missing = [row for mid, row in mids.items() if mid not in acks]
-        if not missing:
-            self._measure(sum(row.size for row in mids.values()), time.monotonic() - sent)
-        for row in done:
-            if row.topic in self.refusals:
-                del self.refusals[row.topic]
-                self._rewind = True
-                self.log.info("uplink_topic_accepted", topic=row.topic)
-                self.on_change()
+        The wait ends when the batch is acknowledged, the connection closes, or no PUBACK came for a while
+        (ACK_TIMEOUT_S, plus the time its largest row needs on the slowest link): a slow link that still
+        acknowledges keeps its session."""
+        patience = ACK_TIMEOUT_S + max((r.size for r in batch.items.values()), default=0) / SLOWEST_LINK_BYTES_S
+        complete = await session.pubacks.wait(batch, patience, session.closed)
+        done = batch.accepted()
+        refused = batch.refused()
+        missing = [] if complete else batch.unacknowledged()
+        if missing and not session.closed.is_set():
+            self.log.warning("uplink_ack_timeout", waiting=len(missing), quiet_s=round(patience))
+        if complete:
+            self._measure(sum(row.size for row in batch.items.values()), time.monotonic() - batch.sent)
+        if self.holds:
+            for row in done:
+                if self.holds.accepted(row.topic):
+                    self._rewind = True
+                    self.on_change()
         if refused:
-            self._refused(refused)
+            now = time.monotonic()
+            for row, reason in refused:
+                self.holds.refused(row.topic, reason, now)
+            self.on_change()
         self.spool.release([row for row, _ in refused] + missing)
         self.published += len(done)
         session.delivered += len(done)
         if done:
             deletes.append(asyncio.ensure_future(self._delete(done)))
         deletes[:] = [d for d in deletes if not d.done()]
-        return not missing  # else: reconnect and resend the rest, in order
+        return complete
 
     def _measure(self, nbytes: int, elapsed: float) -> None:
         """Size the next batches to what the link delivered: a batch that filled its window measures the link
@@ -607,30 +599,11 @@ class Uplink:
             return
         self._window = int(min(MAX_WINDOW_BYTES, max(MIN_WINDOW_BYTES, nbytes / elapsed * BATCH_TARGET_S)))
 
-    async def _delete(self, rows: list[Stored]) -> None:
+    async def _delete(self, rows: list[SpoolRow]) -> None:
         try:
             await self.spool.delete(rows)
         except (SpoolUnavailable, SpoolClosed) as exc:  # the spool deletes them once it writes again
             self.log.warning("uplink_delete_deferred", rows=len(rows), error=str(exc))
-
-    def _refused(self, refused: list[tuple[Stored, str | None]]) -> None:
-        """A PUBACK with a failure reason (MQTT 5 >= 0x80): keep the row, hold its topic, retry with backoff."""
-        now = time.monotonic()
-        self.rejected += len(refused)
-        for row, reason in refused:
-            refusal = self.refusals.get(row.topic)
-            if refusal is None:
-                refusal = _Refusal(str(reason), Backoff(self.cfg.reconnect_min_s, self.cfg.reconnect_max_s,
-                                                        jitter=0.3), 0.0)
-                self.refusals[row.topic] = refusal
-            refusal.count += 1
-            refusal.reason = str(reason)
-            if refusal.until <= now:
-                refusal.until = now + refusal.backoff.next()
-                refusal.retried = False
-                self.log.warning("uplink_publish_refused", topic=row.topic, reason=reason, kept=True,
-                                 retry_in_s=round(refusal.until - now, 1))
-        self.on_change()
 
     def _command_arrived(self, topic: str, payload: bytes, retained: bool = False) -> None:
         name = topic.rsplit("/", 1)[-1]
@@ -667,6 +640,8 @@ class Uplink:
             info = client.publish(self.topic("status"),
                                   to_json({"online": False, "boot_id": self.boot_id, "reason": "shutdown"}),
                                   qos=1, retain=True)
+            if self._session is not None:
+                self._session.pubacks.ignore(info.mid)
             await asyncio.to_thread(info.wait_for_publish, timeout)
         except (RuntimeError, ValueError) as exc:
             self.log.warning("uplink_offline_status_failed", error=str(exc))
