@@ -6,8 +6,9 @@ one commit (group commit): while one fsync runs, the next batch gathers.
 
 Faults are told apart by SQLite's error code: corruption (SQLITE_CORRUPT, SQLITE_NOTADB, a
 failed quick_check) quarantines the file under a unique name and salvages its readable rows
-into a fresh spool; every other error (disk full, I/O, locked, read-only, cannot open) keeps
-the file, refuses new records with SpoolUnavailable and retries by itself until it works.
+into a fresh spool (agent/salvage.py reads the damaged file); every other error (disk full, I/O,
+locked, read-only, cannot open) keeps the file, refuses new records with SpoolUnavailable and
+retries by itself until it works.
 
 A file deleted or replaced under the open connection (`rm -rf` of the data dir) would keep taking
 commits that vanish at the next start: every commit checks the path still names the open file; if
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import json
 import os
 import sqlite3
 import threading
@@ -33,6 +33,15 @@ from typing import Any, Iterable
 
 from agent.backoff import Backoff
 from agent.logs import KvLogger
+from agent.salvage import (
+    SALVAGE_MARK,
+    DamagedReader,
+    fsync_dir,
+    open_damaged,
+    read_delivered,
+    salvage_marker,
+    write_marker,
+)
 
 
 class Priority(IntEnum):
@@ -66,7 +75,6 @@ _CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 _PROBE_BYTES = 64 * 1024  # a resume probe must be able to write this much before records are accepted again
 _VACUUM_STEP_PAGES = 2048
 _QUARANTINE_SHARE = 0.25  # quarantined files may take at most this share of max_bytes
-_SALVAGE_MARK = ".salvage"  # next to a quarantined file whose salvage is not finished: the ids already delivered
 _CARRY_ROWS = 1000  # rows copied per commit out of a file that was deleted under the spool
 DROP_NOTICE_S = 60.0  # at most one spool_dropped notice this often (the first drop is reported at once)
 
@@ -174,33 +182,6 @@ class _Orphan:
     after: int = 0  # rows up to this id are already in the new file
 
 
-def salvage_marker(aside: Path) -> Path:
-    """The file that says a quarantined file still has rows to salvage (and which ids the broker has)."""
-    return Path(str(aside) + _SALVAGE_MARK)
-
-
-def _read_delivered(aside: Path) -> set[int]:
-    try:
-        ids = json.loads(salvage_marker(aside).read_text() or "[]")
-        return {int(i) for i in ids} if isinstance(ids, list) else set()
-    except (OSError, ValueError, TypeError):
-        return set()
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename or a new file in `path` survive a power cut."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def is_corruption(exc: BaseException) -> bool:
     """True only for damage to the file itself; full, I/O, locked, read-only and open errors are transient."""
     if isinstance(exc, _QuickCheckFailed):
@@ -288,10 +269,10 @@ class Spool:
 
         A salvage an earlier run did not finish (its marker file is still there) goes on where it stopped."""
         self.quarantined = sorted(p for p in self.path.parent.glob(self.path.name + ".corrupt-*")
-                                  if not p.name.endswith(("-wal", "-shm", _SALVAGE_MARK)))
-        self._to_salvage = {p: _read_delivered(p) for p in self.quarantined if salvage_marker(p).exists()}
-        for marker in self.path.parent.glob(self.path.name + ".corrupt-*" + _SALVAGE_MARK):
-            if Path(str(marker)[:-len(_SALVAGE_MARK)]) not in self._to_salvage:  # a crash before the move
+                                  if not p.name.endswith(("-wal", "-shm", SALVAGE_MARK)))
+        self._to_salvage = {p: read_delivered(p) for p in self.quarantined if salvage_marker(p).exists()}
+        for marker in self.path.parent.glob(self.path.name + ".corrupt-*" + SALVAGE_MARK):
+            if Path(str(marker)[:-len(SALVAGE_MARK)]) not in self._to_salvage:  # a crash before the move
                 marker.unlink(missing_ok=True)
         try:
             self._open_db()
@@ -463,8 +444,8 @@ class Spool:
                 copied += len(keep)
             orphan.db.close()
             self._orphans.pop(0)
-        _fsync_dir(self.path.parent)
-        _fsync_dir(self.path.parent.parent)
+        fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent.parent)
         self.log.warning("spool_carried_over", path=self.path, rows=copied)
         return copied
 
@@ -483,7 +464,7 @@ class Spool:
             src = Path(str(self.path) + suffix)
             if src.exists():
                 src.rename(Path(str(aside) + suffix))
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._to_salvage[aside] = delivered
         self.quarantined.append(aside)
         self.log.error("spool_corrupt", path=self.path, moved_to=aside, reason=reason)
@@ -505,10 +486,7 @@ class Spool:
         if the disk is too full for the ids)."""
         marker = salvage_marker(aside)
         try:
-            with open(marker, "w") as f:
-                f.write(json.dumps(sorted(delivered)))
-                f.flush()
-                os.fsync(f.fileno())
+            write_marker(aside, delivered)
         except OSError as exc:
             self.log.warning("spool_salvage_marker_short", path=marker, error=describe(exc))
             try:
@@ -526,7 +504,7 @@ class Spool:
                 rows, unreadable = self._salvage(aside, delivered)
                 self._to_salvage.pop(aside, None)
                 salvage_marker(aside).unlink(missing_ok=True)  # first: a crash now must not salvage it again
-                _fsync_dir(aside.parent)
+                fsync_dir(aside.parent)
                 if self._db is not None:
                     self._db.execute("DELETE FROM salvage WHERE source=?", (aside.name,))
             except (sqlite3.Error, OSError) as exc:
@@ -549,49 +527,18 @@ class Spool:
         """Copy every row that can still be read (range by range, halving around bad pages), but those
         the broker already has. Progress commits with the rows it copied, so a killed salvage goes on
         where it stopped and copies no row twice."""
-        src: sqlite3.Connection | None = None
-        for uri in (f"file:{aside}?mode=ro", f"file:{aside}?immutable=1"):
-            try:
-                src = self._connect(uri)
-                src.execute("SELECT 1 FROM msgs LIMIT 1").fetchall()
-                break
-            except sqlite3.Error:
-                if src is not None:
-                    src.close()
-                src = None
+        src = open_damaged(aside, self._connect)
         if src is None:
             return 0, 1
-        copied, bad = 0, 0
+        copied = 0
         try:
-            try:
-                top = src.execute("SELECT max(id) FROM msgs").fetchone()[0] or 0
-            except sqlite3.Error:
-                try:
-                    top = src.execute("SELECT seq FROM sqlite_sequence WHERE name='msgs'").fetchone()[0] or 0
-                except sqlite3.Error:
-                    top = 10_000_000
             assert self._db is not None
             done = self._db.execute("SELECT next_id FROM salvage WHERE source=?", (aside.name,)).fetchone()
-            stack = [(lo, min(lo + 4999, top)) for lo in range(done[0] if done else 1, top + 1, 5000)][::-1]
-            while stack:
-                lo, hi = stack.pop()
-                try:  # one id alone is looked up, not scanned: a scan would step onto a bad next page
-                    rows = src.execute("SELECT id, prio, topic, boot_id, seq, created, payload, size FROM msgs "
-                                       + ("WHERE id=?" if lo == hi else "WHERE id BETWEEN ? AND ? ORDER BY id"),
-                                       (lo,) if lo == hi else (lo, hi)).fetchall()
-                except sqlite3.Error:
-                    if lo == hi:
-                        bad += 1
-                        continue
-                    mid = (lo + hi) // 2
-                    stack += [(mid + 1, hi), (lo, mid)]
-                    continue
-                good = [(int(p) if p in tuple(Priority) else int(Priority.TELEMETRY), str(t), str(b), s, 1, c,
-                         bytes(pl), int(sz)) for i, p, t, b, s, c, pl, sz in rows
-                        if isinstance(pl, (bytes, str)) and isinstance(sz, int) and i not in delivered]
-                if good:
-                    self._insert_rows_committed(good, (aside.name, hi + 1))
-                    copied += len(good)
+            reader = DamagedReader(src, done[0] if done else 1, delivered, tuple(int(p) for p in Priority),
+                                   int(Priority.TELEMETRY))
+            for rows, next_id in reader.chunks():
+                self._insert_rows_committed(rows, (aside.name, next_id))
+                copied += len(rows)
         finally:
             src.close()
         if self.bytes > self.budget and self._db is not None:
@@ -599,7 +546,7 @@ class Spool:
             db.execute("BEGIN IMMEDIATE")
             self._evict(db, 0, int(Priority.ALARM))
             db.execute("COMMIT")
-        return copied, bad
+        return copied, reader.bad
 
     def _insert_rows_committed(self, rows: list[tuple[Any, ...]], progress: tuple[str, int] | None = None) -> None:
         """One commit; with `progress` (source, next id) the salvage's place is stored in the same commit."""
@@ -624,7 +571,7 @@ class Spool:
         while self.quarantined and self.quarantine_bytes > self.max_bytes * _QUARANTINE_SHARE:
             old = self.quarantined.pop(0)
             self._to_salvage.pop(old, None)
-            for suffix in ("", "-wal", "-shm", _SALVAGE_MARK):
+            for suffix in ("", "-wal", "-shm", SALVAGE_MARK):
                 Path(str(old) + suffix).unlink(missing_ok=True)
             self.log.warning("spool_quarantine_pruned", removed=old, reason="disk budget")
 
