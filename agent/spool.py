@@ -933,9 +933,14 @@ class Spool:
             pages = db.execute("PRAGMA page_count").fetchone()[0]
             if free < 32 or free * 4 < pages * 3:
                 return False
-            step = min(free, _VACUUM_STEP_PAGES)
+            # a step's moved pages all go through the WAL before the file shrinks: keep one step well inside
+            # the WAL's share of max_bytes, and checkpoint at once so the file on disk shrinks now, not at
+            # the next autocheckpoint (the file plus a grown WAL went over max_bytes)
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            step = min(free, _VACUUM_STEP_PAGES, max(32, self.wal_allowance // page_size // 4))
             # executescript steps the pragma to the end; execute() would free a single page
             db.executescript(f"PRAGMA incremental_vacuum({step});")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             self.vacuumed_pages += step
             return free > step
         except sqlite3.Error as exc:

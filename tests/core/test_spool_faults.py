@@ -268,7 +268,8 @@ def test_file_on_disk_stays_under_max_bytes_and_shrinks_when_drained(tmp_path: P
                 peak = max(peak, disk_bytes(path))
             assert s.depth == 0
         assert peak <= max_bytes, f"{peak} bytes on disk > max_bytes {max_bytes}"
-        assert disk_bytes(path) <= max_bytes // 4, "a drained spool gives its space back"
+        # the writer gives the space back a bounded step at a time while idle
+        wait_until(lambda: disk_bytes(path) <= max_bytes // 4, 15, what="a drained spool gives its space back")
     finally:
         s.close()
 
