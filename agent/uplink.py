@@ -432,20 +432,20 @@ class Uplink:
                 if self.holds.due(time.monotonic()) or self._rewind:
                     self._rewind = False
                     await feed.rewind()  # read again from the oldest; rows in flight are skipped by fetch
-                rows = await feed.next(self._window) if len(inflight) < 2 else []
-                if rows:
+                fetched = await feed.next(self._window) if len(inflight) < 2 else []
+                if fetched:
                     backlog = True
-                    rows = await self._admit(rows, inflight)
+                    rows = await self._admit(fetched, inflight)
                     batch, unsent = self._publish(client, session.pubacks, rows)
                     inflight.append(batch)
                     if unsent:
                         feed.give_back(unsent)
                         break  # the connection is going: what was not sent goes again after reconnecting
                     feed.read_ahead()
-                if inflight and (len(inflight) >= 2 or not rows):
+                if inflight and (len(inflight) >= 2 or not fetched):
                     if not await self._settle(session, inflight.popleft(), deletes):
                         break  # reconnect and resend the rest, in order
-                elif not rows:
+                elif not fetched:
                     if backlog and not self._rewind:
                         backlog = False
                         self.on_change()
