@@ -16,8 +16,8 @@ from drivers.camera import clips
 from drivers.camera.clips import ClipRecorder, OpenClip, Segment, media_duration
 from drivers.camera.config import ClipConfig, StorageConfig
 from drivers.camera.storage import Storage
-from tests.support.pids import pid_in, pid_running
-from tests.support.wait import async_wait_until, wait_until
+from tests.support.pids import cancel_once_started, pid_in, pid_running
+from tests.support.wait import wait_until
 
 LOG = KvLogger("test.clips")
 
@@ -64,15 +64,7 @@ def test_a_remux_that_hangs_is_killed_after_its_timeout(tmp_path: Path, hanging_
 def test_a_remux_under_way_when_the_camera_stops_is_killed(tmp_path: Path, hanging_tools: Path) -> None:
     rec, clip, segs = _recorder(tmp_path)
 
-    async def main() -> int:
-        task = asyncio.create_task(rec._remux(clip, segs))
-        pid = await async_wait_until(lambda: pid_in(hanging_tools), 10, what="ffmpeg's pid")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return pid
-
-    pid = asyncio.run(main())
+    pid = cancel_once_started(rec._remux(clip, segs), hanging_tools, "ffmpeg")
     assert rec.storage.reserved == 0
     wait_until(lambda: not pid_running(pid), 5, what=f"ffmpeg {pid} killed")
 

@@ -15,8 +15,8 @@ from agent.logs import KvLogger
 from drivers.network.config import Hook
 from drivers.network.hooks import run_hook
 from drivers.network.routes import RouteError, flush_conntrack
-from tests.support.pids import pid_in, pid_running
-from tests.support.wait import async_wait_until, wait_until
+from tests.support.pids import cancel_once_started, pid_in, pid_running
+from tests.support.wait import wait_until
 
 LOG = KvLogger("test.hooks")
 # writes its pid and the event it was told about, then sleeps: a hook that hangs
@@ -41,15 +41,7 @@ def test_a_hook_still_running_when_the_driver_stops_is_killed(tmp_path: Path) ->
     pidfile = tmp_path / "pid"
     hook = Hook(argv=[sys.executable, "-c", SLEEPER, str(pidfile)], timeout_s=60)
 
-    async def main() -> int:
-        task = asyncio.create_task(run_hook(hook, "failover", {}, LOG))
-        pid = await async_wait_until(lambda: pid_in(pidfile), 10, what="the hook's pid")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return pid
-
-    pid = asyncio.run(main())
+    pid = cancel_once_started(run_hook(hook, "failover", {}, LOG), pidfile, "the hook")
     wait_until(lambda: not pid_running(pid), 5, what=f"hook {pid} killed")
 
 
@@ -76,15 +68,7 @@ def hanging_conntrack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_a_conntrack_flush_cancelled_on_stop_kills_the_tool(hanging_conntrack: Path) -> None:
-    async def main() -> int:
-        task = asyncio.create_task(flush_conntrack("10.0.2.2", timeout=60))
-        pid = await async_wait_until(lambda: pid_in(hanging_conntrack), 10, what="conntrack's pid")
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        return pid
-
-    pid = asyncio.run(main())
+    pid = cancel_once_started(flush_conntrack("10.0.2.2", timeout=60), hanging_conntrack, "conntrack")
     wait_until(lambda: not pid_running(pid), 5, what=f"conntrack {pid} killed")
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any, Coroutine
+
+import pytest
+
+from tests.support.wait import async_wait_until
 
 
 def pid_state(pid: int) -> str | None:
@@ -26,3 +32,18 @@ def pid_in(path: Path) -> int | None:
     except FileNotFoundError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def cancel_once_started(work: Coroutine[Any, Any, Any], pidfile: Path, what: str) -> int:
+    """Run `work` until the child it starts writes its pid, cancel it there, and return that pid: what a
+    driver stopping mid-command does to the command's child."""
+
+    async def main() -> int:
+        task = asyncio.create_task(work)
+        pid = await async_wait_until(lambda: pid_in(pidfile), 10, what=f"{what}'s pid")
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return pid
+
+    return asyncio.run(main())
