@@ -24,7 +24,7 @@ from drivers.console.confirm import Confirmations
 from drivers.console.feed import Feed
 from drivers.console.i18n import Lang, detail, fmt_dt, translate
 from drivers.console.kdf import check_in_child
-from drivers.console.refusals import RefusedLogins
+from drivers.console.refused_logins import RefusedLogins
 from drivers.console.safeurl import local_path
 from drivers.console.sessions import Session, Sessions, account_mark
 from drivers.console.throttle import Attempt, HashTurns, LoginThrottle
