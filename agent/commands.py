@@ -13,8 +13,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from agent.driver import CommandError, CommandHandler
 from agent.logs import KvLogger
+from agent.signing import sign_bytes, verify_bytes
 from agent.statefile import read_json, write_json
 
 HANDLER_TIMEOUT_S = 60.0
@@ -32,6 +35,11 @@ def canonical(site_id: str, name: str, body: dict[str, Any]) -> bytes:
 def sign(key: bytes, site_id: str, name: str, body: dict[str, Any]) -> str:
     """What a COC computes to sign a command for one site (also used by tests)."""
     return hmac.new(key, canonical(site_id, name, body), hashlib.sha256).hexdigest()
+
+
+def sign_change(key: Ed25519PrivateKey, site_id: str, name: str, body: dict[str, Any]) -> str:
+    """What the COC computes to sign a change command (configuration, release) for one site."""
+    return sign_bytes(key, canonical(site_id, name, body))
 
 
 def _printable_name(name: str) -> str:
@@ -103,6 +111,8 @@ class CommandRouter:
         self.window_s = window_s
         self.site_id = site_id
         self.handlers: dict[str, CommandHandler] = {}
+        self.change_names: set[str] = set()  # commands that only the COC's Ed25519 change key authorises
+        self.change_key: Ed25519PublicKey | None = None
         self.counters: Counter[str] = Counter()
         self._wall = wall
         if replay is None:
@@ -110,8 +120,13 @@ class CommandRouter:
         replay.window_s = window_s
         self.replay = replay
 
-    def register(self, name: str, handler: CommandHandler) -> None:
+    def register(self, name: str, handler: CommandHandler, change: bool = False) -> None:
+        """`change`: the command changes what the box runs, so it needs the Ed25519 change signature."""
         self.handlers[name] = handler
+        if change:
+            self.change_names.add(name)
+        else:
+            self.change_names.discard(name)
 
     def _reject(self, name: str, request_id: Any, reason: str, counter: str) -> dict[str, Any]:
         self.counters[f"rejected_{counter}"] += 1
@@ -121,11 +136,15 @@ class CommandRouter:
 
     def _verify(self, name: str, body: dict[str, Any]) -> str | None:
         """None when the signature and timestamp are good; otherwise the reason."""
-        assert self.key is not None
+        change = name in self.change_names
+        if change and self.change_key is None:
+            return "change commands need fleet.change_key_file (signing is off): refused"
         sig, ts = body.get("sig"), body.get("ts")
         if not isinstance(sig, str) or not isinstance(ts, (int, float)) or isinstance(ts, bool):
             return "unsigned command refused (needs ts and sig)"
-        if not _SIG.fullmatch(sig):
+        if change and not verify_bytes(self.change_key, canonical(self.site_id, name, body), sig):
+            return "bad signature (change commands are signed with the COC's Ed25519 change key)"
+        if not change and not _SIG.fullmatch(sig):
             return "bad signature (sig must be 64 lowercase hex digits)"
         try:
             ts = float(ts)
@@ -133,7 +152,8 @@ class CommandRouter:
             return f"timestamp outside the {self.window_s:g} s window"
         if not math.isfinite(ts) or abs(self._wall() - ts) > self.window_s:
             return f"timestamp outside the {self.window_s:g} s window"
-        if not hmac.compare_digest(sign(self.key, self.site_id, name, body).encode(), sig.encode()):
+        if not change and (self.key is None or
+                           not hmac.compare_digest(sign(self.key, self.site_id, name, body).encode(), sig.encode())):
             return "bad signature"
         try:
             if not self.replay.remember(sig, ts):
@@ -173,7 +193,7 @@ class CommandRouter:
             return self._reject(name, None, "request_id longer than 200 characters", "malformed")
         if isinstance(request_id, int) and abs(request_id) >= 1 << 63:
             return self._reject(name, None, "request_id out of range", "malformed")
-        if self.key is not None:
+        if self.key is not None or name in self.change_names:
             why = self._verify(name, body)
             if why:
                 return self._reject(name, request_id, why, "auth")

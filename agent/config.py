@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
 
+from agent.fleet_config import FleetConfig
 from agent.section import SecretFile, Section, check_mqtt_client, read_key_file
 from drivers.registry import SPECS, load_object
 
@@ -115,6 +116,7 @@ _CORE_FIELDS: dict[str, Any] = {
                              description="state: spool, bulletin store, inventory, snapshots")),
     "spool": (SpoolConfig, Field(SpoolConfig(), description="the store-and-forward queue to the COC")),
     "logging": (LoggingConfig, Field(LoggingConfig(), description="log levels (logs go to the journal)")),
+    "fleet": (FleetConfig, Field(FleetConfig(), description="remote configuration and self-update from the COC")),
 }
 
 
@@ -298,6 +300,11 @@ def load(path: str | Path | None) -> LoadedConfig:
         raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError([f"config error: {p}: cannot read: {exc.strerror or exc}"]) from None
+    return parse_text(raw, p)
+
+
+def parse_text(raw: bytes, p: Path) -> LoadedConfig:
+    """Parse and validate a config's bytes as if read from p: what check-config and a COC push both run."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

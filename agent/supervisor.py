@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from agent import __version__
 from agent.backoff import Backoff
+from agent.changes import ChangeTracker, running_release
 from agent.commands import CommandRouter, ReplayMemory
 from agent.config import ConfigError, LoadedConfig, load, spool_path
 from agent.driver import (
@@ -36,7 +37,9 @@ from agent.driver import (
 from agent.logs import KvLogger, setup_logging
 from agent.notify import Notifier
 from agent.payloads import event_dict, to_json, to_records
+from agent.remote_config import RemoteConfig, recover_interrupted
 from agent.section import read_key_file
+from agent.signing import read_public_key
 from agent.spool import Spool, SpoolClosed, SpoolUnavailable
 from agent.statefile import StateFiles, write_json_logged
 from agent.uplink import SOCKET_TIMEOUT_S, Uplink
@@ -50,6 +53,7 @@ STOP_TIMEOUT_S = 3.0
 # Everything SIGTERM does fits in this; systemd's TimeoutStopSec (30 s) leaves a wide margin.
 SHUTDOWN_BUDGET_S = 12.0
 REPLAY_FILE = "commands-replay.json"
+GATE_SETTLE_S = 2.0  # the gate's conditions must hold this long: a driver that fails at once does not pass
 
 ExtraDrivers = Callable[[], dict[str, tuple[DriverSpec, Any]]]
 
@@ -321,6 +325,11 @@ class Supervisor:
         self.uplink: Uplink | None = None
         self.router = self._make_router(self.config, read_key_file(self.config.coc.command_key_file)
                                         if self.config.coc.command_key_file else None)
+        self.changes = ChangeTracker(self.config.data_dir / "fleet" / "change.json", self._emit_core_event,
+                                     self.health_changed)
+        self.remote_config = RemoteConfig(self)
+        self.remote_config.register()
+        self.config_version: dict[str, Any] | None = None
         self.notifier = Notifier()
         self.emit_refused = 0
         self._refusing = False
@@ -340,6 +349,8 @@ class Supervisor:
         router.register("ping", self._cmd_ping)
         router.register("rebirth", self._cmd_rebirth)
         router.register("reload", self._cmd_reload)
+        fleet = cfg.fleet
+        router.change_key = read_public_key(fleet.change_key_file) if fleet.change_key_file else None
         return router
 
     def _make_uplink(self) -> Uplink:
@@ -402,7 +413,53 @@ class Supervisor:
         return {"online": True, "boot_id": self.boot_id, "version": __version__, "config_sha": self.loaded.sha,
                 "started_at": self.started_at, "hostname": socket.gethostname(),
                 "site": {"site_id": self.config.site.site_id, "name": self.config.site.name},
-                "drivers": sorted(self.drivers)}
+                "drivers": sorted(self.drivers), **self.versions()}
+
+    def versions(self) -> dict[str, Any]:
+        """What the fleet view shows of a box: what runs, which configuration, and the change in progress."""
+        return {"agent_version": __version__, "release": running_release(self.config.fleet.release_dir),
+                "config_version": self.config_version, "change": self.changes.doc}
+
+    def config_version_changed(self, publish: bool = True) -> None:
+        """Record (and show) the configuration version in force, after a start, a reload or a gate's end."""
+        version = self.remote_config.running_version()
+        self.config_version = version.ref() if version is not None else None
+        if publish and self.uplink is not None and self.uplink.connected:
+            self.uplink.publish_state("status", self.birth())
+        self.health_changed()
+
+    async def health_gate(self, ok_drivers: set[str], timeout_s: float) -> str | None:
+        """None once the COC is reached with the settings in force and every driver of ok_drivers still
+        configured is ok, for GATE_SETTLE_S; otherwise, after timeout_s, what was still wrong."""
+        deadline = time.monotonic() + timeout_s
+        held_since: float | None = None
+        while True:
+            wrong = self._gate_wrong(ok_drivers)
+            now = time.monotonic()
+            if not wrong:
+                held_since = held_since if held_since is not None else now
+                if now - held_since >= GATE_SETTLE_S:
+                    return None
+            else:
+                held_since = None
+            if now >= deadline:
+                return f"health gate not passed in {timeout_s:g} s: " + "; ".join(wrong or ["not settled"])
+            await asyncio.sleep(0.2)
+
+    def _gate_wrong(self, ok_drivers: set[str]) -> list[str]:
+        wrong = []
+        up = self.uplink
+        if up is None or not up.connected:
+            state = f"{up.state} {up.detail}".strip() if up is not None else "none"
+            wrong.append(f"COC not reached (uplink {state})")
+        for name in sorted(ok_drivers):
+            d = self.drivers.get(name)
+            if d is not None and d.state != "ok":
+                wrong.append(f"driver {name} {d.state}" + (f" ({d.detail})" if d.detail else ""))
+        return wrong
+
+    async def _emit_core_event(self, event: Event) -> bool:
+        return await self.emit("agent", (event,))
 
     def core_stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = self.spool.stats() if self.spool else {}
@@ -424,7 +481,7 @@ class Supervisor:
                 "spool": spool,
                 "uplink": self.uplink.stats() if self.uplink else {},
                 "link": {"name": self.link.name, "metered": self.link.metered, "since": self.link.since or None},
-                "commands": dict(self.router.counters)}
+                "commands": dict(self.router.counters), **self.versions()}
 
     def status_line(self) -> str:
         ok = sum(1 for r in self.drivers.values() if r.state == "ok")
@@ -466,13 +523,15 @@ class Supervisor:
             cfg = new.config
             key = await asyncio.to_thread(read_key_file, cfg.coc.command_key_file) \
                 if cfg.coc.command_key_file else None
+            change_key = await asyncio.to_thread(read_public_key, cfg.fleet.change_key_file) \
+                if cfg.fleet.change_key_file else None
             wanted = self._enabled(cfg)
         except ConfigError as exc:
             for line in exc.lines:
                 self.log.error("reload_rejected", problem=line)
             return exc.lines
-        except ValueError as exc:  # the key file changed between validation and reading
-            line = f"config error: coc.command_key_file: {exc}"
+        except ValueError as exc:  # a key file changed between validation and reading
+            line = f"config error: key file: {exc}"
             self.log.error("reload_rejected", problem=line)
             return [line]
         old_cfg = self.config
@@ -495,6 +554,8 @@ class Supervisor:
             self.drivers[name] = supervised
             supervised.start(after=lingering)
             self.log.info("driver_configured", driver=name)
+        self.router.change_key = change_key
+        self.config_version_changed(publish=False)
         if cfg.coc != old_cfg.coc or cfg.site != old_cfg.site:
             await self._restart_uplink(key)
         else:
@@ -526,7 +587,8 @@ class Supervisor:
         self.router = self._make_router(self.config, old_router.key, old_router.replay)
         self._use_key(key)
         for name, handler in old_router.handlers.items():
-            self.router.handlers.setdefault(name, handler)
+            if name not in self.router.handlers:
+                self.router.register(name, handler, change=name in old_router.change_names)
         old = self.uplink
         task = self.core.pop("uplink", None)
         if task is not None:
@@ -554,6 +616,8 @@ class Supervisor:
         self.spool = Spool(spool_path(cfg), cfg.spool.max_bytes, self.boot_id, KvLogger("spool"))
         await asyncio.to_thread(self.spool.open)
         await self._report_spool_notices()
+        self.config_version_changed(publish=False)
+        await self.remote_config.report_recovered()
         for sig, handler in ((signal.SIGTERM, self._stop.set), (signal.SIGINT, self._stop.set),
                              (signal.SIGHUP, self._reload_requested)):
             loop.add_signal_handler(sig, handler)
@@ -649,6 +713,8 @@ class Supervisor:
             payload = self.health_payload()
             if self.uplink is not None:
                 self.uplink.publish_state("health", payload)
+                if self.changes.doc is not None and not self.changes.published and self.uplink.connected:
+                    self.changes.published = self.uplink.publish_state("change", self.changes.doc)
             self._write_status(payload)
             self.notifier.send(f"STATUS={self.status_line()}")
             await asyncio.sleep(1.0)
@@ -677,6 +743,8 @@ class Supervisor:
 
 def run_agent(loaded: LoadedConfig) -> int:
     setup_logging(loaded.config.logging.level, dict(loaded.config.logging.levels))
+    if recover_interrupted(loaded.path) is not None:  # no guard ran before this start: undo here, then read again
+        loaded = load(loaded.path)
     return run_supervisor(Supervisor(loaded))
 
 

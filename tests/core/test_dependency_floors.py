@@ -53,8 +53,8 @@ def test_declared_dependencies_are_imported_somewhere() -> None:
                         for d in ("agent", "drivers", "tests", "scripts") for p in (ROOT / d).rglob("*.py"))
     for _, req in REQUIREMENTS:
         name = canonicalize_name(req.name)
-        if name in ("pytest", "ruff", "cryptography"):
-            continue  # tools, and a library pysnmp imports for us (its floor is ours to set)
+        if name in ("pytest", "ruff"):
+            continue  # tools
         if name == "pytest-timeout":  # a plugin: used through the ini option it reads
             assert re.search(r"^timeout = \d+", (ROOT / "pyproject.toml").read_text(), re.M), "pytest-timeout unused"
             continue

@@ -1,0 +1,71 @@
+"""The change in progress (configuration or release) and its outcome, as the COC sees them: a retained
+`change` document, an `event/change` per outcome, and the `change` field of birth and health."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from agent.driver import Event
+from agent.logs import KvLogger
+from agent.statefile import read_json, write_json_logged
+
+CHANGE_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+IN_PROGRESS = frozenset({"validating", "applying", "gating", "deferred", "downloading", "installing", "restarting"})
+OUTCOMES = frozenset({"committed", "rolled_back", "refused"})
+
+
+class ChangeTracker:
+    """Holds the latest change document, kept on disk so a restart (a new release) still tells the COC."""
+
+    def __init__(self, path: Any, emit: Callable[[Event], Awaitable[bool]], on_change: Callable[[], None]) -> None:
+        self.path = path
+        self._emit = emit
+        self._on_change = on_change
+        self.log = KvLogger("changes")
+        doc = read_json(path)
+        self.doc: dict[str, Any] | None = doc if isinstance(doc, dict) else None
+        self.published = False  # the retained `change` topic does not show self.doc yet
+
+    @property
+    def busy(self) -> str | None:
+        """The change_id of a change still in progress, if any: one change at a time."""
+        if self.doc is not None and self.doc.get("state") in IN_PROGRESS:
+            return str(self.doc.get("change_id"))
+        return None
+
+    def report(self, change_id: str, kind: str, state: str, reason: str = "", **fields: Any) -> None:
+        """A step of a change; every field not given keeps its value within the same change."""
+        base = self.doc if self.doc is not None and self.doc.get("change_id") == change_id else {}
+        self.doc = {**base, "change_id": change_id, "kind": kind, "state": state, "reason": reason,
+                    **fields, "ts": round(time.time(), 3)}
+        if state not in ("downloading",) or not fields.get("progress"):
+            self.log.info("change_state", change_id=change_id, kind=kind, state=state, reason=reason or None)
+        write_json_logged(self.path, self.doc, self.log)
+        self.published = False
+        self._on_change()
+
+    async def outcome(self, change_id: str, kind: str, outcome: str, reason: str = "", **fields: Any) -> None:
+        """The end of a change: the document, and an event the spool keeps until the COC has it."""
+        self.report(change_id, kind, outcome, reason, **fields)
+        assert self.doc is not None
+        data = {"change_id": change_id, "kind": kind, "outcome": outcome, "reason": reason,
+                "from": self.doc.get("from"), "to": self.doc.get("to")}
+        severity = "info" if outcome == "committed" else "warning"
+        await self._emit(Event("change", data, severity=severity, source="agent"))
+
+
+def running_release(release_dir: Path | None) -> str | None:
+    """The release this process runs from, when the box was installed as releases (a venv per release)."""
+    if release_dir is None:
+        return None
+    prefix = Path(sys.prefix)
+    try:
+        if prefix.parent.resolve() == release_dir.resolve():
+            return prefix.name
+    except OSError:
+        pass
+    return None
