@@ -170,13 +170,14 @@ class RemoteConfig:
                                "from": frm, "to": None})
             await asyncio.to_thread(write_pushed, self.config_path, files)
             try:
-                parse_text(text, self.config_path)
+                why = self._cuts_off(parse_text(text, self.config_path).config)
             except ConfigError as exc:
+                why = "config rejected: " + "; ".join(exc.lines)
+            if why:
                 await asyncio.to_thread(write_pushed, self.config_path, good.files())
                 trial.unlink()
-                reason = "config rejected: " + "; ".join(exc.lines)
-                await tracker.outcome(change_id, KIND, "refused", reason[:900])
-                raise CommandError(reason[:900]) from None
+                await tracker.outcome(change_id, KIND, "refused", why[:900])
+                raise CommandError(why[:900])
             target = await asyncio.to_thread(history.record, text, files, origin, change_id)
             write_json(trial, {**read_json(trial), "to": target.ref()})
         except OSError as exc:
@@ -216,6 +217,16 @@ class RemoteConfig:
         if errors:
             why += "; the last-known-good configuration was refused too: " + "; ".join(errors)
         await self.sup.changes.outcome(change_id, KIND, "rolled_back", why[:900], to=good.ref())
+
+    def _cuts_off(self, new: Any) -> str:
+        """What in a valid configuration would take the box out of the COC's hands for good, if anything."""
+        old = self.sup.config
+        if old.fleet.change_key_file is not None and new.fleet.change_key_file is None:
+            return ("config rejected: it removes fleet.change_key_file, and with it every later remote change; "
+                    "change that on the box itself")
+        if new.data_dir != old.data_dir:
+            return "config rejected: data_dir cannot change remotely (the spool and the history live there)"
+        return ""
 
     # -- argument checks -----------------------------------------------------------------
     @staticmethod

@@ -211,6 +211,10 @@ def test_refusals_change_nothing(box: Any, tmp_path: Path) -> None:
     b.key = read_private_key(b.key_path)
     both = b.send("config_apply", {"change_id": "ro8:t1", "patch": {"host": {}}, "config": "a: 1"})
     assert both["ok"] is False and "exactly one" in both["error"]
+    keyless = b.send("config_apply", {"change_id": "ro11:t1", "patch": {"fleet": {"gate_s": 30}}})
+    assert keyless["ok"] is False and "removes fleet.change_key_file" in keyless["error"]
+    moved = b.send("config_apply", {"change_id": "ro12:t1", "patch": {"data_dir": str(tmp_path / "elsewhere")}})
+    assert moved["ok"] is False and "data_dir cannot change remotely" in moved["error"]
     badname = b.send("config_apply", {"change_id": "ro9:t1", "patch": {"host": {}}, "files": {"../x": "y"}})
     assert badname["ok"] is False and "bad file name" in badname["error"]
     assert b.config.read_bytes() == b.original
