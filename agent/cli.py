@@ -13,6 +13,7 @@ from typing import Any
 from agent import __version__, config_cli
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, ConfigError, load, load_or_exit
 from agent.firstrun import add_init_command
+from agent.fleet.cli import add_commands as add_fleet_commands
 from drivers.registry import SPECS
 
 
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
     add_init_command(sub)
+    add_fleet_commands(sub)
     config_cli.add_commands(sub)
     for spec in SPECS:
         if spec.cli is None:

@@ -29,6 +29,7 @@ class StarterAnswers:
     username: str | None = None
     password_file: Path | None = None
     ca_file: Path | None = None
+    command_key_file: Path | None = None  # the COC's HMAC key of plain commands (fleet enrolment gives one)
 
 
 def _q(value: str) -> str:
@@ -56,6 +57,8 @@ def render(a: StarterAnswers) -> str:
         coc.append(f"  password_file: {_q(str(a.password_file))}")
     else:
         coc.append("  # password_file: /etc/commune-agent/coc.password   # the password, alone in a file (0640)")
+    if a.command_key_file is not None:
+        coc.append(f"  command_key_file: {_q(str(a.command_key_file))}")
     families = []
     for spec in SPECS:
         if spec.section == "host":
