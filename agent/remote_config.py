@@ -23,6 +23,7 @@ from agent.config_history import (
     write_pushed,
 )
 from agent.driver import CommandError
+from agent.failpoints import failpoint
 from agent.logs import KvLogger
 from agent.statefile import read_json, write_bytes_atomic, write_json
 
@@ -168,6 +169,7 @@ class RemoteConfig:
             write_json(trial, {"change_id": change_id, "config_path": str(self.config_path),
                                "good_dir": str(good.path), "started": round(time.time(), 3), "gate_s": gate_s,
                                "from": frm, "to": None})
+            failpoint("config.staged")
             await asyncio.to_thread(write_pushed, self.config_path, files)
             try:
                 why = self._cuts_off(parse_text(text, self.config_path).config)
@@ -186,7 +188,9 @@ class RemoteConfig:
         ok_before = {n for n, d in self.sup.drivers.items() if d.state == "ok"}
         tracker.report(change_id, KIND, "applying", to=target.ref())
         write_bytes_atomic(self.config_path, text)
+        failpoint("config.written")
         errors = await self.sup.reload()
+        failpoint("config.reloaded")
         if errors:  # it validated a moment ago: the file changed under us, or a key file did
             await self._roll_back(change_id, good, "reload refused it: " + "; ".join(errors))
             raise CommandError("config rejected on reload: " + "; ".join(errors)[:900])
@@ -200,8 +204,10 @@ class RemoteConfig:
         try:
             why = await self.sup.health_gate(ok_before, gate_s)
             if why is None:
+                failpoint("config.gate_passed")
                 await asyncio.to_thread(self.history.commit, target)
-                (self.config_path.parent / TRIAL_FILE).unlink(missing_ok=True)
+                failpoint("config.committed")
+                (self.config_path.parent / TRIAL_FILE).unlink(missing_ok=True)  # the commit point
                 await self.sup.changes.outcome(change_id, KIND, "committed")
             else:
                 await self._roll_back(change_id, good, why)

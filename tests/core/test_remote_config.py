@@ -96,13 +96,17 @@ class Box:
     def births(self) -> list[dict[str, Any]]:
         return [m.json() for m in self.rec.on(f"{BASE}/status") if m.payload and m.json().get("online")]
 
-    def send(self, name: str, body: dict[str, Any], sign: bool = True) -> dict[str, Any]:
+    def send_only(self, name: str, body: dict[str, Any], sign: bool = True) -> str:
         self.n += 1
         rid = f"r{self.n}"
         body = {"request_id": rid, "ts": time.time(), **body}
         if sign:
             body["sig"] = sign_change(self.key, "t1", name, body)
         self.rec.publish(f"{BASE}/cmd/{name}", json.dumps(body))
+        return rid
+
+    def send(self, name: str, body: dict[str, Any], sign: bool = True) -> dict[str, Any]:
+        rid = self.send_only(name, body, sign)
         return wait_until(lambda: next((m.json() for m in self.rec.on(f"/cmd/{name}/result")
                                         if m.json().get("request_id") == rid), None), 30, what=f"{name} result")
 
@@ -233,6 +237,28 @@ def test_without_a_change_key_change_commands_are_refused(tmp_path: Path, broker
     finally:
         agent.stop()
         rec.stop()
+
+
+@pytest.mark.parametrize("step", ["config.staged", "config.written", "config.reloaded", "config.gate_passed",
+                                  "config.committed"])
+def test_a_power_cut_at_each_step_of_apply_leaves_the_good_configuration(box: Any, step: str) -> None:
+    b = box()
+    b.agent.env["COMMUNE_AGENT_FAILPOINT"] = step
+    b.start()
+    b.agent.env.pop("COMMUNE_AGENT_FAILPOINT")
+    b.send_only("config_apply", {"change_id": "ro13:t1", "patch": {"host": {"interval_s": 25}}, "gate_s": 15})
+    wait_until(lambda: b.agent.proc.poll() is not None, 30, what="power cut")
+    assert b.agent.proc.returncode == -9
+    b.start()
+    back = b.change("ro13:t1", "rolled_back")
+    assert "restarted during the health gate" in back["reason"]
+    assert b.config.read_bytes() == b.original
+    assert b.births()[-1]["config_version"]["n"] == 1
+    # and it takes the same change again, to the end
+    b.send("config_apply", {"change_id": "ro14:t1", "patch": {"host": {"interval_s": 25}}, "gate_s": 15})
+    b.change("ro14:t1", "committed")
+    assert b.births()[-1]["config_version"]["n"] == 2 or wait_until(
+        lambda: b.births()[-1]["config_version"]["n"] == 2, 20, what="version 2")
 
 
 def test_a_power_cut_during_the_gate_brings_the_good_configuration_back(box: Any) -> None:
