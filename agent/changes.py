@@ -62,9 +62,9 @@ def running_release(release_dir: Path | None) -> str | None:
     """The release this process runs from, when the box was installed as releases (a venv per release)."""
     if release_dir is None:
         return None
-    prefix = Path(sys.prefix)
     try:
-        if prefix.parent.resolve() == release_dir.resolve():
+        prefix = Path(sys.prefix).resolve()  # started as releases/current/bin/python: the release it points at
+        if prefix.parent == release_dir.resolve():
             return prefix.name
     except OSError:
         pass

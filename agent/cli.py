@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent import __version__, config_cli
+from agent import __version__, config_cli, release_cli
 from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, ConfigError, load, load_or_exit
 from agent.firstrun import add_init_command
 from agent.fleet.cli import add_commands as add_fleet_commands
@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_init_command(sub)
     add_fleet_commands(sub)
     config_cli.add_commands(sub)
+    release_cli.add_commands(sub)
     for spec in SPECS:
         if spec.cli is None:
             continue

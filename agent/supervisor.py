@@ -39,6 +39,7 @@ from agent.notify import Notifier
 from agent.payloads import event_dict, to_json, to_records
 from agent.remote_config import RemoteConfig, recover_interrupted
 from agent.section import read_key_file
+from agent.self_update import SelfUpdate
 from agent.signing import read_public_key
 from agent.spool import Spool, SpoolClosed, SpoolUnavailable
 from agent.statefile import StateFiles, write_json_logged
@@ -329,6 +330,9 @@ class Supervisor:
                                      self.health_changed)
         self.remote_config = RemoteConfig(self)
         self.remote_config.register()
+        self.self_update = SelfUpdate(self)
+        self.self_update.register()
+        self.exit_code = 0
         self.config_version: dict[str, Any] | None = None
         self.notifier = Notifier()
         self.emit_refused = 0
@@ -632,8 +636,14 @@ class Supervisor:
         self._start_core("reloader", self._reloader)
         self._watchdog_task = asyncio.create_task(self._watchdog_loop(), name="watchdog")
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
+        await self.self_update.start()
         await self._stop.wait()
         return await self._shutdown()
+
+    def request_exit(self, code: int) -> None:
+        """Stop as SIGTERM does, then exit with `code` (75: restart into a new release under the unit)."""
+        self.exit_code = code
+        self._stop.set()
 
     async def _shutdown(self) -> int:
         """Stop within SHUTDOWN_BUDGET_S whatever hangs: every step gets at most what is left."""
@@ -671,7 +681,7 @@ class Supervisor:
             await asyncio.to_thread(self.spool.close)
         self._write_status({"stopped": True, "boot_id": self.boot_id})
         self.log.info("agent_stopped", boot_id=self.boot_id)
-        return 0
+        return self.exit_code
 
     async def _report_spool_notices(self) -> None:
         """Spool faults (corrupt, degraded, resumed) become events: stored when the spool can take

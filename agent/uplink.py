@@ -168,6 +168,8 @@ class Uplink:
         self.read_errors = 0  # spool reads that failed (a damaged file is quarantined, others retried)
         self._read_failing = False
         self._broker_max_packet: int | None = None  # from the latest CONNACK (MQTT 5)
+        self._subscriptions: dict[str, Callable[[str, bytes, bool], None]] = {}  # topic filter -> callback
+        self.unsolicited = 0  # messages on no topic this agent subscribes to (late after an unsubscribe)
         self._window = FIRST_WINDOW_BYTES  # bytes per batch, sized to what the link acknowledges
         self._row_bytes = 1024.0  # running mean of a spool row's size, to size fetches
 
@@ -253,7 +255,7 @@ class Uplink:
                 topic = msg.topic
             except UnicodeDecodeError:
                 topic = "invalid"
-            loop.call_soon_threadsafe(self._command_arrived, topic, bytes(msg.payload), bool(msg.retain))
+            loop.call_soon_threadsafe(self._message_arrived, topic, bytes(msg.payload), bool(msg.retain))
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
@@ -346,6 +348,8 @@ class Uplink:
             self.connected_since = time.time()
             began = time.monotonic()
             client.subscribe(self.topic("cmd/+"), qos=1)
+            for topic in self._subscriptions:
+                client.subscribe(topic, qos=1)
             self.publish_state("status", self.birth(), retain=True)
             self.publish_state("health", self.health(), retain=True)
             self._set_state("connected")
@@ -604,6 +608,31 @@ class Uplink:
             await self.spool.delete(rows)
         except (SpoolUnavailable, SpoolClosed) as exc:  # the spool deletes them once it writes again
             self.log.warning("uplink_delete_deferred", rows=len(rows), error=str(exc))
+
+    # -- subscriptions besides commands -----------------------------------------------------
+    def subscribe(self, topic: str, callback: Callable[[str, bytes, bool], None]) -> None:
+        """Deliver messages on `topic` (a filter, absolute) to callback(topic, payload, retained) on the loop,
+        from now and after every reconnect, until unsubscribe(topic); they never reach the command router."""
+        self._subscriptions[topic] = callback
+        if self._client is not None and self.connected:
+            self._client.subscribe(topic, qos=1)
+
+    def unsubscribe(self, topic: str) -> None:
+        if self._subscriptions.pop(topic, None) is not None and self._client is not None and self.connected:
+            self._client.unsubscribe(topic)
+
+    def _message_arrived(self, topic: str, payload: bytes, retained: bool) -> None:
+        for pattern, callback in list(self._subscriptions.items()):
+            if topic == pattern or mqtt.topic_matches_sub(pattern, topic):
+                try:
+                    callback(topic, payload, retained)
+                except Exception as exc:  # a subscriber's bug must not end the session
+                    self.log.exception("subscriber_failed", exc, topic=topic[:200])
+                return
+        if topic.startswith(self.base + "/cmd/") or topic == "invalid":  # undecodable: the router counts it
+            self._command_arrived(topic, payload, retained)
+        else:
+            self.unsolicited += 1
 
     def _command_arrived(self, topic: str, payload: bytes, retained: bool = False) -> None:
         name = topic.rsplit("/", 1)[-1]

@@ -19,6 +19,8 @@ HEAVY = ("browser", "agent", "netns", "slow", "index")
 # harness module -> the mark every test module using it gets
 HARNESS_MARKS = {
     "tests.support.agentproc": "agent",
+    "tests.support.unitloop": "agent",
+    "tests.support.releasebox": "agent",
     "tests.console.harness": "agent",
     "tests.network.netlab": "netns",
     "tests.network.nsdriver": "netns",
