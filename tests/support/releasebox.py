@@ -45,7 +45,7 @@ def site_broker(tmp: Path, site: str) -> Broker:
 
 class ReleaseBox:
     def __init__(self, tmp: Path, base: Path, keys: Keys, site: str, gate_s: float = 10,
-                 once_env: dict[str, str] | None = None, **extra: Any) -> None:
+                 once_env: dict[str, str] | None = None, once_start: int = 1, **extra: Any) -> None:
         self.tmp, self.keys, self.site = tmp, keys, site
         self.broker = site_broker(tmp, site)
         self.prefix = tmp / "opt"
@@ -64,7 +64,8 @@ class ReleaseBox:
         self.base = f"{PREFIX}/{site}"
         self.rec = Recorder(self.broker.port, topics=(f"{PREFIX}/#",)).start()
         self.log = tmp / "unit.log"
-        self.unit = UnitLoop(self.prefix, self.etc, self.log, once_env=once_env or {}, restart_sec=0.3)
+        self.unit = UnitLoop(self.prefix, self.etc, self.log, once_env=once_env or {}, once_start=once_start,
+                             restart_sec=0.3)
         self.n = 0
 
     def start(self) -> ReleaseBox:
@@ -133,3 +134,22 @@ class ReleaseBox:
         self.unit.stop()
         self.rec.stop()
         self.broker.stop()
+
+
+def power_cut_during_update(box: ReleaseBox, failpoint: str) -> None:
+    """Cut the power at one named step of an update (download, install, switch, commit): the box must come
+    back on a working release, finish the change and tell the COC once."""
+    box.start()
+    manifest, sig, bundle = box.bundle("next", "r-next")
+    box.publish(manifest, bundle)
+    assert box.offer(manifest, sig, "pc:s")["ok"] is True
+    wait_until(lambda: any(s.code == -9 or s.code == 137 for s in box.unit.starts), 60,
+               what=f"the power cut at {failpoint}\n{box.log_tail()}")
+    done = box.change("pc:s", "committed", timeout=90)
+    assert done["to"] == {"release": "r-next"}
+    box.wait_online("r-next")
+    wait_until(lambda: box.events("pc:s"), 30, what="the committed event")
+    assert [e["outcome"] for e in box.events("pc:s")] == ["committed"]
+    state = box.state()
+    assert state["good"] == "r-next" and state["trial"] is None and state["last"]["reported"] is True
+    assert not [p for p in box.releases.iterdir() if p.name.startswith(".tmp-")]

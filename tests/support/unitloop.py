@@ -55,13 +55,14 @@ class Start:
 class UnitLoop:
     """Run the unit with /opt/commune-agent -> prefix and /etc/commune-agent -> etc, as root, no sandbox.
 
-    once_env: extra environment for the first start only (a failpoint); restart_sec overrides RestartSec= so a
+    once_env: extra environment for start number once_start only (a failpoint); restart_sec overrides RestartSec= so a
     test does not wait 5 s per restart (every other directive is the unit's)."""
 
     prefix: Path
     etc: Path
     log: Path
     once_env: dict[str, str] = field(default_factory=dict)
+    once_start: int = 1  # which start (1 = the first) gets once_env
     restart_sec: float | None = None
     unit: Path = UNIT
     starts: list[Start] = field(default_factory=list)
@@ -127,7 +128,7 @@ class UnitLoop:
                 return
             start = Start(now)
             self.starts.append(start)
-            env = {**self.env, **(self.once_env if len(self.starts) == 1 else {})}
+            env = {**self.env, **(self.once_env if len(self.starts) == self.once_start else {})}
             code = 0
             for i, line in enumerate(self.pre):
                 start.phase = f"pre:{i}"
