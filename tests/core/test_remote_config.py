@@ -279,3 +279,38 @@ def test_a_power_cut_during_the_gate_brings_the_good_configuration_back(box: Any
         wait_until(lambda: b.events("ro10:t1"), 30, what="rolled_back event")
     finally:
         taken.close()
+
+
+def test_the_hmac_key_never_authorises_a_change_command(tmp_path: Path) -> None:
+    """A box's HMAC key can be stolen from any box: with it, a change command is still refused."""
+    import asyncio
+
+    from agent.commands import CommandRouter, sign
+    from agent.logs import KvLogger
+    from agent.signing import read_public_key
+
+    hmac_key = b"0123456789abcdef-shared"
+    router = CommandRouter(KvLogger("t"), 65536, hmac_key, 300, "t1", tmp_path / "replay.json")
+
+    async def handler(args: dict[str, Any]) -> dict[str, Any]:
+        return {"ran": True}
+
+    router.register("config_apply", handler, change=True)
+    router.register("ping", handler)
+    body = {"request_id": "a", "ts": time.time(), "change_id": "c"}
+    body["sig"] = sign(hmac_key, "t1", "config_apply", body)
+    out = asyncio.run(router.handle("config_apply", json.dumps(body).encode()))
+    assert out["ok"] is False and "signing is off" in out["error"]
+    generate_private_key(tmp_path / "change.key")
+    router.change_key = read_public_key(tmp_path / "change.key.pub")
+    out = asyncio.run(router.handle("config_apply", json.dumps(body).encode()))
+    assert out["ok"] is False and "Ed25519" in out["error"]
+    body["sig"] = sign_change(read_private_key(tmp_path / "change.key"), "t2", "config_apply", body)
+    out = asyncio.run(router.handle("config_apply", json.dumps(body).encode()))
+    assert out["ok"] is False and "Ed25519" in out["error"]  # signed for another site
+    body["sig"] = sign_change(read_private_key(tmp_path / "change.key"), "t1", "config_apply", body)
+    assert asyncio.run(router.handle("config_apply", json.dumps(body).encode()))["ran"] is True
+    assert asyncio.run(router.handle("config_apply", json.dumps(body).encode()))["error"] == "replayed command"
+    ping = {"request_id": "p", "ts": time.time()}
+    ping["sig"] = sign(hmac_key, "t1", "ping", ping)
+    assert asyncio.run(router.handle("ping", json.dumps(ping).encode()))["ok"] is True
