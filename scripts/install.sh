@@ -4,6 +4,7 @@
 #   sudo ./scripts/install.sh --no-systemd  the same without the unit (containers, no systemd)
 # Options: --skip-apt  (packages already there)   --extras LIST  (default: all; "" = core only)
 #          --start     (start or restart the service at the end)
+#          --wheels DIR (install offline from the wheels in DIR, the agent's own included)
 # Paths can be moved with PREFIX, ETC_DIR and STATE_DIR in the environment.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,14 +13,15 @@ ETC_DIR="${ETC_DIR:-/etc/commune-agent}"
 STATE_DIR="${STATE_DIR:-/var/lib/commune-agent}"
 UNIT_DIR="${UNIT_DIR:-/etc/systemd/system}"
 USER_NAME=commune-agent
-systemd=1 apt=1 start=0 extras=all
+systemd=1 apt=1 start=0 extras=all wheels=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-systemd) systemd=0 ;;
     --skip-apt) apt=0 ;;
     --start) start=1 ;;
     --extras) extras="$2"; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --wheels) wheels="$(cd "$2" && pwd)"; shift ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -40,13 +42,32 @@ for g in dialout audio video; do
   getent group "$g" >/dev/null && usermod -a -G "$g" "$USER_NAME"
 done
 
-say "installing into $PREFIX/venv (extras: ${extras:-none})"
-mkdir -p "$PREFIX"
-[ -x "$PREFIX/venv/bin/python" ] || python3 -m venv "$PREFIX/venv"
-"$PREFIX/venv/bin/pip" install -q --upgrade pip >/dev/null
+# A release is a venv of its own under $PREFIX/releases, built offline from its wheels (kept in it for the
+# next self-update), then adopted: releases/current and releases/good point at it. Running this again
+# builds a new release beside the running one and makes it current and good.
+say "installing a release into $PREFIX/releases (extras: ${extras:-none})"
+mkdir -p "$PREFIX/releases"
+build="$PREFIX/releases/.tmp-install-$$"
+trap 'rm -rf "$build"' EXIT
+python3 -m venv "$build"
 spec="$ROOT"
 [ -n "$extras" ] && spec="$ROOT[$extras]"
-"$PREFIX/venv/bin/pip" install -q --upgrade "$spec"
+if [ -n "$wheels" ]; then
+  # offline: every wheel comes from DIR (the agent's own included)
+  name="commune-agent"; [ -n "$extras" ] && name="commune-agent[$extras]"
+  "$build/bin/pip" wheel -q --no-index --find-links "$wheels" -w "$build/wheels" "$name" pip
+else
+  "$build/bin/pip" install -q --upgrade pip >/dev/null
+  "$build/bin/pip" wheel -q -w "$build/wheels" "$spec" pip
+fi
+"$build/bin/pip" install -q --no-index --find-links "$build/wheels" "$build"/wheels/*.whl
+"$build/bin/python" -m agent release adopt --releases "$PREFIX/releases" --venv "$build"
+trap - EXIT
+install -m 0644 "$ROOT/agent/guard.py" "$PREFIX/guard.py"
+# the old single venv becomes a link to the current release (paths in docs and scripts keep working)
+if [ -d "$PREFIX/venv" ] && [ ! -L "$PREFIX/venv" ]; then rm -rf "$PREFIX/venv"; fi
+ln -sfn releases/current "$PREFIX/venv.tmp" && mv -T "$PREFIX/venv.tmp" "$PREFIX/venv"
+getent passwd "$USER_NAME" >/dev/null && chown -R "$USER_NAME:$USER_NAME" "$PREFIX/releases"
 install -m 0644 "$ROOT/README.md" "$PREFIX/README.md"
 case ",$extras," in
   *,all,*|*,camera,*) source "$ROOT/scripts/lib/setup-env.sh"; ensure_camera_model "$PREFIX/venv/bin/python" ;;

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ import subprocess
 import pytest
 
 from tests.support.agentproc import ROOT
+from tests.support.releases import release_wheels
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
@@ -38,9 +41,16 @@ def test_unit_verifies() -> None:
 def test_install_script_is_idempotent_and_keeps_an_edited_config(tmp_path) -> None:
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PREFIX": str(tmp_path / "opt"), "ETC_DIR": str(tmp_path / "etc"),
            "STATE_DIR": str(tmp_path / "state"), "HOME": str(tmp_path)}
-    argv = [str(ROOT / "scripts" / "install.sh"), "--no-systemd", "--skip-apt", "--extras", ""]
+    wheels = release_wheels(tmp_path / "wheels")  # offline, from the wheels the release tests use
+    argv = [str(ROOT / "scripts" / "install.sh"), "--no-systemd", "--skip-apt", "--extras", "", "--wheels", str(wheels)]
     first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
+    releases = tmp_path / "opt" / "releases"
+    one = os.readlink(releases / "current")
+    assert os.readlink(releases / "good") == one and json.loads((releases / "state.json").read_text())["good"] == one
+    assert json.loads((releases / one / "manifest.json").read_text())["agent_wheel"].startswith("commune_agent-")
+    assert (releases / one / "wheels").is_dir() and (tmp_path / "opt" / "guard.py").is_file()
+    assert os.readlink(tmp_path / "opt" / "venv") == "releases/current"
     cfg = tmp_path / "etc" / "agent.yaml"
     assert cfg.exists() and "wrote" in first.stdout
     # what a technician finds is valid before any edit (the starter, not the full example)
@@ -52,6 +62,9 @@ def test_install_script_is_idempotent_and_keeps_an_edited_config(tmp_path) -> No
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "keeping existing" in second.stdout and cfg.read_text().endswith("# edited on site\n")
+    two = os.readlink(releases / "current")  # an upgrade: a new release dir, current and good
+    assert two != one and os.readlink(releases / "good") == two and (releases / one).is_dir()
+    assert not [p for p in releases.iterdir() if p.name.startswith(".tmp-")]
     version = subprocess.run([str(tmp_path / "opt" / "venv" / "bin" / "commune-agent"), "--version"],
                              capture_output=True, text=True)
     assert version.stdout.startswith("commune-agent ")
