@@ -308,7 +308,8 @@ def cmd_enroll(args: argparse.Namespace, cfg: FleetCliConfig) -> int:
     if args.json:
         _print_json(e.as_json())
         return 0
-    print(f"wrote {e.out}/: copy its files to {args.box_dir}/ on the box (keep the modes), then")
+    print(f"wrote {e.out}/")
+    print(f"copy its files to {args.box_dir}/ on the box (keep their modes), then run")
     print("  commune-agent check-config && systemctl restart commune-agent")
     print("broker, mosquitto password_file (one line, then reload mosquitto):")
     print(f"  {e.password_line}")

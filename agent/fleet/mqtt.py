@@ -126,7 +126,9 @@ class FleetMqtt:
         """Subscribe at QoS 1 and wait for the broker to grant every topic (an ACL refusal is an error)."""
         topics = list(topics)
         self._topics += topics
-        _, mid = self.client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        rc, mid = self.client.subscribe([(t, SubscribeOptions(qos=1)) for t in topics])
+        if rc != mqtt.MQTT_ERR_SUCCESS or mid is None:
+            raise FleetError(f"cannot subscribe to {topics[0]}: {mqtt.error_string(rc)}", 1)
         codes = self._wait_ack(mid, "the subscription", timeout)
         refused = [f"{t} ({rc})" for t, rc in zip(topics, codes) if rc.is_failure]
         if refused:

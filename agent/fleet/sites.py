@@ -101,8 +101,8 @@ def version_text(v: Any) -> str:
     return f"{v['n']}/{sha}" if v.get("n") is not None else (sha or "-")
 
 
-COLUMNS = (("SITE", 9), ("NAME", 12), ("UP", 3), ("VERSION", 7), ("RELEASE", 9), ("CONFIG", 9), ("LINK", 5),
-           ("SEEN", 4), ("DRV", 5), ("CHANGE", 7))  # with one space between: 79 columns
+COLUMNS = (("SITE", 9), ("NAME", 9), ("UP", 3), ("VERSION", 7), ("RELEASE", 8), ("CONFIG", 9), ("LINK", 5),
+           ("SEEN", 4), ("DRV", 5), ("CHANGE", 11))  # with one space between: 79 columns
 
 
 def render_list(rows: list[dict[str, Any]], now: float | None = None) -> str:

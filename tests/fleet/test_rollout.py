@@ -90,3 +90,25 @@ def test_a_killed_rollout_resumes_and_every_site_gets_the_change_once(tmp_path: 
     code, out, _ = desk.run(capsys, "show", "s2")
     assert code == 0 and "committed" in out and all(len(line) <= 80 for line in out.splitlines())
     assert desk.run(capsys, "rollout", "resume", state["id"])[0] == 1  # done: nothing to resume
+
+
+def test_a_release_push_is_signed_as_the_boxes_expect_and_halts_at_a_refusing_canary(tmp_path: Path, fleet: Any,
+                                                                                     capsys: Any) -> None:
+    """Boxes not installed as releases refuse the update in their handler, past the signature check: the
+    canary's refusal halts the rollout, and the batch never gets the offer."""
+    desk, rec = fleet
+    offers = Recorder(desk.broker.port, topics=(f"{PREFIX}/+/cmd/update",)).start()
+    try:
+        wheels = tmp_path / "wheels"
+        wheels.mkdir()
+        (wheels / "commune_agent-0.9.0-py3-none-any.whl").write_bytes(b"w" * 5000)
+        built = desk.json(capsys, "release", "build", "--wheels", str(wheels), "--out", str(tmp_path / "out"),
+                          "--chunk-bytes", "2048", "--release-id", "r9")
+        desk.json(capsys, "release", "publish", built["dir"])
+        code, out, _ = desk.run(capsys, "release", "push", "r9", "--sites", ",".join(SITES))
+        assert code == 1 and "fleet.release_dir is not set" in out and "halted" in out
+        assert [m.topic.split("/")[2] for m in offers.on("/cmd/update")] == ["s1"]
+        body = offers.on("/cmd/update")[0].json()
+        assert body["manifest"]["release"] == "r9" and body["urgent"] is False
+    finally:
+        offers.stop()
