@@ -21,6 +21,7 @@ from agent.starter import StarterAnswers, render
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes; the password is 32 random bytes, not a human's
 BOX_DIR = Path("/etc/commune-agent")
+RELEASE_DIR = Path("/opt/commune-agent/releases")  # the release layout install.sh sets up
 
 
 def mosquitto_hash(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
@@ -105,6 +106,7 @@ def enroll(cfg: FleetCliConfig, site: str, name: str, coc_host: str, coc_port: i
         "fleet:",
         f"  change_key_file: \"{box_dir / 'change.pub'}\"",
         f"  release_key_file: \"{box_dir / 'release.pub'}\"",
+        f"  release_dir: \"{RELEASE_DIR}\"   # made by install.sh; self-update is refused without it",
     ]) + "\n"
     blobs = {"agent.yaml": (text.encode("utf-8"), 0o640), "coc.password": (password.encode() + b"\n", 0o600),
              "command.key": (command_key, 0o600), "change.pub": (change_pub, 0o644),

@@ -58,6 +58,7 @@ def test_enrolled_box_passes_check_config_logs_in_and_stays_in_its_own_topics(tm
     assert main(["check-config", str(box / "agent.yaml")]) == 0
     cfg = yaml.safe_load((box / "agent.yaml").read_text())
     assert cfg["coc"]["username"] == "s7" and cfg["fleet"]["change_key_file"] == str(box / "change.pub")
+    assert cfg["fleet"]["release_dir"] == "/opt/commune-agent/releases"
     assert (box / "change.pub").read_bytes() == (keys / "change.key.pub").read_bytes()
     assert main(["fleet", "enroll", "s7", "--coc-host", "h", "--out", str(box), "--fleet-config", str(fleet)]) == 2
 
