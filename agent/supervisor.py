@@ -34,6 +34,7 @@ from agent.driver import (
     health_params,
     health_text,
 )
+from agent.health_digest import digest as health_digest
 from agent.logs import KvLogger, setup_logging
 from agent.notify import Notifier
 from agent.payloads import event_dict, to_json, to_records
@@ -702,9 +703,11 @@ class Supervisor:
         self._pending_events = still[-100:]
 
     async def _health_loop(self) -> None:
-        """Publish retained health on every change (at most once a second) and periodically; spool
-        faults are looked at every second (the writer thread cannot wake the loop itself)."""
-        published = 0.0
+        """Keep status.json current on every change (at most once a second); publish the retained health when
+        something an operator would act on changed (health_digest) and every host.interval_s; spool faults are
+        looked at every second (the writer thread cannot wake the loop itself)."""
+        written = sent = 0.0
+        sent_digest: Any = None
         while True:
             try:
                 async with asyncio.timeout(1.0):
@@ -715,14 +718,18 @@ class Supervisor:
                 self._health_dirty.set()
             if self._pending_events:
                 await self._report_spool_notices()
-            if not self._health_dirty.is_set() and time.monotonic() - published < self.config.host.interval_s:
+            now = time.monotonic()
+            periodic = now - sent >= self.config.host.interval_s
+            if not self._health_dirty.is_set() and not periodic and now - written < self.config.host.interval_s:
                 continue
-            published = time.monotonic()
+            written = now
             self._health_dirty.clear()
             await self._report_spool_notices()
             payload = self.health_payload()
             if self.uplink is not None:
-                self.uplink.publish_state("health", payload)
+                news = health_digest(payload)
+                if periodic or news != sent_digest:  # offline, it is sent at the next connect anyway
+                    sent, sent_digest = now, news if self.uplink.publish_state("health", payload) else None
                 if self.changes.doc is not None and not self.changes.published and self.uplink.connected:
                     self.changes.published = self.uplink.publish_state("change", self.changes.doc)
             self._write_status(payload)
