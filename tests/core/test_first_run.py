@@ -46,6 +46,9 @@ def _required_args(parser: argparse.ArgumentParser, path: tuple[str, ...]) -> li
             extra.append("x")
         elif a.option_strings and a.required:
             extra += [a.option_strings[0], "x"]
+    for group in sub._mutually_exclusive_groups:
+        if group.required:
+            extra += [group._group_actions[0].option_strings[0], "x"]
     return extra
 
 
