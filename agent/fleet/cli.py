@@ -52,7 +52,7 @@ def add_commands(sub: Any) -> None:
     cfg = fs.add_parser("config", help="configuration changes").add_subparsers(dest="fleet_config_command")
     cfg.required = True
     p = _common(cfg.add_parser("push", help="push a config (a file per site, or one patch) as a staged rollout"))
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()  # one of them: checked in the command, so the error is one line
     src.add_argument("--file", action="append", metavar="SITE=FILE", help="a whole agent.yaml for one site")
     src.add_argument("--patch", type=Path, metavar="PATCH.yaml", help="top-level sections to replace (null removes)")
     p.add_argument("--values", type=Path, metavar="VALUES.yaml", help="per-site values for ${site.KEY} in the patch")
@@ -223,6 +223,8 @@ def _run(args: argparse.Namespace, cfg: FleetCliConfig, mq: FleetMqtt, r: Rollou
 
 
 def cmd_config_push(args: argparse.Namespace, cfg: FleetCliConfig) -> int:
+    if not args.file and args.patch is None:
+        raise FleetError("what to push? give --file SITE=FILE (repeated) or --patch PATCH.yaml")
     if args.file and (args.sites or args.all or args.values):
         raise FleetError("--file names its sites: --sites, --all and --values go with --patch")
     with FleetMqtt(cfg) as mq:

@@ -75,6 +75,8 @@ def test_errors_are_one_line_with_their_exit_code(tmp_path: Path, broker: Broker
     code, _, err = desk.run(capsys, "config", "push", "--patch", str(tmp_path / "p.yaml"), "--sites", "a")
     assert code == 2 and "site a has no 'interval'" in err
     assert desk.run(capsys, "rollout", "resume", "nope")[0] == 2
+    code, _, err = desk.run(capsys, "config", "push", "--sites", "a")
+    assert code == 2 and err.startswith("fleet: what to push?")
     bad = tmp_path / "bad.yaml"
     bad.write_text("broker: {host: h, port: 0}\nstate_dir: x\nextra: 1\n")
     assert main(["fleet", "list", "--fleet-config", str(bad)]) == 2
