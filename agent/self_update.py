@@ -164,23 +164,28 @@ class SelfUpdate:
             why = self._refusal(manifest, job.get("manifest_sig"))  # the keys or the layout may have changed
             if why or layout is None:
                 raise InstallError(why or "no release layout")
-            deferred = False
+            deferred = self._held(job)
+            got = {"bytes": 0, "total": manifest["bundle_bytes"]}
+
+            def show() -> None:
+                self.sup.changes.report(change_id, KIND, "deferred" if deferred else "downloading",
+                                        "waiting for an unmetered link" if deferred else "", progress=dict(got),
+                                        **ends)
 
             def paused() -> bool:
                 nonlocal deferred
                 held = self._held(job)
                 if held != deferred:
                     deferred = held
-                    self.sup.changes.report(change_id, KIND, "deferred" if held else "downloading",
-                                            "waiting for an unmetered link" if held else "", **ends)
+                    show()
                 return held
 
-            paused()
+            def progress(done: int, total: int) -> None:
+                got.update(bytes=done, total=total)
+                show()
+
             prefix = self.sup.config.coc.topic_prefix
-            fetch = ReleaseFetch(lambda: self.sup.uplink, prefix, manifest, self.incoming, self.log,
-                                 lambda done, total: self.sup.changes.report(
-                                     change_id, KIND, "downloading", "", progress={"bytes": done, "total": total},
-                                     **ends), paused)
+            fetch = ReleaseFetch(lambda: self.sup.uplink, prefix, manifest, self.incoming, self.log, progress, paused)
             bundle = await fetch.run()
             failpoint("update.download.done")
             self.sup.changes.report(change_id, KIND, "installing", "", **ends)

@@ -30,7 +30,7 @@ def box(tmp_path: Path, base: Path, keys: Keys) -> Iterator[Any]:
     made: list[ReleaseBox] = []
 
     def make(**kw: Any) -> ReleaseBox:
-        made.append(ReleaseBox(tmp_path, base, keys, f"s{os.getpid()}x{len(made)}", **kw))
+        made.append(ReleaseBox(tmp_path / f"box{len(made)}", base, keys, f"s{os.getpid()}x{len(made)}", **kw))
         return made[-1]
 
     yield make
@@ -93,3 +93,28 @@ def test_a_bad_signature_or_a_tampered_bundle_is_refused_before_install(box: Any
     assert [e["outcome"] for e in b.events("ro4:s")] == ["refused"]
     assert len(b.unit.starts) == 1  # nothing restarted
     assert json.loads((b.releases / "state.json").read_text())["trial"] is None
+
+
+def test_a_metered_link_defers_the_download_and_urgent_does_not(box: Any) -> None:
+    b = box()
+    proc = b.start_on_link("wan2-4g", metered=True)
+    wait_until(lambda: json.loads((b.data / "status.json").read_text())["link"]["metered"], 20, what="metered")
+    manifest, sig, bundle = b.bundle("next", "r-next")
+    b.publish(manifest, bundle)
+    assert b.offer(manifest, sig, "ro5:s")["state"] == "deferred"
+    assert b.change("ro5:s", "deferred")["reason"] == "waiting for an unmetered link"
+    part = b.data / "fleet" / "incoming" / "r-next.part"
+    assert not part.exists() or part.stat().st_size == 0  # nothing fetched over the metered link
+    b.set_link("wan1", metered=False)
+    assert b.change("ro5:s", "restarting", timeout=60)["to"] == {"release": "r-next"}
+    assert proc.wait(30) == 75  # to be started into the new release by the unit
+    assert b.state()["trial"]["release"] == "r-next"
+
+    urgent = box()
+    proc = urgent.start_on_link("wan2-4g", metered=True)
+    wait_until(lambda: json.loads((urgent.data / "status.json").read_text())["link"]["metered"], 20, what="metered")
+    manifest, sig, bundle = urgent.bundle("next", "r-next")
+    urgent.publish(manifest, bundle)
+    assert urgent.offer(manifest, sig, "ro6:s", urgent=True)["state"] == "downloading"
+    urgent.change("ro6:s", "restarting", timeout=60)
+    assert proc.wait(30) == 75

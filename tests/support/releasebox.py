@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,26 @@ class ReleaseBox:
         self.wait_online()
         return self
 
+    def start_on_link(self, name: str, metered: bool) -> subprocess.Popen[bytes]:
+        """The current release's agent (no unit) with a link driver reading self.link_file; the test's
+        tests/ package only is added to its path, so the agent itself is the release's."""
+        self.link_file = self.tmp / "link.json"
+        self.set_link(name, metered)
+        path = self.tmp / "pythonpath"
+        path.mkdir()
+        (path / "tests").symlink_to(ROOT / "tests")
+        self.proc = subprocess.Popen(
+            [str(self.releases / "current" / "bin" / "python"), "-m", "tests.support.linkagent", str(self.config),
+             str(self.link_file)], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(path), "HOME": str(self.tmp)},
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, cwd=str(self.tmp))
+        self.wait_online()
+        return self.proc
+
+    def set_link(self, name: str, metered: bool) -> None:
+        tmp = self.link_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"name": name, "metered": metered}))
+        tmp.replace(self.link_file)
+
     def births(self) -> list[dict[str, Any]]:
         return [m.json() for m in self.rec.on(f"{self.base}/status") if m.payload and m.json().get("online")]
 
@@ -132,6 +153,10 @@ class ReleaseBox:
 
     def close(self) -> None:
         self.unit.stop()
+        proc = getattr(self, "proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
         self.rec.stop()
         self.broker.stop()
 

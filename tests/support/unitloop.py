@@ -184,4 +184,5 @@ class UnitLoop:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
