@@ -73,6 +73,9 @@ class LinkState:
     name: str | None = None
     metered: bool = False
     since: float = 0.0
+    defer_bulk: bool = False  # the link's data budget holds even urgent bulk (forced clips, urgent downloads)
+    slow_telemetry: bool = False  # the link's data budget asks for telemetry at its slow (metered) rate
+    budget_pct: float | None = None  # share of the link's data budget used (the larger of day and month)
 
 
 def health_params(params: Mapping[str, object]) -> dict[str, Scalar]:

@@ -81,6 +81,85 @@ class Thresholds(Section):
         return self
 
 
+BudgetAction = Literal["notify", "defer_bulk", "slow_telemetry", "sparse_probes", "leave_set"]
+
+
+class BudgetThreshold(Section):
+    """A share of a budget and what happens once it is used (until the period ends)."""
+
+    at_pct: float = Field(gt=0, le=1000, description="percent of the budget used")
+    period: Literal["any", "daily", "monthly"] = Field(
+        "any", description="which budget the percentage is of; any = whichever is more used")
+    actions: list[BudgetAction] = Field(
+        min_length=1, description="notify: event to the COC; defer_bulk: even urgent bulk (forced clips, urgent "
+                                  "release downloads) waits; slow_telemetry: telemetry at its slow rate; "
+                                  "sparse_probes: probed at standby_interval_s while not carrying traffic; "
+                                  "leave_set: leaves the balance set (standby until needed)")
+
+
+def _default_thresholds() -> list[BudgetThreshold]:
+    return [BudgetThreshold(at_pct=50, actions=["notify"]),
+            BudgetThreshold(at_pct=80, actions=["notify", "defer_bulk", "sparse_probes", "slow_telemetry"]),
+            BudgetThreshold(at_pct=100, actions=["notify", "defer_bulk", "sparse_probes", "slow_telemetry",
+                                                 "leave_set"])]
+
+
+class DataBudget(Section):
+    """Bytes a metered link may carry per day and per billing month, counted on its interface (rx + tx)."""
+
+    daily_mb: Optional[float] = Field(None, gt=0, description="daily budget in MB (10^6 bytes); absent = none")
+    monthly_mb: Optional[float] = Field(None, gt=0, description="monthly budget in MB; absent = none")
+    billing_day: int = Field(1, ge=1, le=28, description="day of the month the SIM's billing cycle starts")
+    thresholds: list[BudgetThreshold] = Field(default_factory=_default_thresholds,
+                                              description="what happens at which share of a budget")
+
+    @model_validator(mode="after")
+    def _some_budget(self) -> DataBudget:
+        if self.daily_mb is None and self.monthly_mb is None:
+            raise ValueError("a budget needs daily_mb, monthly_mb or both")
+        for th in self.thresholds:
+            if th.period == "any":
+                continue
+            key = "daily_mb" if th.period == "daily" else "monthly_mb"
+            if getattr(self, key) is None:
+                raise ValueError(f"a {th.period} threshold needs {key}")
+        return self
+
+
+class Policy(Section):
+    """Pins matching traffic to one link or keeps it off one (kernel policy rules, first match wins)."""
+
+    name: str = Field(pattern=NAME, description="policy name in `commune-agent links` and logs")
+    link: str = Field(pattern=NAME, description="the link the policy is about")
+    action: Literal["pin", "avoid"] = Field("pin", description="pin: only by this link; avoid: never by it")
+    destination: Optional[IPv4Network] = Field(None, description="destination prefix (e.g. the government data "
+                                                                  "network); absent = any")
+    source: Optional[IPv4Network] = Field(None, description="LAN source host or subnet (e.g. 192.168.1.20/32, "
+                                                             "a camera recorder); absent = any")
+    protocol: Optional[Literal["tcp", "udp"]] = Field(None, description="needed with ports")
+    ports: Optional[str] = Field(None, pattern=r"^\d{1,5}(-\d{1,5})?$",
+                                 description="destination port or range (443, 8000-8100)")
+    fallback: bool = Field(False, description="pin: use the other links while this one is down; avoid: use this "
+                                              "link when it is the only one up. false = drop rather than leak")
+
+    @model_validator(mode="after")
+    def _selectors(self) -> Policy:
+        if self.destination is None and self.source is None and self.protocol is None:
+            raise ValueError("a policy needs destination, source or protocol/ports")
+        if self.ports is not None:
+            if self.protocol is None:
+                raise ValueError("ports need protocol (tcp or udp)")
+            lo, hi = self.port_range
+            if not 1 <= lo <= hi <= 65535:
+                raise ValueError(f"ports {self.ports!r}: 1-65535, low-high")
+        return self
+
+    @property
+    def port_range(self) -> tuple[int, int]:
+        lo, _, hi = (self.ports or "").partition("-")
+        return (int(lo), int(hi or lo)) if lo else (0, 0)
+
+
 class LinkConfig(Section):
     """One WAN link: where it leaves the box, how it is probed, how much it is preferred."""
 
@@ -88,9 +167,19 @@ class LinkConfig(Section):
     interface: str = Field(pattern=IFNAME, description="the interface the link leaves by (eth1, wwan0, ppp0)")
     gateway: Optional[IPv4Address] = Field(None, description="next hop; omit for point-to-point (ppp, wwan)")
     source: IPv4Address = Field(description="this box's address on the link; probes leave from it")
-    priority: int = Field(1, ge=0, le=1000, description="lower = preferred (like mwan3 metric)")
-    weight: int = Field(1, ge=1, le=1000, description="breaks ties between equal priorities: higher wins")
+    priority: int = Field(1, ge=0, le=1000, description="lower = preferred (like mwan3 metric); balance links "
+                                                          "of the best priority that is up share the traffic")
+    weight: int = Field(1, ge=1, le=1000, description="share of new flows among balance links of equal "
+                                                       "priority (weight / sum of weights); breaks ties otherwise")
+    role: Literal["balance", "standby"] = Field(
+        "balance", description="balance: carries traffic while up (with links of equal priority, by weight); "
+                               "standby: out of the set until no balance link is up, probed sparsely until then")
     metered: bool = Field(False, description="pay-per-byte (4G): other drivers go frugal while it is in use")
+    budget: Optional[DataBudget] = Field(None, description="daily/monthly byte budget of a metered link, counted "
+                                                           "on the interface (all hosts), with threshold actions")
+    standby_interval_s: float = Field(20.0, ge=1, le=3600,
+                                      description="each target's probe interval while the link is not needed "
+                                                  "(standby, or sparse_probes from its budget)")
     table: Optional[int] = Field(None, ge=1, le=252, description="policy table for probes; default 100 + position")
     interval_s: float = Field(0.5, ge=0.1, le=300, description="each target is probed this often")
     timeout_s: float = Field(0.75, ge=0.05, le=30, description="unanswered after this = counts toward an outage")
@@ -105,6 +194,8 @@ class LinkConfig(Section):
             raise ValueError(f"probe targets must be unique: {dup}")
         if self.gateway is not None and self.gateway == self.source:
             raise ValueError("gateway and source must differ")
+        if self.budget is not None and not self.metered:
+            raise ValueError("a data budget is for a metered link (set metered: true)")
         return self
 
 
@@ -138,6 +229,16 @@ class FailoverConfig(Section):
     failback_after_s: float = Field(30.0, ge=0, le=86400, description="preferred link healthy this long → failback")
     max_switches_per_hour: int = Field(6, ge=1, le=3600, description="flap damping: voluntary switches per hour")
     flush_conntrack: bool = Field(False, description="drop tracked connections of the dead link on failover")
+    l4_hash: bool = Field(True, description="balance by flow (addresses and ports, fib_multipath_hash_policy=1) "
+                                            "rather than by address pair")
+    sticky: bool = Field(True, description="keep each forwarded connection on the link it started on while that "
+                                           "link is up (nftables conntrack marks), whatever the set does")
+    pin_agent: bool = Field(True, description="the agent's own traffic (its uid) uses one link, the best unmetered "
+                                              "link of the set, so bulk waits only when that one is metered")
+    avoid_table_base: int = Field(200, ge=1, le=252, description="tables base+position hold the set without a link "
+                                                                 "(for avoid policies)")
+    mark_base: int = Field(0x100, ge=1, le=0xFFFF00, description="fwmark of a link's connections is "
+                                                                 "base + position (mask 0xffffff)")
     hooks: list[Hook] = Field(default_factory=list, description="programs run on link events")
 
 
@@ -206,6 +307,10 @@ class NetworkConfig(Section):
     report_interval_s: float = Field(10.0, ge=1, le=3600, description="probe telemetry period")
     snmp: list[SnmpDevice] = Field(default_factory=list,
                                    description="switches, routers and firewalls polled over SNMP")
+    policies: list[Policy] = Field(default_factory=list,
+                                   description="traffic pinned to a link or kept off one, in order")
+    metered_report_interval_s: float = Field(60.0, ge=1, le=3600,
+                                             description="probe telemetry period under a budget's slow_telemetry")
     inventory: Optional[InventoryConfig] = Field(None, description="ARP scan of the office LAN; absent = off")
     state_file: Path = Field(Path("links.json"), description="live state for `commune-agent links`, "
                                                             "relative to the driver's data dir")
@@ -224,7 +329,23 @@ class NetworkConfig(Section):
             raise ValueError("links' policy tables must differ")
         if self.failover.route_table in tables and self.failover.policy_routing:
             raise ValueError("route_table must not be one of the links' probe tables")
+        avoid = [self.avoid_table_of(i) for i in range(len(self.links))]
+        if set(avoid) & (set(tables) | {self.failover.route_table}) or max(avoid, default=0) > 252:
+            raise ValueError("avoid tables (avoid_table_base + position) must not clash with other tables")
+        names = {x.name for x in self.links}
+        for p in self.policies:
+            if p.link not in names:
+                raise ValueError(f"policy {p.name}: no link named {p.link!r}")
+        dup = repeated(p.name for p in self.policies)
+        if dup:
+            raise ValueError(f"policy names must be unique: {dup}")
+        if len(self.policies) > 90:
+            raise ValueError("at most 90 policies")
         return self
+
+    def avoid_table_of(self, index: int) -> int:
+        """The table holding the balance set without link `index` (for avoid policies)."""
+        return self.failover.avoid_table_base + index
 
     def table_of(self, index: int) -> int:
         """The policy routing table a link's probes use."""

@@ -58,13 +58,18 @@ class LinkJudge:
     """Collects one link's samples and decides its state; pure logic, the caller supplies `now`."""
 
     def __init__(self, name: str, targets: dict[str, tuple[float, float]], thresholds: Thresholds,
-                 now: float) -> None:
-        """targets maps target label -> (probe interval, probe timeout) in seconds."""
+                 now: float, sparse_s: float | None = None) -> None:
+        """targets maps target label -> (probe interval, probe timeout) in seconds; sparse_s is the interval of
+        every target while the link is probed sparsely (a standby), None if it never is."""
         self.name = name
         self.th = thresholds
         self.timeouts = {t: timeout for t, (_, timeout) in targets.items()}
-        self.intervals = {t: interval for t, (interval, _) in targets.items()}
-        span = max(thresholds.window_s, thresholds.up_after_s) + hard_timeout(max(self.timeouts.values()))
+        self.base_intervals = {t: interval for t, (interval, _) in targets.items()}
+        self.intervals = dict(self.base_intervals)
+        self.sparse_s = sparse_s
+        self.sparse = False
+        span = max(thresholds.window_s, thresholds.up_after_s, 3 * (sparse_s or 0)) + \
+            hard_timeout(max(self.timeouts.values()))
         self.windows = {t: Window(span) for t in targets}
         self.state: State = "unknown"
         self.since = now
@@ -76,6 +81,17 @@ class LinkJudge:
     def reason(self) -> str:
         """The English line of why the link is in its state, for logs, events and the failover policy."""
         return self.why.text
+
+    def set_sparse(self, sparse: bool) -> None:
+        """Judge by the sparse probe rate (recovery then needs its answers over a longer span) or the normal one."""
+        self.sparse = sparse and self.sparse_s is not None
+        self.intervals = {t: (self.sparse_s if self.sparse and self.sparse_s else i)
+                          for t, i in self.base_intervals.items()}
+
+    @property
+    def up_span(self) -> float:
+        """How far back recovery looks: up_after_s, or three sparse probes per target while sparse."""
+        return max(self.th.up_after_s, 3 * self.sparse_s) if self.sparse and self.sparse_s else self.th.up_after_s
 
     @property
     def majority(self) -> int:
@@ -149,7 +165,7 @@ class LinkJudge:
             span = min(self.th.up_after_s, now - self.started)
             needed = {t: 3 for t in self.windows}
         else:
-            span = self.th.up_after_s
+            span = self.up_span
             needed = {t: self._needed(t, span) for t in self.windows}
         good = {t: m for t in self.windows if (m := self._target_healthy(t, now, span, needed[t])) is not None}
         if len(good) >= self.majority:

@@ -3,15 +3,16 @@
 Per link: table T holds `default via <gateway> dev <interface>` and a rule `from <source> lookup T`,
 so anything bound to the link's source address (probes, and NAT'd traffic of that link) leaves by
 that link whatever the main default route says. The default route itself is one route
-(`route_table`, `route_metric`) that `set_default` replaces atomically.
+(`route_table`, `route_metric`) that `set_multipath` replaces atomically: one nexthop per link of the
+balance set, weighted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
 import shutil
-from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -19,12 +20,6 @@ from pyroute2.netlink.exceptions import NetlinkError
 from agent.children import ChildTimeout, run_child
 from agent.logs import KvLogger
 from drivers.network.config import LinkConfig
-
-
-@dataclass(frozen=True, slots=True)
-class DefaultRoute:
-    gateway: str | None
-    interface: str | None
 
 
 class RouteError(Exception):
@@ -64,17 +59,6 @@ class RouteManager:
         links = await self.ipr.link("get", index=index)
         return links[0].get_attr("IFLA_IFNAME") if links else None
 
-    async def current_default(self) -> DefaultRoute | None:
-        """The managed default route as the kernel has it now (None if absent)."""
-        async for r in await self.ipr.route("dump", table=self.table):
-            if r.get("family") != 2 or r.get("dst_len") != 0 or r.get_attr("RTA_TABLE") != self.table:
-                continue
-            if (r.get_attr("RTA_PRIORITY") or 0) != self.metric:
-                continue
-            oif = r.get_attr("RTA_OIF")
-            return DefaultRoute(r.get_attr("RTA_GATEWAY"), await self.ifname(oif) if oif else None)
-        return None
-
     async def _replace_default(self, table: int, link: LinkConfig, metric: int | None) -> None:
         spec: dict[str, object] = {"dst": "0.0.0.0/0", "table": table, "oif": await self.ifindex(link.interface)}
         if link.gateway is not None:
@@ -87,8 +71,79 @@ class RouteManager:
             raise RouteError(f"default route via {link.name} ({link.interface}) in table {table}: "
                              f"{exc.args[1] if len(exc.args) > 1 else exc}") from None
 
-    async def set_default(self, link: LinkConfig) -> None:
-        await self._replace_default(self.table, link, self.metric)
+    async def set_multipath(self, table: int, members: list[LinkConfig], metric: int | None) -> None:
+        """One default route over `members`, each nexthop weighted by its link's weight (one member: a plain
+        route); replaced atomically, so established flows keep their nexthop unless theirs left."""
+        if len(members) == 1:
+            await self._replace_default(table, members[0], metric)
+            return
+        hops = []
+        for link in members:
+            hop: dict[str, object] = {"oif": await self.ifindex(link.interface), "hops": link.weight - 1}
+            if link.gateway is not None:
+                hop["gateway"] = str(link.gateway)
+            hops.append(hop)
+        spec: dict[str, object] = {"dst": "0.0.0.0/0", "table": table, "multipath": hops}
+        if metric:
+            spec["priority"] = metric
+        try:
+            await self.ipr.route("replace", **spec)
+        except NetlinkError as exc:
+            raise RouteError(f"multipath default over {', '.join(x.name for x in members)} in table {table}: "
+                             f"{exc.args[1] if len(exc.args) > 1 else exc}") from None
+
+    async def set_unreachable(self, table: int) -> None:
+        """Nothing leaves by this table (a policy that must not fall back to another link)."""
+        try:
+            await self.ipr.route("replace", dst="0.0.0.0/0", table=table, type=7)  # RTN_UNREACHABLE
+        except NetlinkError as exc:
+            raise RouteError(f"unreachable default in table {table}: {exc}") from None
+
+    async def clear_table(self, table: int) -> None:
+        with contextlib.suppress(NetlinkError):
+            await self.ipr.route("del", dst="0.0.0.0/0", table=table)
+
+    async def members_of_default(self) -> list[tuple[str | None, str | None]]:
+        """(gateway, interface) of every nexthop of the managed default route (empty if absent)."""
+        async for r in await self.ipr.route("dump", table=self.table):
+            if r.get("family") != 2 or r.get("dst_len") != 0 or r.get_attr("RTA_TABLE") != self.table:
+                continue
+            if (r.get_attr("RTA_PRIORITY") or 0) != self.metric:
+                continue
+            hops = r.get_attr("RTA_MULTIPATH")
+            if not hops:
+                oif = r.get_attr("RTA_OIF")
+                return [(r.get_attr("RTA_GATEWAY"), await self.ifname(oif) if oif else None)]
+            out = []
+            for hop in hops:
+                gw = dict(hop.get("attrs", [])).get("RTA_GATEWAY")
+                out.append((gw, await self.ifname(hop["oif"])))
+            return out
+        return []
+
+    async def add_rule(self, **spec: object) -> None:
+        """Add one policy rule; an identical one already there is fine."""
+        try:
+            await self.ipr.rule("add", **spec)
+        except NetlinkError as exc:
+            if exc.code != errno.EEXIST:
+                raise RouteError(f"rule {spec}: {exc}") from None
+
+    async def del_rule(self, **spec: object) -> None:
+        try:
+            await self.ipr.rule("del", **spec)
+        except NetlinkError as exc:
+            if exc.code not in (errno.ENOENT, errno.ESRCH):
+                raise RouteError(f"rule {spec}: {exc}") from None
+
+    async def flush_rules(self, low: int, high: int) -> int:
+        """Delete every IPv4 rule with a priority in [low, high) (what a previous run left); how many."""
+        found = [r.get_attr("FRA_PRIORITY") async for r in await self.ipr.rule("dump", family=2)
+                 if low <= (r.get_attr("FRA_PRIORITY") or 0) < high]
+        for prio in found:
+            with contextlib.suppress(NetlinkError):
+                await self.ipr.rule("del", priority=prio, family=2)
+        return len(found)
 
     async def ensure_policy(self, link: LinkConfig, table: int, priority: int) -> None:
         """Install (idempotently) the probe table and `from source` rule of one link."""

@@ -50,7 +50,8 @@ def _child(config_path: str, data_dir: str) -> None:
             await super().emit(*items)
 
         def set_link(self, link: LinkState) -> None:
-            out("link", name=link.name, metered=link.metered)
+            out("link", name=link.name, metered=link.metered, defer_bulk=link.defer_bulk,
+                slow_telemetry=link.slow_telemetry, budget_pct=link.budget_pct)
             super().set_link(link)
 
         def health(self, state: Any, detail: str = "", **params: Any) -> None:
