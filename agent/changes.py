@@ -58,8 +58,21 @@ class ChangeTracker:
         await self._emit(Event("change", data, severity=severity, source="agent"))
 
 
+def release_root(release_dir: Path | None) -> Path | None:
+    """fleet.release_dir, or else the release layout this process runs from (install.sh makes one): a box
+    installed as releases takes updates without anyone writing the path into its config."""
+    if release_dir is not None:
+        return release_dir
+    try:
+        parent = Path(sys.prefix).resolve().parent
+        return parent if (parent / "state.json").is_file() else None
+    except OSError:
+        return None
+
+
 def running_release(release_dir: Path | None) -> str | None:
     """The release this process runs from, when the box was installed as releases (a venv per release)."""
+    release_dir = release_root(release_dir)
     if release_dir is None:
         return None
     try:

@@ -20,8 +20,8 @@ class FleetConfig(Section):
         None, description="the Ed25519 release public key (PEM) pinned on this box: a release manifest must "
                           "carry its signature; absent = update is refused")
     release_dir: Path | None = Field(
-        None, description="the release layout install.sh made (/opt/commune-agent/releases); absent = update "
-                          "is refused (the box was not installed as releases)")
+        None, description="the release layout install.sh made (/opt/commune-agent/releases); absent = the "
+                          "layout this agent runs from, if any (else update is refused)")
     gate_s: float = Field(120.0, ge=10, le=3600, description="health gate after a change: the COC reached again "
                                                              "with the new settings and every driver that was ok "
                                                              "is ok again within this time, or the change is "

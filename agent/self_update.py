@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import guard
 from agent.bundle import verify_manifest, wheels_of
-from agent.changes import CHANGE_ID, running_release
+from agent.changes import CHANGE_ID, release_root, running_release
 from agent.driver import CommandError
 from agent.failpoints import failpoint
 from agent.guard import Layout, set_link
@@ -51,7 +51,7 @@ class SelfUpdate:
         return self.sup.config.data_dir / "fleet" / "incoming"
 
     def layout(self) -> Layout | None:
-        root = self.sup.config.fleet.release_dir
+        root = release_root(self.sup.config.fleet.release_dir)
         return Layout(root) if root is not None and root.is_dir() else None
 
     def register(self) -> None:
@@ -126,7 +126,8 @@ class SelfUpdate:
         fleet = self.sup.config.fleet
         layout = self.layout()
         if layout is None:
-            return "fleet.release_dir is not set or missing: this box was not installed as releases"
+            return "no release layout (fleet.release_dir unset and this agent does not run from one): " \
+                   "this box was not installed as releases"
         if self.release is None:
             return f"this agent does not run from a release in {fleet.release_dir}"
         if fleet.release_key_file is None:

@@ -73,13 +73,16 @@ case ",$extras," in
   *,all,*|*,camera,*) source "$ROOT/scripts/lib/setup-env.sh"; ensure_camera_model "$PREFIX/venv/bin/python" ;;
 esac
 
-install -d -m 0750 -o root -g "$USER_NAME" "$ETC_DIR"
+# The agent writes agent.yaml and pushed/ here when the COC pushes a configuration (remote config), so the
+# directory and the file are its own; the unit opens exactly this directory for writing (ReadWritePaths=).
+install -d -m 0750 -o "$USER_NAME" -g "$USER_NAME" "$ETC_DIR"
 install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.example.yaml" "$ETC_DIR/agent.example.yaml"
 if [ -e "$ETC_DIR/agent.yaml" ]; then
+  chown "$USER_NAME:$USER_NAME" "$ETC_DIR/agent.yaml"
   say "keeping existing $ETC_DIR/agent.yaml (the new example is $ETC_DIR/agent.example.yaml)"
 else
   # valid as written (site, coc, health; every family commented out): check-config passes before any edit
-  install -m 0640 -o root -g "$USER_NAME" "$ROOT/config/agent.starter.yaml" "$ETC_DIR/agent.yaml"
+  install -m 0640 -o "$USER_NAME" -g "$USER_NAME" "$ROOT/config/agent.starter.yaml" "$ETC_DIR/agent.yaml"
   say "wrote a starter $ETC_DIR/agent.yaml: set site and coc (or: commune-agent init --force), then enable"
   say "  the families this office has from $ETC_DIR/agent.example.yaml and run check-config"
 fi

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -62,6 +63,9 @@ def test_install_script_is_idempotent_and_keeps_an_edited_config(tmp_path) -> No
     second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "keeping existing" in second.stdout and cfg.read_text().endswith("# edited on site\n")
+    # a configuration the COC pushes is written by the agent itself: the directory and the file are its own
+    agent_uid = pwd.getpwnam("commune-agent").pw_uid
+    assert (tmp_path / "etc").stat().st_uid == agent_uid and cfg.stat().st_uid == agent_uid
     two = os.readlink(releases / "current")  # an upgrade: a new release dir, current and good
     assert two != one and os.readlink(releases / "good") == two and (releases / one).is_dir()
     assert not [p for p in releases.iterdir() if p.name.startswith(".tmp-")]

@@ -106,7 +106,7 @@ def test_a_release_push_is_signed_as_the_boxes_expect_and_halts_at_a_refusing_ca
                           "--chunk-bytes", "2048", "--release-id", "r9")
         desk.json(capsys, "release", "publish", built["dir"])
         code, out, _ = desk.run(capsys, "release", "push", "r9", "--sites", ",".join(SITES))
-        assert code == 1 and "fleet.release_dir is not set" in out and "halted" in out
+        assert code == 1 and "no release layout" in out and "halted" in out
         assert [m.topic.split("/")[2] for m in offers.on("/cmd/update")] == ["s1"]
         body = offers.on("/cmd/update")[0].json()
         assert body["manifest"]["release"] == "r9" and body["urgent"] is False
