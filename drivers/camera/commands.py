@@ -60,11 +60,16 @@ class CameraCommands:
             raise CommandError("clip 'offset' must be a whole number of bytes >= 0")
         if not isinstance(chunk, int) or isinstance(chunk, bool) or not 1024 <= chunk <= MAX_CHUNK_BYTES:
             raise CommandError(f"clip 'chunk_bytes' must be a whole number from 1024 to {MAX_CHUNK_BYTES}")
-        if self.ctx.link.metered and not args.get("force"):
-            self.deferred_clips.append((clip_id, offset))
-            self.log.info("clip_deferred", camera=self.cam.name, clip=clip_id, offset=offset)
-            return {"camera": self.cam.name, "id": clip_id, "deferred": True,
-                    "detail": "metered link: sent when the main link is back (force: true sends now)"}
+        link = self.ctx.link
+        if link.metered and (not args.get("force") or link.defer_bulk):
+            if (clip_id, offset) not in self.deferred_clips:  # asked again while waiting: still sent once
+                self.deferred_clips.append((clip_id, offset))
+            self.log.info("clip_deferred", camera=self.cam.name, clip=clip_id, offset=offset, link=link.name,
+                          budget_pct=link.budget_pct)
+            detail = (f"data budget of {link.name} at {link.budget_pct:g}%: sent when an unmetered link is back, "
+                      "even with force" if link.defer_bulk and link.budget_pct is not None else
+                      "metered link: sent when the main link is back (force: true sends now)")
+            return {"camera": self.cam.name, "id": clip_id, "deferred": True, "detail": detail}
         return await self.upload_clip(clip_id, offset, chunk)
 
     async def flush_deferred(self) -> int:

@@ -124,6 +124,11 @@ async def _command(tmp_path: Path) -> None:
             ctx.set_link(LinkState("wan2-4g", metered=True))
             reply = await cmd({"camera": "yard", "id": clip_id})
             assert reply["deferred"] is True and not ctx.chunks and not ctx.events_of("clip_upload")
+            # the 4G SIM's data budget is spent: even a forced (urgent) upload waits, and the reply says why
+            ctx.set_link(LinkState("wan2-4g", metered=True, defer_bulk=True, budget_pct=102.5))
+            reply = await cmd({"camera": "yard", "id": clip_id, "force": True})
+            assert reply["deferred"] is True and "data budget of wan2-4g at 102.5%" in reply["detail"]
+            assert not ctx.chunks and not ctx.events_of("clip_upload")
             ctx.set_link(LinkState("wan1", metered=False))
             upload = (await async_wait_until(lambda: ctx.events_of("clip_upload"), timeout=10,
                                              what="the deferred clip described when the link is unmetered"))[0]
