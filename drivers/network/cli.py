@@ -15,7 +15,8 @@ STALE_S = 30.0  # the driver rewrites the file every report_interval_s and on ev
 
 
 def add_commands(subparsers: Any) -> None:
-    p = subparsers.add_parser("links", help="show the WAN links: state, loss, RTT and which one carries traffic")
+    p = subparsers.add_parser("links", help="show the WAN links: state, loss, RTT, the balance set and its shares, "
+                                             "data budgets and policies")
     p.add_argument("--json", action="store_true", help="print the raw state as JSON")
     p.set_defaults(func=links_command)
 
@@ -61,15 +62,35 @@ def render(state: dict[str, Any], now: float) -> str:
                  + ("   failback held back by flap damping" if state.get("failback_damped") else ""))
     if age > STALE_S:
         lines.append(f"WARNING: state is {age:.0f}s old: the agent may not be running")
-    lines.append(f"{'':2}{'LINK':<10}{'STATE':<8}{'FOR':<9}{'IFACE':<10}{'PRIO':<5}{'METERED':<8}REASON")
+    shares = {x["name"]: x.get("share_pct", 0.0) for x in state.get("links", [])}
+    members = state.get("members") or []
+    lines.append("balance set: " + (", ".join(f"{m} {shares.get(m, 0):.0f}%" for m in members) or "(none)"))
+    lines.append(f"{'':2}{'LINK':<10}{'STATE':<8}{'FOR':<9}{'IFACE':<10}{'PRIO':<5}{'ROLE':<8}{'PROBES':<7}"
+                 f"{'METERED':<8}REASON")
     for link in state.get("links", []):
-        mark = "*" if link.get("in_use") else " "
+        mark = "*" if link.get("in_use") else ("+" if link.get("in_set") else " ")
         lines.append(f"{mark} {link['name']:<10}{link['state']:<8}{_ago(link.get('since'), now):<9}"
-                     f"{link['interface']:<10}{link['priority']:<5}{'yes' if link.get('metered') else 'no':<8}"
+                     f"{link['interface']:<10}{link['priority']:<5}{link.get('role', 'balance'):<8}"
+                     f"{link.get('probes', 'full'):<7}{'yes' if link.get('metered') else 'no':<8}"
                      f"{link.get('reason', '')}")
         for t in link.get("targets", []):
             loss = "-" if t.get("loss_pct") is None else f"{t['loss_pct']:.0f}%"
             rtt = "/".join(_ms(t.get(k)) for k in ("rtt_min_ms", "rtt_avg_ms", "rtt_max_ms"))
             lines.append(f"    {t['target']:<28}{t['state']:<8}loss {loss:<5} rtt {rtt} ms  "
                          f"jitter {_ms(t.get('jitter_ms'))} ms")
+    budgets = [(x["name"], x["budget"]) for x in state.get("links", []) if x.get("budget")]
+    if budgets:
+        lines.append("data budgets:")
+    for name, b in budgets:
+        actions = " → " + ", ".join(b["actions"]) if b.get("actions") else ""
+        for period in ("daily", "monthly"):
+            if period in b:
+                u = b[period]
+                since = f" since {b.get('cycle_start')}" if period == "monthly" else ""
+                lines.append(f"  {name} {period} {u['used_mb']:.1f}/{u['budget_mb']:g} MB ({u['pct']:.0f}%)"
+                             f"{since}{actions}")
+    if state.get("policies"):
+        lines.append("policies:")
+    for p in state.get("policies", []):
+        lines.append(f"  {p['name']}  {p['action']} {p['link']}  {p['match']}  {p['state']}")
     return "\n".join(lines)
