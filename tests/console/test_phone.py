@@ -21,7 +21,7 @@ from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 
 PHONE = {"width": 360, "height": 740}
-MAX_STATUS_PX = 2000
+MAX_STATUS_PX = 2020  # 1,963 px measured with the links as unmetered; a metered link's budget line takes one more
 MIN_CELL_PX = 96  # a table cell narrower than this wraps its words letter by letter at 16 px
 SHOTS = Path("/tmp/console-phone")
 LONG_TITLE = "Thông báo lịch tiêm phòng dại cho chó mèo tại nhà văn hóa thôn Đông"
@@ -61,7 +61,10 @@ def _links() -> dict:
         {"name": "wan1", "state": "down", "in_use": False, "reason": REASON_EN,
          "reason_template": "{lost_in_row} probes in a row unanswered on {targets_silent}/{targets} targets",
          "reason_params": down},
-        {"name": "wan2-4g-viettel", "state": "up", "in_use": True,
+        {"name": "wan2-4g-viettel", "state": "up", "in_use": True, "metered": True, "role": "balance",
+         "in_set": True, "share_pct": 100.0,
+         "budget": {"billing_day": 5, "cycle_start": "2026-03-05", "actions": ["notify", "defer_bulk"],
+                    "used_pct": 84.2, "monthly": {"used_mb": 842.4, "budget_mb": 1000.0, "pct": 84.2}},
          "reason": "healthy on 3/3 targets over 10s (loss <= 0.0%)",
          "reason_template": "healthy on {good}/{targets} targets over {span_s}s (loss <= {worst_loss_pct}%)",
          "reason_params": up}]}
@@ -127,6 +130,15 @@ def _phone(browser: Browser, agent: ConsoleAgent, user: tuple[str, str] = OFFICI
 def _shot(page: Page, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_status_page_shows_a_metered_links_data_budget(browser: Browser, agent: ConsoleAgent) -> None:
+    page = _phone(browser, agent)
+    page.goto("/status")
+    budget = page.locator('#links .budget[data-budget="wan2-4g-viettel"]')
+    expect(budget).to_have_text("84% dung lượng · hoãn tải lớn")
+    expect(budget).to_have_attribute("title", "842/1000 MB (84%); chu kỳ cước từ 2026-03-05")
+    assert page.locator('#links .budget[data-budget="wan1"]').count() == 0
 
 
 def test_status_page_with_a_full_feed_stays_short_on_a_phone(browser: Browser, agent: ConsoleAgent) -> None:
