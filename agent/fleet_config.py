@@ -22,7 +22,7 @@ class FleetConfig(Section):
     release_dir: Path | None = Field(
         None, description="the release layout install.sh made (/opt/commune-agent/releases); absent = the "
                           "layout this agent runs from, if any (else update is refused)")
-    gate_s: float = Field(120.0, ge=10, le=3600, description="health gate after a change: the COC reached again "
+    gate_s: float = Field(60.0, ge=10, le=3600, description="health gate after a change: the COC reached again "
                                                              "with the new settings and every driver that was ok "
                                                              "is ok again within this time, or the change is "
                                                              "rolled back")

@@ -46,7 +46,9 @@ def site_broker(tmp: Path, site: str) -> Broker:
 
 class ReleaseBox:
     def __init__(self, tmp: Path, base: Path, keys: Keys, site: str, gate_s: float = 10,
-                 once_env: dict[str, str] | None = None, once_start: int = 1, **extra: Any) -> None:
+                 once_env: dict[str, str] | None = None, once_start: int = 1, restart_sec: float | None = 0.3,
+                 **extra: Any) -> None:
+        """restart_sec: None keeps the unit's own RestartSec (a benchmark); tests restart in 0.3 s."""
         self.tmp, self.keys, self.site = tmp, keys, site
         self.broker = site_broker(tmp, site)
         self.prefix = tmp / "opt"
@@ -66,7 +68,7 @@ class ReleaseBox:
         self.rec = Recorder(self.broker.port, topics=(f"{PREFIX}/#",)).start()
         self.log = tmp / "unit.log"
         self.unit = UnitLoop(self.prefix, self.etc, self.log, once_env=once_env or {}, once_start=once_start,
-                             restart_sec=0.3)
+                             restart_sec=restart_sec)
         self.n = 0
 
     def start(self) -> ReleaseBox:

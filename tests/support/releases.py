@@ -21,6 +21,9 @@ from tests.support.agentproc import ROOT
 CACHE = ROOT / ".cache" / "release-wheels"
 PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
 SYSTEM_PYTHON = "/usr/bin/python3"
+# pip and the releases see no PYTHONPATH: with the checkout on it, pip takes the checkout's egg-info for an
+# installed commune-agent and leaves it out of the release (scripts/bench.sh exports PYTHONPATH=<checkout>)
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 # what a broken release does: the agent package raises as it is imported
 BROKEN = 'raise RuntimeError("this release is broken at import")\n'
 
@@ -48,9 +51,10 @@ def dep_wheels() -> Path:
     with _locked("deps"):
         if not out.is_dir():
             tmp = Path(tempfile.mkdtemp(dir=CACHE))
-            subprocess.run([*PIP, "wheel", "-w", str(tmp / "run"), *reqs, "pip"], check=True, timeout=600)
+            subprocess.run([*PIP, "wheel", "-w", str(tmp / "run"), *reqs, "pip"], check=True, timeout=600,
+                           env=CLEAN_ENV)
             subprocess.run([*PIP, "wheel", "-w", str(tmp / "build"), "setuptools>=64", "wheel"], check=True,
-                           timeout=600)
+                           timeout=600, env=CLEAN_ENV)
             tmp.rename(out)
     return out
 
@@ -87,7 +91,8 @@ def agent_wheel(variant: str = "base") -> Path:
                 text = text.replace(f'__version__ = "{version}"', f'__version__ = "{version}+{variant}"')
                 init.write_text(text + (BROKEN if variant == "broken" else ""))
             subprocess.run([*PIP, "wheel", "--no-deps", "--no-index", "--find-links", str(deps / "build"),
-                            "-w", str(tmp / "wheel"), str(src)], check=True, timeout=300, capture_output=True)
+                            "-w", str(tmp / "wheel"), str(src)], check=True, timeout=300, capture_output=True,
+                           env=CLEAN_ENV)
             (tmp / "wheel").rename(out)
             shutil.rmtree(tmp)
     return out
@@ -107,12 +112,12 @@ def make_layout(releases: Path, release_id: str = "base") -> Path:
     releases.mkdir(parents=True, exist_ok=True)
     venv = releases / f".tmp-install-{os.getpid()}"
     release_wheels(venv / "wheels")
-    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120, env=CLEAN_ENV)
     wheels = sorted(str(p) for p in (venv / "wheels").glob("*.whl"))
     subprocess.run([*PIP, "--python", str(venv / "bin" / "python"), "install", "--no-index", "--find-links",
-                    str(venv / "wheels"), *wheels], check=True, timeout=300)
+                    str(venv / "wheels"), *wheels], check=True, timeout=300, env=CLEAN_ENV)
     subprocess.run([str(venv / "bin" / "python"), "-m", "agent", "release", "adopt", "--releases", str(releases),
-                    "--id", release_id], check=True, timeout=120, capture_output=True)
+                    "--id", release_id], check=True, timeout=120, capture_output=True, env=CLEAN_ENV)
     return releases
 
 
