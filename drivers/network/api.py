@@ -10,7 +10,7 @@ from drivers.network.config import NetworkConfig
 from drivers.network.statefile import state_path_of
 
 SECTION = "network"  # the supervisor gives the driver <data_dir>/<section>
-LINK_EVENTS = ("failover", "failback", "link_down", "link_up", "all_links_down")
+LINK_EVENTS = ("failover", "failback", "link_down", "link_up", "all_links_down", "balance_changed", "data_budget")
 
 
 def link_state(data_root: Path, cfg: NetworkConfig | None) -> dict[str, Any] | None:
