@@ -3,23 +3,11 @@ release, finishes the change and reports it once."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.support.releasebox import Keys, ReleaseBox, power_cut_during_update
-from tests.support.releases import make_layout
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_layout(tmp_path_factory.mktemp("layout") / "releases")
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
+from tests.support.releasebox import Keys, power_cut_during_update
 
 
 @pytest.mark.parametrize(("failpoint", "start"), [
@@ -27,10 +15,5 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     ("update.download.done", 1),
     ("update.install.wheels", 1),
 ])
-def test_power_cut(tmp_path: Path, base: Path, keys: Keys, failpoint: str, start: int) -> None:
-    box = ReleaseBox(tmp_path, base, keys, f"pc{os.getpid()}", once_env={"COMMUNE_AGENT_FAILPOINT": failpoint},
-                     once_start=start)
-    try:
-        power_cut_during_update(box, failpoint)
-    finally:
-        box.close()
+def test_power_cut(tmp_path: Path, release_base: Path, release_keys: Keys, failpoint: str, start: int) -> None:
+    power_cut_during_update(tmp_path, release_base, release_keys, failpoint, start)

@@ -11,26 +11,16 @@ from typing import Any, Iterator
 import pytest
 
 from tests.support.releasebox import Keys, ReleaseBox
-from tests.support.releases import make_layout
 from tests.support.wait import wait_until
 
 
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_layout(tmp_path_factory.mktemp("layout") / "releases")
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    return Keys(tmp_path_factory.mktemp("keys"))
-
-
 @pytest.fixture
-def box(tmp_path: Path, base: Path, keys: Keys) -> Iterator[Any]:
+def box(tmp_path: Path, release_base: Path, release_keys: Keys) -> Iterator[Any]:
     made: list[ReleaseBox] = []
 
     def make(**kw: Any) -> ReleaseBox:
-        made.append(ReleaseBox(tmp_path / f"box{len(made)}", base, keys, f"s{os.getpid()}x{len(made)}", **kw))
+        made.append(ReleaseBox(tmp_path / f"box{len(made)}", release_base, release_keys,
+                               f"s{os.getpid()}x{len(made)}", **kw))
         return made[-1]
 
     yield make

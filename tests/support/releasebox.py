@@ -4,6 +4,7 @@ per-site ACL the README recommends, and the COC's side: publishing bundles and s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -163,9 +164,18 @@ class ReleaseBox:
         self.broker.stop()
 
 
-def power_cut_during_update(box: ReleaseBox, failpoint: str) -> None:
-    """Cut the power at one named step of an update (download, install, switch, commit): the box must come
-    back on a working release, finish the change and tell the COC once."""
+def power_cut_during_update(tmp: Path, base: Path, keys: Keys, failpoint: str, start: int) -> None:
+    """Cut the power at one named step of an update (download, install, switch, commit) during the unit's
+    start number `start`: the box must come back on a working release, finish the change and tell the COC once."""
+    box = ReleaseBox(tmp, base, keys, f"pc{os.getpid()}", once_env={"COMMUNE_AGENT_FAILPOINT": failpoint},
+                     once_start=start)
+    try:
+        _power_cut(box, failpoint)
+    finally:
+        box.close()
+
+
+def _power_cut(box: ReleaseBox, failpoint: str) -> None:
     box.start()
     manifest, sig, bundle = box.bundle("next", "r-next")
     box.publish(manifest, bundle)
