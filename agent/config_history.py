@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.guard import PUSHED_DIR  # the guard (standard library only) names the files beside agent.yaml
 from agent.statefile import read_json, write_bytes_atomic, write_json
 
-PUSHED_DIR = "pushed"  # beside agent.yaml: files a configuration push brought (passwords, certificates)
-TRIAL_FILE = "fleet-trial.json"  # beside agent.yaml while a configuration change is in its health gate
-OUTCOME_FILE = "fleet-outcome.json"  # beside agent.yaml: what the guard undid, for the agent to report
 FILE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _DIR = re.compile(r"(\d{6})-([0-9a-f]{12})")
 

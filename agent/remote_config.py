@@ -15,8 +15,6 @@ from agent.changes import CHANGE_ID
 from agent.config import ConfigError, parse_text
 from agent.config_history import (
     FILE_NAME,
-    OUTCOME_FILE,
-    TRIAL_FILE,
     ConfigHistory,
     Version,
     read_pushed,
@@ -24,6 +22,9 @@ from agent.config_history import (
 )
 from agent.driver import CommandError
 from agent.failpoints import failpoint
+from agent.guard import CONFIG_OUTCOME_FILE as OUTCOME_FILE
+from agent.guard import CONFIG_TRIAL_FILE as TRIAL_FILE
+from agent.guard import recover_config
 from agent.logs import KvLogger
 from agent.statefile import read_json, write_bytes_atomic, write_json
 
@@ -40,25 +41,13 @@ def history_of(cfg: Any) -> ConfigHistory:
 
 def recover_interrupted(config_path: Path) -> dict[str, Any] | None:
     """A start that finds a configuration change still in its gate (power cut, crash, restart) puts the
-    last-known-good configuration back before anything reads it; returns the outcome to report."""
-    trial_path = config_path.parent / TRIAL_FILE
-    trial = read_json(trial_path)
-    if not trial_path.exists():
+    last-known-good configuration back before anything reads it — what the unit's guard does first, done here
+    too for a start without the guard; returns the outcome to report."""
+    if not (config_path.parent / TRIAL_FILE).exists():
         return None
-    outcome = {"change_id": (trial or {}).get("change_id", ""), "kind": KIND, "outcome": "rolled_back",
-               "reason": "the agent restarted during the health gate (power cut or crash)",
-               "from": (trial or {}).get("from"), "to": (trial or {}).get("to"), "ts": round(time.time(), 3)}
-    good_dir = Path(str((trial or {}).get("good_dir", "")))
-    if isinstance(trial, dict) and (good_dir / "agent.yaml").is_file():
-        pushed = good_dir / "pushed"
-        write_pushed(config_path, {p.name: p.read_bytes() for p in sorted(pushed.iterdir())}
-                     if pushed.is_dir() else {})
-        write_bytes_atomic(config_path, (good_dir / "agent.yaml").read_bytes())
-    else:
-        outcome["reason"] += "; the trial record was unreadable, the configuration in place was kept"
-    write_json(config_path.parent / OUTCOME_FILE, outcome)
-    trial_path.unlink()
-    return outcome
+    recover_config(config_path)
+    outcome = read_json(config_path.parent / OUTCOME_FILE)
+    return outcome if isinstance(outcome, dict) else None
 
 
 class RemoteConfig:
