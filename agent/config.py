@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ByteSize, Field, ValidationError, create_model, field_validator, model_validator
 
 from agent.fleet_config import FleetConfig
+from agent.report_by_exception import TelemetryConfig
 from agent.section import SecretFile, Section, check_mqtt_client, read_key_file
 from drivers.registry import SPECS, load_object
 
@@ -80,6 +81,9 @@ class CocConfig(Section):
     command_window_s: int = Field(300, ge=5, le=86400, description="a signed command's ts must be this close "
                                                                     "to the agent's clock")
     max_command_bytes: int = Field(65536, ge=256, le=16 * 1024 * 1024, description="larger commands are refused")
+    health_interval_s: float = Field(600.0, ge=10, le=86400, description="the retained health document is sent "
+                                                                         "at once when something an operator would "
+                                                                         "act on changes, and at least this often")
 
     @field_validator("command_key_file")
     @classmethod
@@ -116,6 +120,8 @@ _CORE_FIELDS: dict[str, Any] = {
                              description="state: spool, bulletin store, inventory, snapshots")),
     "spool": (SpoolConfig, Field(SpoolConfig(), description="the store-and-forward queue to the COC")),
     "logging": (LoggingConfig, Field(LoggingConfig(), description="log levels (logs go to the journal)")),
+    "telemetry": (TelemetryConfig, Field(TelemetryConfig(), description="what readings go to the COC: report by "
+                                                                       "exception with a heartbeat")),
     "fleet": (FleetConfig, Field(FleetConfig(), description="remote configuration and self-update from the COC")),
 }
 

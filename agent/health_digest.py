@@ -19,6 +19,13 @@ def depth_band(depth: Any) -> int:
     return len(str(depth))
 
 
+def link_digest(link: dict[str, Any]) -> Any:
+    """The link in use and its budget state; the budget's share in tens of percent (it creeps up all day)."""
+    pct = link.get("budget_pct")
+    band = int(pct // 10) if isinstance(pct, (int, float)) else None
+    return (link.get("name"), link.get("metered"), link.get("defer_bulk"), link.get("slow_telemetry"), band)
+
+
 def digest(doc: dict[str, Any]) -> Any:
     """The parts of a health document that matter to an operator, in a comparable form."""
     spool = doc.get("spool") or {}
@@ -33,7 +40,7 @@ def digest(doc: dict[str, Any]) -> Any:
         tuple(spool.get(k) for k in FAULT_COUNTERS),
         uplink.get("state"), uplink.get("detail"), tuple(sorted(uplink.get("refused_topics") or {})),
         tuple(uplink.get(k) for k in UPLINK_FAULTS),
-        tuple(sorted((doc.get("link") or {}).items())),
+        link_digest(doc.get("link") or {}),
         tuple(sorted((doc.get("commands") or {}).items())),
         doc.get("config_version") and tuple(sorted(doc["config_version"].items())),
         change.get("change_id"), change.get("state"),

@@ -147,4 +147,5 @@ class HostDriver:
                 if stored is False:
                     tracker.revert(key)
             # on a metered backup link (4G) host telemetry goes frugal; alarms still fire on the next sample
-            await asyncio.sleep(cfg.metered_interval_s if ctx.link.metered else cfg.interval_s)
+            await asyncio.sleep(cfg.metered_interval_s if ctx.link.metered or ctx.link.slow_telemetry
+                                else cfg.interval_s)

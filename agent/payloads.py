@@ -36,8 +36,10 @@ def to_json(obj: Any) -> bytes:
         return json.dumps(_finite(obj), separators=(",", ":"), ensure_ascii=False, default=str).encode()
 
 
-def reading_dict(r: Reading) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": r.name, "value": r.value, "ts": round(r.ts, 3)}
+def reading_dict(r: Reading, with_ts: bool = True) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": r.name, "value": r.value}
+    if with_ts:
+        out["ts"] = round(r.ts, 3)
     if r.unit:
         out["unit"] = r.unit
     if r.tags:
@@ -71,6 +73,10 @@ def to_records(source: str, items: Iterable[Emittable], historical: bool) -> lis
         else:
             raise TypeError(f"cannot emit {type(item).__name__}")
     if readings:
-        body = to_json({"readings": [reading_dict(r) for r in readings]})
+        stamps = {round(r.ts, 3) for r in readings}
+        if len(stamps) == 1:  # one measurement round: its time once, not once per reading
+            body = to_json({"ts": stamps.pop(), "readings": [reading_dict(r, with_ts=False) for r in readings]})
+        else:
+            body = to_json({"readings": [reading_dict(r) for r in readings]})
         records.insert(0, Record(f"telemetry/{topic_safe(source)}", body, int(Priority.TELEMETRY), True, historical))
     return records

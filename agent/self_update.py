@@ -153,7 +153,10 @@ class SelfUpdate:
         return None
 
     def _held(self, job: dict[str, Any]) -> bool:
-        return self.sup.config.fleet.defer_on_metered and self.sup.link.metered and not job.get("urgent")
+        link = self.sup.link
+        if link.defer_bulk:  # the link's data budget holds even urgent bulk
+            return True
+        return self.sup.config.fleet.defer_on_metered and link.metered and not job.get("urgent")
 
     # -- download, install, restart -----------------------------------------------------------------
     async def _run_job(self, job: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ serialises reloads, handles signals, and shuts down inside systemd's stop timeou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -39,6 +40,7 @@ from agent.logs import KvLogger, setup_logging
 from agent.notify import Notifier
 from agent.payloads import event_dict, to_json, to_records
 from agent.remote_config import RemoteConfig, recover_interrupted
+from agent.report_by_exception import ReportByException
 from agent.section import read_key_file
 from agent.self_update import SelfUpdate
 from agent.signing import read_public_key
@@ -335,6 +337,7 @@ class Supervisor:
         self.self_update.register()
         self.exit_code = 0
         self.config_version: dict[str, Any] | None = None
+        self.report_by_exception = ReportByException(self.config.telemetry)
         self.notifier = Notifier()
         self.emit_refused = 0
         self._refusing = False
@@ -378,7 +381,8 @@ class Supervisor:
         I/O, read-only) or dropped one for space (full of higher priority); `counters` get emit_refused or
         emit_dropped for it. The COC sees a drop as a seq gap and a spool_dropped event."""
         assert self.spool is not None
-        records = to_records(source, items, historical=not (self.uplink and self.uplink.connected))
+        records = to_records(source, self.report_by_exception.keep(source, items),
+                             historical=not (self.uplink and self.uplink.connected))
         for listener in list(self.taps):
             try:
                 listener(source, items)
@@ -405,9 +409,16 @@ class Supervisor:
         return True
 
     def set_link(self, link: LinkState) -> None:
-        if link.name != self.link.name or link.metered != self.link.metered:
-            self.log.info("link_in_use", link=link.name, metered=link.metered)
+        def verdict(s: LinkState) -> tuple[Any, ...]:
+            return s.name, s.metered, s.defer_bulk, s.slow_telemetry
+
+        if verdict(link) != verdict(self.link):
+            self.log.info("link_in_use", link=link.name, metered=link.metered, defer_bulk=link.defer_bulk,
+                          slow_telemetry=link.slow_telemetry)
             self.link = link
+            self.health_changed()
+        elif link.budget_pct != self.link.budget_pct:  # the same link, its budget a little more used
+            self.link = dataclasses.replace(self.link, budget_pct=link.budget_pct)
             self.health_changed()
 
     def health_changed(self) -> None:
@@ -485,8 +496,11 @@ class Supervisor:
                 "core": {n: t.state_doc() for n, t in sorted(self.core.items())},
                 "spool": spool,
                 "uplink": self.uplink.stats() if self.uplink else {},
-                "link": {"name": self.link.name, "metered": self.link.metered, "since": self.link.since or None},
-                "commands": dict(self.router.counters), **self.versions()}
+                "link": {"name": self.link.name, "metered": self.link.metered, "since": self.link.since or None,
+                         "defer_bulk": self.link.defer_bulk, "slow_telemetry": self.link.slow_telemetry,
+                         "budget_pct": self.link.budget_pct},
+                "commands": dict(self.router.counters), "telemetry_held": self.report_by_exception.held,
+                **self.versions()}
 
     def status_line(self) -> str:
         ok = sum(1 for r in self.drivers.values() if r.state == "ok")
@@ -544,6 +558,7 @@ class Supervisor:
         setup_logging(cfg.logging.level, dict(cfg.logging.levels))
         if self.spool is not None:
             self.spool.max_bytes = cfg.spool.max_bytes
+        self.report_by_exception.cfg = cfg.telemetry
         if spool_path(cfg) != spool_path(old_cfg) or cfg.data_dir != old_cfg.data_dir:
             self.log.warning("reload_partial", reason="spool path or data_dir changes take effect after a restart")
         for name in list(self.drivers):
@@ -719,7 +734,7 @@ class Supervisor:
             if self._pending_events:
                 await self._report_spool_notices()
             now = time.monotonic()
-            periodic = now - sent >= self.config.host.interval_s
+            periodic = now - sent >= self.config.coc.health_interval_s
             if not self._health_dirty.is_set() and not periodic and now - written < self.config.host.interval_s:
                 continue
             written = now

@@ -20,7 +20,7 @@ from drivers.registry import SPECS
 from tests.support.agentproc import ROOT
 
 GEN = ROOT / "scripts" / "gen-example-config"
-CORE_SECTIONS = ("site", "coc", "data_dir", "spool", "logging", "fleet", "host")
+CORE_SECTIONS = ("site", "coc", "data_dir", "spool", "logging", "telemetry", "fleet", "host")
 
 
 def _gen_module() -> Any:

@@ -4,6 +4,7 @@ the spool depth flickers as readings pass through (that was most of a box's upli
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from agent.health_digest import depth_band, digest
 from tests.support.agentproc import AgentProcess, write_config
@@ -45,3 +46,31 @@ def test_the_digest_ignores_flow_and_sees_faults() -> None:
     assert digest({**doc, "uplink": {**doc["uplink"], "rejected": 1}}) != digest(doc)
     assert digest({**doc, "spool": {**doc["spool"], "spool_depth": 5000}}) != digest(doc)
     assert [depth_band(d) for d in (0, 1, 99, 100, 999, 1000, None)] == [0, 0, 0, 3, 3, 4, 0]
+
+
+def test_a_budget_verdict_on_the_same_link_reaches_the_drivers_and_health(tmp_path: Path) -> None:
+    """The network driver says the metered link's budget now holds bulk: same link, new verdict."""
+    import asyncio
+
+    from agent.config import load
+    from agent.supervisor import Supervisor
+
+    async def main() -> None:
+        check(Supervisor(load(write_config(tmp_path / "agent.yaml", 1, tmp_path / "data", None))))
+
+    asyncio.run(main())
+
+
+def check(sup: Any) -> None:
+    from agent.driver import LinkState
+
+    sup.set_link(LinkState("lte", True, 100.0, budget_pct=41.0))
+    before = digest(sup.health_payload())
+    sup.set_link(LinkState("lte", True, 200.0, budget_pct=43.5))  # creeping up: shown, not news
+    assert sup.link.budget_pct == 43.5 and sup.link.since == 100.0
+    assert digest(sup.health_payload()) == before
+    sup.set_link(LinkState("lte", True, 300.0, defer_bulk=True, slow_telemetry=True, budget_pct=91.0))
+    assert sup.link.defer_bulk and sup.link.slow_telemetry
+    link = sup.health_payload()["link"]
+    assert (link["defer_bulk"], link["slow_telemetry"], link["budget_pct"]) == (True, True, 91.0)
+    assert digest(sup.health_payload()) != before
