@@ -7,11 +7,13 @@ demo's `cameras` section sees motion and person events and sends their snapshots
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
+from scripts.demo.sim_network import SCENE_ENV
 from tests.support.procs import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,9 +29,10 @@ def start(workdir: Path) -> Callable[[], None]:
 
     camdir = workdir / "camera"
     camdir.mkdir(parents=True, exist_ok=True)
-    raw = camdir / "street.raw"
+    scene = "noise" if os.environ.get(SCENE_ENV) == "quiet" else "player"  # quiet: an empty street, sensor noise
+    raw = camdir / f"street-{scene}.raw"
     if not raw.exists() or raw.stat().st_size != WIDTH * HEIGHT * 3 * int(FPS * SECONDS):
-        write_raw(SCENES["player"].render(WIDTH, HEIGHT, FPS, SECONDS), raw)
+        write_raw(SCENES[scene].render(WIDTH, HEIGHT, FPS, SECONDS), raw)
     log = open(camdir / "rtsp-server.log", "ab")
     proc = subprocess.Popen(
         ["/usr/bin/python3", str(ROOT / "tests" / "camera" / "rtsp_server.py"), "--port", str(PORT), "--raw", str(raw),

@@ -22,6 +22,7 @@ from tests.support.procs import stop_process
 NAMESPACES = {1: "cademo-isp1", 2: "cademo-isp2"}
 SNMP_PORT = 11661
 HEALTHY_S, OUTAGE_S = 30.0, 20.0
+SCENE_ENV = "COMMUNE_DEMO_SCENE"  # "quiet": no outages, an empty street (what a day mostly is)
 
 
 def _run(*argv: str, stdin: str | None = None, check: bool = True) -> None:
@@ -71,11 +72,13 @@ def start(workdir: Path) -> Callable[[], None]:
                               f"--persistentDir={snmp_dir}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop = threading.Event()
     cycler = threading.Thread(target=_outages, args=(stop,), name="sim-network-outages", daemon=True)
-    cycler.start()
+    if os.environ.get(SCENE_ENV) != "quiet":  # a quiet commune: no scripted outages (a day's standing traffic)
+        cycler.start()
 
     def stop_all() -> None:
         stop.set()
-        cycler.join(5)
+        if cycler.is_alive():
+            cycler.join(5)
         if snmpd.poll() is None:
             stop_process(snmpd)
         _teardown()

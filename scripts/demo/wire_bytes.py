@@ -1,13 +1,17 @@
 """The agent's own MQTT bytes on the wire: the simulated commune with every family on, at the example's default
 rates (the demo config with its faster rates taken out), the agent's connection to the COC broker through a
 counting TCP relay, and the COC's view of which topics the bytes went to. Extrapolated to a day.
-  python -m scripts.demo.wire_bytes [--seconds 180]     prints one JSON line"""
+
+Two scenes: `quiet` (no outages, an empty street: what a box costs standing, most of a day) and `busy` (the
+demo's: a person crosses every 16 s and the 4G link fails for 20 s of every 50 — far more than a real day).
+  python -m scripts.demo.wire_bytes [--seconds 180] [--scene quiet|busy]     prints one JSON line"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -19,6 +23,7 @@ import paho.mqtt.client as mqtt
 import yaml
 
 from scripts.demo.run import PORT, ROOT, USERS, WORKDIR, agent_env, simulated_commune
+from scripts.demo.sim_network import SCENE_ENV
 from tests.support.procs import stop_process
 
 DAY_S = 86400.0
@@ -92,15 +97,27 @@ def topic_class(topic: str) -> str:
     return f"{kind}/{parts[4]}" if kind in ("telemetry", "event") and len(parts) > 4 else kind
 
 
-def measure(seconds: float) -> dict[str, Any]:
+def measure(seconds: float, scene: str = "quiet") -> dict[str, Any]:
     """Run the commune for WARMUP_S + seconds; the figures per day come from the last `seconds` only."""
+    os.environ[SCENE_ENV] = scene
     cfg = default_rates(yaml.safe_load((ROOT / "config" / "demo.yaml").read_text()))
     relay = CountingRelay(PORT)
     per_topic: Counter[str] = Counter()
     counting = threading.Event()
 
+    keys: dict[tuple[str, str, str], int] = {}  # every reading seen: its size on the wire in a message
+    health_bytes: list[int] = []
+
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
-        if counting.is_set() and not msg.retain:
+        if msg.retain:
+            return
+        if msg.topic.endswith("/health"):
+            health_bytes.append(len(msg.payload) + len(msg.topic) + 4)
+        if "/telemetry/" in msg.topic:
+            for r in json.loads(msg.payload).get("readings", []):
+                key = (msg.topic, str(r.get("name")), json.dumps(r.get("tags"), sort_keys=True))
+                keys[key] = len(json.dumps(r, separators=(",", ":"))) + 1
+        if counting.is_set():
             per_topic[topic_class(msg.topic)] += len(msg.payload) + len(msg.topic) + 4
 
     with simulated_commune():
@@ -130,7 +147,12 @@ def measure(seconds: float) -> dict[str, Any]:
             coc.loop_stop()
             relay.stop()
     scale = DAY_S / elapsed / 1e6
-    return {"agent_uplink_mb_per_day": round((up + down) * scale, 1),
+    # the heartbeats (every reading each telemetry.heartbeat_s, the health each coc.health_interval_s) fire too
+    # seldom to show in a short window: added here in full, as if none of them were sent for a change anyway
+    beats = (sum(keys.values()) * DAY_S / cfg.get("telemetry", {}).get("heartbeat_s", 900.0)
+             + (max(health_bytes) if health_bytes else 0) * DAY_S / cfg["coc"].get("health_interval_s", 600.0)) / 1e6
+    return {"agent_uplink_mb_per_day": round((up + down) * scale + beats, 1),
+            "agent_uplink_heartbeats_mb_per_day": round(beats, 2),
             "agent_uplink_up_mb_per_day": round(up * scale, 1),
             "agent_uplink_by_topic_mb_per_day": {k: round(v * scale, 2) for k, v in per_topic.most_common()},
             "agent_uplink_measured_s": round(elapsed)}
@@ -139,7 +161,9 @@ def measure(seconds: float) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=float, default=180.0)
-    print(json.dumps(measure(ap.parse_args().seconds)))
+    ap.add_argument("--scene", choices=("quiet", "busy"), default="quiet")
+    args = ap.parse_args()
+    print(json.dumps(measure(args.seconds, args.scene)))
 
 
 if __name__ == "__main__":
