@@ -56,6 +56,9 @@ SPECS: tuple[DriverSpec, ...] = (
     DriverSpec("console", "drivers.console.config:ConsoleConfig", "drivers.console.driver:ConsoleDriver",
                "drivers.console.cli", uses=("broadcast", "cameras", "network", "sensors"),
                label=Label("Trang quản lý", "Console")),
+    DriverSpec("automations", "drivers.automations.config:AutomationsConfig",
+               "drivers.automations.driver:AutomationsDriver", "drivers.automations.cli",
+               uses=("broadcast", "cameras", "network", "sensors"), label=Label("Tự động hoá", "Automations")),
 )
 
 # what emits events besides the drivers (Event.source): the core itself and its uplink to the COC
