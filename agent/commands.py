@@ -22,6 +22,8 @@ from agent.statefile import read_json, write_json
 
 HANDLER_TIMEOUT_S = 60.0
 _SIG = re.compile(r"[0-9a-f]{64}")
+PEEK_BYTES = 1024  # where a request_id is looked for in a payload that cannot be parsed whole
+_REQUEST_ID = re.compile(rb'"request_id"\s*:\s*("(?:[^"\\\x00-\x1f]|\\.){0,200}"|-?[0-9]{1,19}(?![0-9.eE]))')
 _MAX_SEEN = 100_000  # replay memory bound: a flood of valid signatures cannot grow it without end
 
 
@@ -40,6 +42,27 @@ def sign(key: bytes, site_id: str, name: str, body: dict[str, Any]) -> str:
 def sign_change(key: Ed25519PrivateKey, site_id: str, name: str, body: dict[str, Any]) -> str:
     """What the COC computes to sign a change command (configuration, release) for one site."""
     return sign_bytes(key, canonical(site_id, name, body))
+
+
+def _valid_request_id(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= 200
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 1 << 63
+
+
+def peek_request_id(payload: bytes) -> str | int | None:
+    """The request_id of a payload that is not run (too large, malformed, lone surrogates), read from its first
+    PEEK_BYTES by a bounded pattern, so even a refusal can be matched to its request; None when none is readable."""
+    found = _REQUEST_ID.search(payload[:PEEK_BYTES])
+    if found is None:
+        return None
+    try:
+        value = json.loads(found.group(1).decode("utf-8"))
+        if isinstance(value, str):
+            value.encode("utf-8")  # a lone surrogate cannot be echoed in valid UTF-8
+    except (UnicodeError, ValueError):
+        return None
+    return value if _valid_request_id(value) else None
 
 
 def _printable_name(name: str) -> str:
@@ -162,37 +185,43 @@ class CommandRouter:
             return f"replay memory cannot be saved ({exc.strerror or exc}); refused"
         return None
 
+    def _stamped(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Every result says when it was made (the COC's clock may differ; this is the box's)."""
+        result["ts"] = round(self._wall(), 3)
+        return result
+
     async def handle(self, name: str, payload: bytes) -> dict[str, Any]:
         """Validate and run one command; the dict returned is the result to publish."""
         try:
-            return await self._handle(name, payload)
+            return self._stamped(await self._handle(name, payload))
         except Exception as exc:  # the promise is a result for every command, whatever arrives
             self.log.exception("command_failed", exc, command=_printable_name(name))
             self.counters["rejected_internal"] += 1
-            return {"request_id": None, "ok": False, "error": f"internal error: {type(exc).__name__}"}
+            return self._stamped({"request_id": peek_request_id(payload), "ok": False,
+                                  "error": f"internal error: {type(exc).__name__}"})
 
     async def _handle(self, name: str, payload: bytes) -> dict[str, Any]:
+        if not payload:  # also how MQTT clears a retained message: never a call with no arguments
+            return self._reject(name, None, "empty payload", "empty")
         if len(payload) > self.max_bytes:
-            return self._reject(name, None, f"command too large ({len(payload)} > {self.max_bytes} bytes)",
-                                "oversized")
+            return self._reject(name, peek_request_id(payload),
+                                f"command too large ({len(payload)} > {self.max_bytes} bytes)", "oversized")
         try:
             name.encode("utf-8")
         except UnicodeEncodeError:
-            return self._reject(name, None, "command name is not valid UTF-8", "malformed")
+            return self._reject(name, peek_request_id(payload), "command name is not valid UTF-8", "malformed")
         try:
-            body = json.loads(payload.decode("utf-8")) if payload else {}
+            body = json.loads(payload.decode("utf-8"))
             json.dumps(body, ensure_ascii=False).encode("utf-8")  # lone surrogates from \ud800 escapes
         except (UnicodeError, ValueError, RecursionError) as exc:
-            return self._reject(name, None, f"malformed JSON: {str(exc)[:120]}", "malformed")
+            return self._reject(name, peek_request_id(payload), f"malformed JSON: {str(exc)[:120]}", "malformed")
         if not isinstance(body, dict):
             return self._reject(name, None, "command must be a JSON object", "malformed")
         request_id = body.get("request_id")
         if request_id is not None and (not isinstance(request_id, (str, int)) or isinstance(request_id, bool)):
             return self._reject(name, None, "request_id must be a string or integer", "malformed")
-        if isinstance(request_id, str) and len(request_id) > 200:
-            return self._reject(name, None, "request_id longer than 200 characters", "malformed")
-        if isinstance(request_id, int) and abs(request_id) >= 1 << 63:
-            return self._reject(name, None, "request_id out of range", "malformed")
+        if not _valid_request_id(request_id) and request_id is not None:
+            return self._reject(name, None, "request_id longer than 200 characters or out of range", "malformed")
         if self.key is not None or name in self.change_names:
             why = self._verify(name, body)
             if why:
@@ -207,12 +236,15 @@ class CommandRouter:
         (the local console): no signature, same result shape, counted apart as `local_*`."""
         try:
             if not isinstance(args, dict):
-                return self._reject(name, request_id, "arguments must be a mapping", "local_malformed")
-            return await self._run(name, {**args, "source": source}, request_id, source, prefix="local_")
+                return self._stamped(self._reject(name, request_id, "arguments must be a mapping",
+                                                  "local_malformed"))
+            return self._stamped(await self._run(name, {**args, "source": source}, request_id, source,
+                                                 prefix="local_"))
         except Exception as exc:
             self.log.exception("command_failed", exc, command=_printable_name(name), source=source)
             self.counters["local_rejected_internal"] += 1
-            return {"request_id": request_id, "ok": False, "error": f"internal error: {type(exc).__name__}"}
+            return self._stamped({"request_id": request_id, "ok": False,
+                                  "error": f"internal error: {type(exc).__name__}"})
 
     async def _run(self, name: str, args: dict[str, Any], request_id: Any, source: str,
                    prefix: str = "") -> dict[str, Any]:

@@ -512,7 +512,8 @@ class Supervisor:
 
     # -- commands ------------------------------------------------------------------------
     async def _cmd_ping(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"pong": True, "boot_id": self.boot_id, "ts": round(time.time(), 3)}
+        return {"pong": True, "boot_id": self.boot_id, "agent_version": __version__,
+                "config_version": self.config_version, "config_sha": self.loaded.sha}
 
     async def _cmd_rebirth(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.uplink is None or not self.uplink.connected:

@@ -14,6 +14,7 @@ from typing import Any, Awaitable, Callable, Iterable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.backoff import Backoff
 from agent.commands import CommandRouter
@@ -347,7 +348,12 @@ class Uplink:
             self.connects += 1
             self.connected_since = time.time()
             began = time.monotonic()
-            client.subscribe(self.topic("cmd/+"), qos=1)
+            # MQTT 5 keeps the retain flag on live deliveries too: a retained command is never run, even one
+            # published while connected (3.1.1 strips the flag then; an empty payload is refused either way)
+            if self.cfg.mqtt_version == "5":
+                client.subscribe(self.topic("cmd/+"), options=SubscribeOptions(qos=1, retainAsPublished=True))
+            else:
+                client.subscribe(self.topic("cmd/+"), qos=1)
             for topic in self._subscriptions:
                 client.subscribe(topic, qos=1)
             self.publish_state("status", self.birth(), retain=True)

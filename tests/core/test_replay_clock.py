@@ -63,7 +63,8 @@ def test_a_restart_on_a_clock_jumped_forward_forgets_nothing(tmp_path: Path) -> 
     restarted = router(clocks, replay)  # the agent restarts while the clock is wrong
     assert result(restarted, signed("b", clocks.now))["ok"] is True  # a command as the jumped clock sees it
     clocks.elapse(20, wall_jump=-DAY)  # corrected back: `first` is inside the window again
-    assert result(restarted, first) == {"request_id": "a", "ok": False, "error": "replayed command"}
+    assert result(restarted, first) == {"request_id": "a", "ok": False, "error": "replayed command",
+                                        "ts": round(clocks.now, 3)}
     assert result(router(clocks, replay), first)["error"] == "replayed command"
     # the file keeps its format: signature -> wall-clock end of its window
     saved = json.loads(replay.read_text())
