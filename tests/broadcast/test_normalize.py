@@ -55,15 +55,15 @@ def test_numbers(n: int, words: str) -> None:
     ("đạt 3/4 kế hoạch", "đạt ba phần tư kế hoạch"),
     ("1/2 số hộ", "một phần hai số hộ"),
     ("khoảng 2/3 diện tích", "khoảng hai phần ba diện tích"),
-    ("hết 15/20 hộ", "hết mười lăm phần hai mươi hộ"),
+    ("hết 15/20 hộ", "hết mười lăm trên hai mươi hộ"),
     ("tỷ số 2/1", "tỷ số hai một"),
     ("đội xã thắng 3/0", "đội xã thắng ba không"),
     ("vào 3/4 họp", "vào ngày mùng ba tháng tư họp"),
-    # document numbers
-    ("Quyết định số 123/QĐ-UBND", "Quyết định số một trăm hai mươi ba trên quyết định Ủy ban nhân dân"),
-    ("Công văn số 45/UBND-VP ngày 5/3/2026", "Công văn số bốn mươi lăm trên Ủy ban nhân dân văn phòng ngày mùng năm "
+    # document numbers: the slash and the hyphen between codes are not spoken
+    ("Quyết định số 123/QĐ-UBND", "Quyết định số một trăm hai mươi ba quyết định Ủy ban nhân dân"),
+    ("Công văn số 45/UBND-VP ngày 5/3/2026", "Công văn số bốn mươi lăm Ủy ban nhân dân văn phòng ngày mùng năm "
      "tháng ba năm hai nghìn không trăm hai mươi sáu"),
-    ("Nghị định số 12/2026/NĐ-CP", "Nghị định số mười hai trên hai nghìn không trăm hai mươi sáu trên nghị định "
+    ("Nghị định số 12/2026/NĐ-CP", "Nghị định số mười hai năm hai nghìn không trăm hai mươi sáu nghị định "
      "Chính phủ"),
 ])
 def test_cases(text: str, spoken: str) -> None:
