@@ -34,6 +34,7 @@ class DriverSpec:
     cli: str | None = None  # module with add_commands(subparsers) for `commune-agent ...`
     uses: tuple[str, ...] = ()  # sections whose faces (drivers.<folder>.api) this family imports
     label: Label | None = None  # None: users see the section name (tests/test_seams.py requires one in SPECS)
+    commands: str | None = None  # "module:NAME" of {command: argument schema} (cheap; agent/command_args.py)
 
     @property
     def folder(self) -> str | None:
@@ -46,15 +47,19 @@ SPECS: tuple[DriverSpec, ...] = (
     DriverSpec("host", "agent.host:HostConfig", "agent.host:HostDriver",
                label=Label("Máy chủ", "Host computer")),
     DriverSpec("network", "drivers.network.config:NetworkConfig", "drivers.network.driver:NetworkDriver",
-               "drivers.network.cli", label=Label("Mạng", "Network")),
+               "drivers.network.cli", label=Label("Mạng", "Network"),
+               commands="drivers.network.command_args:COMMANDS"),
     DriverSpec("cameras", "drivers.camera.config:CamerasConfig", "drivers.camera.driver:CameraDriver",
-               "drivers.camera.cli", label=Label("Camera", "Cameras")),
+               "drivers.camera.cli", label=Label("Camera", "Cameras"),
+               commands="drivers.camera.command_args:COMMANDS"),
     DriverSpec("broadcast", "drivers.broadcast.config:BroadcastConfig", "drivers.broadcast.driver:BroadcastDriver",
-               "drivers.broadcast.cli", label=Label("Loa truyền thanh", "Loudspeakers")),
+               "drivers.broadcast.cli", label=Label("Loa truyền thanh", "Loudspeakers"),
+               commands="drivers.broadcast.command_args:COMMANDS"),
     DriverSpec("sensors", "drivers.sensors.config:SensorsConfig", "drivers.sensors.driver:SensorsDriver",
-               "drivers.sensors.cli", label=Label("Cảm biến", "Sensors")),
+               "drivers.sensors.cli", label=Label("Cảm biến", "Sensors"),
+               commands="drivers.sensors.command_args:COMMANDS"),
     DriverSpec("console", "drivers.console.config:ConsoleConfig", "drivers.console.driver:ConsoleDriver",
-               "drivers.console.cli", uses=("broadcast", "cameras", "network", "sensors"),
+               "drivers.console.cli", uses=("automations", "broadcast", "cameras", "network", "sensors"),
                label=Label("Trang quản lý", "Console")),
     DriverSpec("automations", "drivers.automations.config:AutomationsConfig",
                "drivers.automations.driver:AutomationsDriver", "drivers.automations.cli",

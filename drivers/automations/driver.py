@@ -83,7 +83,8 @@ class AutomationsDriver:
             self.ctx.count("fired")
             self.ctx.log.info("rule_fired", rule=f.rule, why=f.why, missed=f.missed, confirm=rule.confirm is not None)
             await self.ctx.emit(Event("automation_fired", {"rule": f.rule, "why": f.why, "values": f.values,
-                                                           "missed": f.missed, "confirm": rule.confirm is not None},
+                                                           "text": spoken_text(rule, f.values), "missed": f.missed,
+                                                           "confirm": rule.confirm is not None},
                                       severity="warning", source=api.SECTION, priority=Priority.ALARM))
             if rule.confirm is not None:
                 await self._ask(rule, f)

@@ -1,6 +1,6 @@
 // The console's only script: show the fields of the chosen options, confirm dangerous buttons,
-// print, and refresh live status parts (keeping what the user unfolded). Pages work without it
-// (every action is a plain form, every folded list a <details>).
+// print, count down to a pending warning's deadline, and refresh live status parts (keeping what
+// the user unfolded). Pages work without it (every action is a plain form, every folded list a <details>).
 (function () {
   "use strict";
   function syncShows(form) {
@@ -33,6 +33,16 @@
         form.addEventListener("submit", function (ev) { if (!window.confirm(question)) { ev.preventDefault(); } });
       }
     });
+    // a pending warning's countdown (the page shows the time left when served; this keeps it moving)
+    var counters = document.querySelectorAll("[data-deadline]");
+    if (counters.length) {
+      setInterval(function () {
+        counters.forEach(function (el) {
+          var left = Math.max(0, Math.round(parseFloat(el.getAttribute("data-deadline")) - Date.now() / 1000));
+          el.textContent = Math.floor(left / 60) + ":" + String(left % 60).padStart(2, "0");
+        });
+      }, 1000);
+    }
     document.querySelectorAll("[data-print]").forEach(function (b) {
       b.addEventListener("click", function () { window.print(); });
     });
