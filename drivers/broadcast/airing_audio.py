@@ -13,6 +13,8 @@ import numpy as np
 from drivers.broadcast.audio import Audio, chime, read_wav, resample, silence, wav_rate
 from drivers.broadcast.bulletin import Bulletin
 from drivers.broadcast.config import BroadcastConfig
+from drivers.broadcast.lexicon import FILE as LEXICON_FILE
+from drivers.broadcast.lexicon import Lexicon
 from drivers.broadcast.track import Track
 from drivers.broadcast.tts import Rendering, Synthesizer
 
@@ -23,9 +25,10 @@ CHIME_GAP_S = 0.4
 class AiringAudio:
     """Owns the render threads: TTS and ffmpeg block, so they never run on the loop."""
 
-    def __init__(self, cfg: BroadcastConfig, cache_dir: Path) -> None:
+    def __init__(self, cfg: BroadcastConfig, cache_dir: Path, lexicon: Lexicon | None = None) -> None:
         self.cfg = cfg
-        self.synth = Synthesizer(cfg.tts, cache_dir)
+        self.lexicon = lexicon or Lexicon(cache_dir.parent / LEXICON_FILE)
+        self.synth = Synthesizer(cfg.tts, cache_dir, lexicon=self.lexicon)
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tts")
         self._chime: Audio | None = None
 

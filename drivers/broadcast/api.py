@@ -15,6 +15,11 @@ from typing import TYPE_CHECKING, Any
 from agent.statefile import read_json
 from drivers.broadcast.bulletin import Bulletin, BulletinError, parse_bulletin
 from drivers.broadcast.config import BroadcastConfig, TtsConfig
+from drivers.broadcast.lexicon import FILE as LEXICON_FILE
+from drivers.broadcast.lexicon import MAX_ENTRIES as LEXICON_MAX_ENTRIES
+from drivers.broadcast.lexicon import LexiconError, check_entries, read_lexicon
+from drivers.broadcast.normalize_vi import Piece
+from drivers.broadcast.normalize_vi import pieces as spoken_pieces
 from drivers.broadcast.store import DB_FILE, BulletinRecord, Store
 
 if TYPE_CHECKING:
@@ -22,14 +27,15 @@ if TYPE_CHECKING:
     from drivers.broadcast.audio import level_file
     from drivers.broadcast.decode import DecodeError, decode_capped
 
-__all__ = ["ACTIONS", "COMMAND", "SECTION", "STATE_FILE", "Airing", "BroadcastConfig", "Bulletin", "BulletinError",
-           "BulletinRecord", "DecodeError", "StoreView", "TtsConfig", "decode_capped", "level_file", "live_state",
-           "next_airings", "open_view", "parse_bulletin"]
+__all__ = ["ACTIONS", "COMMAND", "LEXICON_FILE", "LEXICON_MAX_ENTRIES", "SECTION", "STATE_FILE", "Airing",
+           "BroadcastConfig", "Bulletin", "BulletinError", "BulletinRecord", "DecodeError", "LexiconError", "Piece",
+           "StoreView", "TtsConfig", "check_entries", "decode_capped", "level_file", "lexicon", "live_state",
+           "next_airings", "open_view", "parse_bulletin", "spoken_pieces"]
 
 SECTION = "broadcast"  # the supervisor gives the driver <data_dir>/<section>
 STATE_FILE = "state.json"
 COMMAND = "broadcast"
-ACTIONS = ("create", "update", "cancel", "play-now", "preview")
+ACTIONS = ("create", "update", "cancel", "play-now", "preview", "lexicon")
 _ON_USE = {"next_airings": "drivers.broadcast.airtimes", "Airing": "drivers.broadcast.airtimes",
            "decode_capped": "drivers.broadcast.decode", "DecodeError": "drivers.broadcast.decode",
            "level_file": "drivers.broadcast.audio"}
@@ -48,6 +54,11 @@ def live_state(data_root: Path) -> dict[str, Any] | None:
     bulletin files it refused; None before it ever wrote."""
     doc = read_json(data_root / SECTION / STATE_FILE)
     return doc if isinstance(doc, dict) else None
+
+
+def lexicon(data_root: Path) -> dict[str, Any]:
+    """The box's pronunciation lexicon as last saved: {version, entries, updated_at, updated_by}."""
+    return read_lexicon(data_root / SECTION / LEXICON_FILE)
 
 
 class StoreView:

@@ -128,6 +128,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_preview(args: argparse.Namespace) -> int:
     cfg, data_dir = _section(args)
+    from drivers.broadcast.lexicon import FILE as LEXICON_FILE
+    from drivers.broadcast.lexicon import Lexicon
     from drivers.broadcast.tts import Synthesizer, TtsError
 
     try:
@@ -135,7 +137,7 @@ def cmd_preview(args: argparse.Namespace) -> int:
     except BulletinError as exc:
         print(f"bulletin error: {exc}", file=sys.stderr)
         return 2
-    synth = Synthesizer(cfg.tts, data_dir / "tts-cache")
+    synth = Synthesizer(cfg.tts, data_dir / "tts-cache", lexicon=Lexicon(data_dir / LEXICON_FILE))
     try:
         if b.text is not None:
             print(f"spoken text: {synth.spoken_text(b.text)}")

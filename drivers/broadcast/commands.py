@@ -1,4 +1,5 @@
-"""The `broadcast` command (COC and console alike): create / update / cancel / play-now / preview, validated."""
+"""The `broadcast` command (COC and console alike): create / update / cancel / play-now / preview / lexicon,
+validated."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from agent.driver import CommandError
 from drivers.broadcast.api import ACTIONS
 from drivers.broadcast.bulletin import Bulletin, BulletinError, parse_bulletin
+from drivers.broadcast.lexicon import FILE as LEXICON_FILE
+from drivers.broadcast.lexicon import LexiconError
 from drivers.broadcast.scheduler import Scheduler
 from drivers.broadcast.tts import TtsError
 
@@ -37,6 +40,8 @@ class BroadcastCommand:
         if action not in ACTIONS:
             self.sched.ctx.count("bad_command")
             raise CommandError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        if action == "lexicon":
+            return await self._lexicon(args, source)
         if action == "preview":
             return await self._preview(self._bulletin(args, default_schedule=True))
         if action == "cancel" or (action == "play-now" and "bulletin" not in args):
@@ -66,6 +71,29 @@ class BroadcastCommand:
         upcoming = self.sched.accept(b, source)
         self.sched.log.info("command_accepted", command="broadcast", action=action, bulletin=b.id, source=source)
         return {"id": b.id, "next_airings": upcoming}
+
+    async def _lexicon(self, args: dict[str, Any], source: str) -> dict[str, Any]:
+        """Read or change the pronunciation lexicon (a district's push from the COC, an official's edit), saved
+        before it is used; `if_version` refuses a change made on a lexicon someone else changed meanwhile."""
+        lex = self.sched.airing_audio.lexicon
+        op = args.get("op", "get")
+        if op == "get":
+            return lex.doc()
+        try:
+            if "if_version" in args and args["if_version"] != lex.version:
+                raise LexiconError(f"the lexicon changed meanwhile (version {lex.version}); reload and edit again")
+            doc = lex.change(str(op), args, source)
+        except LexiconError as exc:
+            self.sched.ctx.count("bad_command")
+            self.sched.log.warning("command_rejected", command="broadcast", action="lexicon", error=str(exc))
+            raise CommandError(str(exc)) from None
+        if not await self.sched.ctx.write_state(LEXICON_FILE, doc):
+            raise CommandError("the lexicon could not be saved on this box")
+        lex.adopt(doc)
+        self.sched.rerender()
+        self.sched.log.info("lexicon_changed", op=op, version=doc["version"], entries=len(doc["entries"]),
+                            source=source)
+        return {"version": doc["version"], "entries": len(doc["entries"])}
 
     async def _play(self, b: Bulletin) -> dict[str, Any]:
         try:

@@ -104,6 +104,8 @@ class TtsConfig(Section):
     gtts_tld: str = Field("com.vn", description="Google host for gTTS; part of the cache key")
     gtts_timeout_s: float = Field(15.0, gt=0, le=120, description="gTTS network timeout in seconds")
     espeak_voice: str = Field("vi", description="espeak-ng voice: vi, vi-vn-x-central or vi-vn-x-south")
+    region: Literal["north", "south"] = Field(
+        "north", description="how numbers are read: north (linh, nghìn, mùng 5) or south (lẻ, ngàn, ngày 5)")
     espeak_speed_wpm: int = Field(140, ge=60, le=400, description="espeak-ng speed in words per minute")
     sample_rate: Literal[8000, 16000] = Field(16000, description="sample rate of rendered speech in Hz")
     target_dbfs: float = Field(-20.0, ge=-40.0, le=-6.0, description="gated RMS level both engines are set to")

@@ -8,6 +8,8 @@ from agent.driver import Context
 from drivers.broadcast.airing_audio import AiringAudio
 from drivers.broadcast.commands import BroadcastCommand
 from drivers.broadcast.config import BroadcastConfig, HttpZone, RtpZone, SoundcardZone
+from drivers.broadcast.lexicon import FILE as LEXICON_FILE
+from drivers.broadcast.lexicon import Lexicon
 from drivers.broadcast.outputs import Output
 from drivers.broadcast.outputs.httppush import HttpPushOutput
 from drivers.broadcast.outputs.rtp import RtpOutput
@@ -33,7 +35,7 @@ class BroadcastDriver:
         cfg: BroadcastConfig = ctx.config
         ctx.health("starting", "loading schedule")
         store = Store(ctx.data_dir / DB_FILE)
-        airing_audio = AiringAudio(cfg, ctx.data_dir / "tts-cache")
+        airing_audio = AiringAudio(cfg, ctx.data_dir / "tts-cache", Lexicon(ctx.data_dir / LEXICON_FILE))
         players: dict[str, ZonePlayer] = {}
         sched = Scheduler(ctx, store, airing_audio, players)
         players.update({name: ZonePlayer(name, make_output(z), z.volume, sched.record, cfg.emergency_interrupt,

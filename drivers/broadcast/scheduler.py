@@ -146,6 +146,15 @@ class Scheduler:
             entry.prepared = (str(r.path), await self.airing_audio.with_chimes(entry.bulletin, r))
         return entry.prepared[1], r.engine
 
+    def rerender(self) -> None:
+        """The lexicon changed: every text bulletin is spoken again (its new words make a new cache key)."""
+        for entry in self.entries.values():
+            if entry.bulletin.text is None:
+                continue
+            if entry.render_task:
+                entry.render_task.cancel()
+            entry.render_task = asyncio.get_running_loop().create_task(self._render(entry))
+
     async def preview(self, b: Bulletin) -> dict[str, Any]:
         """What a bulletin would sound like, without scheduling it: spoken text and the rendered WAV's path."""
         r = await self.airing_audio.render(b)

@@ -14,6 +14,7 @@ from agent.children import ChildTimeout, run_child_sync
 from drivers.broadcast.audio import Audio, level, level_file, read_wav, resample, wav_seconds, write_wav
 from drivers.broadcast.config import TtsConfig
 from drivers.broadcast.decode import DecodeError, decode_capped
+from drivers.broadcast.lexicon import Lexicon
 from drivers.broadcast.normalize_vi import normalize
 
 ESPEAK = "espeak-ng"
@@ -72,8 +73,10 @@ GttsFetch = Callable[[str, TtsConfig, Path], None]
 class Synthesizer:
     """Renders bulletins into levelled WAVs under `cache_dir`; safe to call from worker threads."""
 
-    def __init__(self, cfg: TtsConfig, cache_dir: Path, fetch_gtts: GttsFetch = _default_gtts) -> None:
+    def __init__(self, cfg: TtsConfig, cache_dir: Path, fetch_gtts: GttsFetch = _default_gtts,
+                 lexicon: Lexicon | None = None) -> None:
         self.cfg = cfg
+        self.lexicon = lexicon
         self.dir = cache_dir
         self.fetch_gtts = fetch_gtts
         for sub in ("gtts", "render"):
@@ -95,9 +98,10 @@ class Synthesizer:
         return list(self.cfg.engines)
 
     def spoken_text(self, text: str) -> str:
+        """What both engines are given: the text normalised, the official's lexicon first."""
         if len(text) > self.cfg.max_chars:
             raise TtsError(f"text too long ({len(text)} characters, limit {self.cfg.max_chars})")
-        spoken = normalize(text)
+        spoken = normalize(text, self.lexicon.entries if self.lexicon else None, self.cfg.region)
         if not any(ch.isalnum() for ch in spoken):
             raise TtsError("text has nothing to speak")
         return spoken
