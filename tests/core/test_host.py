@@ -37,10 +37,10 @@ def test_host_driver_goes_frugal_on_a_metered_link(tmp_path: Path) -> None:
         try:
             await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 2, 10)
             ctx.set_link(LinkState("lte", metered=True))
-            await async_wait_until(lambda: len({r.ts for r in ctx.readings_named("cpu_pct")}) >= 3, 10)
             n = len(ctx.readings_named("cpu_pct"))
-            await asyncio.sleep(2.5)  # two unmetered intervals: nothing may come on the metered link
-            assert len(ctx.readings_named("cpu_pct")) == n
+            # two unmetered intervals: at most the round whose pause had begun before the switch may come
+            await asyncio.sleep(2.5)
+            assert len(ctx.readings_named("cpu_pct")) <= n + 1
             names = {r.name for r in ctx.readings}
             assert {"mem_used_pct", "disk_used_pct", "uptime", "agent_rss", "agent_fds", "load1"} <= names
         finally:
