@@ -43,6 +43,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    if args.commands:
+        from agent.command_args import json_schemas
+
+        print(json.dumps(json_schemas(), indent=2, ensure_ascii=False))
+        return 0
     print(json.dumps(AgentConfig.model_json_schema(), indent=2))
     return 0
 
@@ -121,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file; exit 2 with key paths and lines on errors")
     p.add_argument("file", nargs="?", default=None)
     p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("schema", help="print the config's JSON Schema")
+    p = sub.add_parser("schema", help="print the config's JSON Schema (--commands: each COC command's)")
+    p.add_argument("--commands", action="store_true", help="a JSON Schema per COC command, by name")
     p.set_defaults(func=cmd_schema)
     p = sub.add_parser("doctor", help="check config, disk, spool and the COC broker from this box")
     p.set_defaults(func=cmd_doctor)

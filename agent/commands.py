@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from agent.command_args import all_commands, check
 from agent.driver import CommandError, CommandHandler
 from agent.logs import KvLogger
 from agent.signing import sign_bytes, verify_bytes
@@ -134,6 +135,7 @@ class CommandRouter:
         self.window_s = window_s
         self.site_id = site_id
         self.handlers: dict[str, CommandHandler] = {}
+        self.schemas = all_commands()  # name -> argument schema, checked before the handler runs
         self.change_names: set[str] = set()  # commands that only the COC's Ed25519 change key authorises
         self.change_key: Ed25519PublicKey | None = None
         self.counters: Counter[str] = Counter()
@@ -146,6 +148,8 @@ class CommandRouter:
     def register(self, name: str, handler: CommandHandler, change: bool = False) -> None:
         """`change`: the command changes what the box runs, so it needs the Ed25519 change signature."""
         self.handlers[name] = handler
+        if name not in self.schemas:  # its handler alone checks its arguments, and no COC can learn them
+            self.log.warning("command_without_schema", command=_printable_name(name))
         if change:
             self.change_names.add(name)
         else:
@@ -251,6 +255,10 @@ class CommandRouter:
         handler = self.handlers.get(name)
         if handler is None:
             return self._reject(name, request_id, f"unknown command {_printable_name(name)!r}", prefix + "unknown")
+        schema = self.schemas.get(name)
+        why = check(schema, {k: v for k, v in args.items() if k != "source"}) if schema is not None else None
+        if why:
+            return self._reject(name, request_id, why[:900], prefix + "invalid")
         try:
             async with asyncio.timeout(HANDLER_TIMEOUT_S):
                 result = await handler(args)

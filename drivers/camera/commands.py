@@ -10,13 +10,11 @@ from typing import Any
 from agent.driver import ClipChunk, CommandError, Context, Event, Priority
 from agent.logs import KvLogger
 from drivers.camera.clips import ClipRecorder, clip_chunks
+from drivers.camera.command_args import CHUNK_BYTES, MAX_CHUNK_BYTES, MIN_CHUNK_BYTES
 from drivers.camera.config import CameraConfig
 from drivers.camera.online import OnlineState
 from drivers.camera.snapshot_delivery import SnapshotDelivery
 from drivers.camera.worker_process import WorkerProcess
-
-CHUNK_BYTES = 256 * 1024  # clip upload piece: one raw MQTT message each
-MAX_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 class CameraCommands:
@@ -58,8 +56,9 @@ class CameraCommands:
             raise CommandError(f"camera {self.cam.name}: no clip {clip_id!r} (list them with {{\"camera\": ...}})")
         if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise CommandError("clip 'offset' must be a whole number of bytes >= 0")
-        if not isinstance(chunk, int) or isinstance(chunk, bool) or not 1024 <= chunk <= MAX_CHUNK_BYTES:
-            raise CommandError(f"clip 'chunk_bytes' must be a whole number from 1024 to {MAX_CHUNK_BYTES}")
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or not MIN_CHUNK_BYTES <= chunk <= MAX_CHUNK_BYTES:
+            raise CommandError(f"clip 'chunk_bytes' must be a whole number from {MIN_CHUNK_BYTES} to "
+                               f"{MAX_CHUNK_BYTES}")
         link = self.ctx.link
         if link.metered and (not args.get("force") or link.defer_bulk):
             if (clip_id, offset) not in self.deferred_clips:  # asked again while waiting: still sent once

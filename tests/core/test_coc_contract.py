@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -12,7 +14,8 @@ from typing import Any, Iterator
 import pytest
 
 from agent import __version__
-from tests.support.agentproc import AgentProcess, write_config
+from agent.command_args import all_commands
+from tests.support.agentproc import ROOT, AgentProcess, write_config
 from tests.support.mosquitto import Broker, Recorder
 from tests.support.wait import wait_until
 
@@ -101,3 +104,22 @@ def test_refusals_keep_the_request_id(coc: Coc, payload: bytes, why: str) -> Non
     res = wait_until(lambda: [r for r in coc.results("ping") if r.get("request_id") == rid], 15, what=str(rid))[0]
     assert res["ok"] is False and why in res["error"]
     assert isinstance(res["ts"], float)
+
+
+def test_arguments_are_checked_by_the_commands_schema(coc: Coc) -> None:
+    res = coc.ask("ping", {"verbose": True})
+    assert res["ok"] is False and res["error"] == "invalid arguments: verbose: Extra inputs are not permitted"
+    assert res["request_id"] and isinstance(res["ts"], float)
+
+
+def test_schema_commands_publishes_one_schema_per_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "agent.cli", "schema", "--commands"], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    schemas = json.loads(out)
+    assert set(schemas) == set(all_commands())
+    assert {"ping", "rebirth", "reload", "config_get", "config_apply", "config_rollback", "update", "broadcast",
+            "bulletins", "snapshot", "clip", "cameras", "links", "sensors"} <= set(schemas)
+    for name, schema in schemas.items():
+        assert schema["title"] == name and schema["additionalProperties"] is False
+        assert {"request_id", "ts", "sig"} <= set(schema["properties"])
+    assert schemas["clip"]["properties"]["chunk_bytes"]["maximum"] == 4 * 1024 * 1024
