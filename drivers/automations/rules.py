@@ -52,11 +52,12 @@ class Engine:
         self.rules = {r.id: r for r in rules}
         self.tz = tz
         self.state = state or State()
-        self.by_reading: dict[str, list[Rule]] = {}
+        self.by_reading: dict[str, dict[str | None, list[Rule]]] = {}  # name -> device (None: any) -> rules
         self.by_kind: dict[str, list[Rule]] = {}
         for r in self.rules.values():
             if r.trigger.reading is not None:
-                self.by_reading.setdefault(r.trigger.reading.name, []).append(r)
+                t = r.trigger.reading
+                self.by_reading.setdefault(t.name, {}).setdefault(t.device, []).append(r)
             else:
                 self.by_kind.setdefault(r.trigger.kind, []).append(r)
         self.latest: dict[tuple[str, str | None], float] = {}
@@ -96,18 +97,20 @@ class Engine:
         device = tags.get("device", "")
         self.latest[(r.name, device)] = float(v)
         self.latest[(r.name, None)] = float(v)
-        rules = self.by_reading.get(r.name)
-        if not rules:
+        by_device = self.by_reading.get(r.name)
+        if not by_device:
             return []
         out = []
-        for rule in rules:
+        source = tags.get("source", "")
+        key = f"{source}|{device}"
+        said: str | None = None
+        for rule in (*by_device.get(device, ()), *by_device.get(None, ())):
             t = rule.trigger.reading
             assert t is not None
-            if (t.device is not None and t.device != device) or (t.source is not None and t.source != tags.get(
-                    "source", "")) or not self.enabled(rule):
+            rs = self.state.rules.get(rule.id) or self.state.rule(rule.id)
+            if (t.source is not None and t.source != source) or not (
+                    rule.enabled if rs.switched is None else rs.switched):
                 continue
-            rs = self.state.rule(rule.id)
-            key = f"{tags.get('source', '')}|{device}"
             past = v > t.above if t.above is not None else v < t.level
             timer = rs.timers.get(key)
             if not past:
@@ -115,14 +118,18 @@ class Engine:
                     del rs.timers[key]
                     self.dirty = True
                 continue
-            values = {"device": device, "source": tags.get("source", ""), "reading": r.name, "value": spoken(v),
-                      "unit": r.unit or "", "level": spoken(t.level)}
+            if timer is not None and timer.fired:
+                continue  # fired for this crossing: re-armed once the value is back on the safe side
+            if said is None:
+                said = spoken(v)
             if timer is None:
-                timer = rs.timers[key] = Timer(since=now, values=values)
+                timer = rs.timers[key] = Timer(since=now, values={
+                    "device": device, "source": source, "reading": r.name, "value": said, "unit": r.unit or "",
+                    "level": spoken(t.level)})
                 self.dirty = True
-            elif not timer.fired:
-                timer.values = values  # the bulletin speaks the value that completed the rule
-            if not timer.fired and now - timer.since >= t.for_s:
+            else:
+                timer.values["value"] = said  # the bulletin speaks the value that completed the rule
+            if now - timer.since >= t.for_s:
                 out.append(self._due(rule, rs, timer, now))
         return out
 
