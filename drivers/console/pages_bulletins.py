@@ -12,6 +12,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from drivers.broadcast import api as broadcast
+from drivers.console import pages_lexicon
 from drivers.console.accounts import release_memory
 from drivers.console.confirm import content_of
 from drivers.console.forms import FormResult, blank_values, form_values, parse_form, slug
@@ -243,7 +244,9 @@ async def _preview(c: Console, request: web.Request, result: FormResult, editing
         return _form_page(c, request, result.values, result.errors, editing, status=422)
     token = c.add_preview(Path(out["wav"]))
     seconds = f"{float(out.get('duration_s') or 0):.1f}"
-    preview = {"spoken": out.get("spoken"), "engine": out.get("engine"),
+    text = result.bulletin.get("text")
+    pieces = pages_lexicon.marked(c, text, broadcast.lexicon(c.root_dir)["entries"]) if text else []
+    preview = {"spoken": out.get("spoken"), "pieces": pieces, "engine": out.get("engine"),
                "duration_s": seconds.replace(".", ",") if lang == "vi" else seconds,  # 5,3 giây in Vietnamese
                "url": f"/audio/{token}.wav"}
     return _form_page(c, request, result.values, {}, editing, preview=preview)

@@ -358,7 +358,7 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(c: Console) -> web.Application:
-    from drivers.console import pages_automations, pages_bulletins, pages_proof, pages_status
+    from drivers.console import pages_automations, pages_bulletins, pages_lexicon, pages_proof, pages_status
 
     app = web.Application(middlewares=[guard], client_max_size=(c.cfg.max_upload_mb + 1) * 1024 * 1024)
     app[CONSOLE] = c
@@ -374,4 +374,5 @@ def build_app(c: Console) -> web.Application:
     pages_proof.add_routes(r)
     pages_status.add_routes(r)
     pages_automations.add_routes(r)
+    pages_lexicon.add_routes(r)
     return app
