@@ -63,7 +63,8 @@ SPECS: tuple[DriverSpec, ...] = (
                label=Label("Trang quản lý", "Console")),
     DriverSpec("automations", "drivers.automations.config:AutomationsConfig",
                "drivers.automations.driver:AutomationsDriver", "drivers.automations.cli",
-               uses=("broadcast", "cameras", "network", "sensors"), label=Label("Tự động hoá", "Automations")),
+               uses=("broadcast", "cameras", "network", "sensors"), label=Label("Tự động hoá", "Automations"),
+               commands="drivers.automations.command_args:COMMANDS"),
 )
 
 # what emits events besides the drivers (Event.source): the core itself and its uplink to the COC
