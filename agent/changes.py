@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from agent.audit import audit_event
 from agent.driver import Event
 from agent.logs import KvLogger
 from agent.statefile import read_json, write_json_logged
@@ -48,14 +49,18 @@ class ChangeTracker:
         self.published = False
         self._on_change()
 
-    async def outcome(self, change_id: str, kind: str, outcome: str, reason: str = "", **fields: Any) -> None:
-        """The end of a change: the document, and an event the spool keeps until the COC has it."""
+    async def outcome(self, change_id: str, kind: str, outcome: str, reason: str = "", actor: str = "coc",
+                      **fields: Any) -> None:
+        """The end of a change: the document, an event the spool keeps until the COC has it, and the `audit`
+        event every change raises (`actor`: who asked for it; `agent` when the box undid one by itself)."""
         self.report(change_id, kind, outcome, reason, **fields)
         assert self.doc is not None
         data = {"change_id": change_id, "kind": kind, "outcome": outcome, "reason": reason,
                 "from": self.doc.get("from"), "to": self.doc.get("to")}
         severity = "info" if outcome == "committed" else "warning"
         await self._emit(Event("change", data, severity=severity, source="agent"))
+        await self._emit(audit_event(actor, f"{kind}_{outcome}", change_id, ok=outcome == "committed",
+                                     detail=reason, **{"from": data["from"], "to": data["to"]}))
 
 
 def release_root(release_dir: Path | None) -> Path | None:

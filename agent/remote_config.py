@@ -85,8 +85,8 @@ class RemoteConfig:
         outcome = read_json(path)
         if isinstance(outcome, dict):
             await self.sup.changes.outcome(str(outcome.get("change_id", "")), KIND, "rolled_back",
-                                           str(outcome.get("reason", "")), **{"from": outcome.get("from"),
-                                                                              "to": outcome.get("to")})
+                                           str(outcome.get("reason", "")), actor="agent",
+                                           **{"from": outcome.get("from"), "to": outcome.get("to")})
         try:
             path.unlink()
         except FileNotFoundError:

@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from agent import __version__
+from agent.audit import audit_event
 from agent.backoff import Backoff
 from agent.changes import ChangeTracker, running_release
 from agent.commands import CommandRouter, ReplayMemory
@@ -37,7 +38,9 @@ from agent.driver import (
 )
 from agent.health_digest import digest as health_digest
 from agent.logs import KvLogger, setup_logging
+from agent.masking import mask
 from agent.notify import Notifier
+from agent.paging import page_of, result_budget
 from agent.payloads import event_dict, to_json, to_records
 from agent.remote_config import RemoteConfig, recover_interrupted
 from agent.report_by_exception import ReportByException
@@ -357,6 +360,7 @@ class Supervisor:
         router.register("ping", self._cmd_ping)
         router.register("rebirth", self._cmd_rebirth)
         router.register("reload", self._cmd_reload)
+        router.register("config_get", self._cmd_config_get)
         fleet = cfg.fleet
         router.change_key = read_public_key(fleet.change_key_file) if fleet.change_key_file else None
         return router
@@ -515,6 +519,14 @@ class Supervisor:
         return {"pong": True, "boot_id": self.boot_id, "agent_version": __version__,
                 "config_version": self.config_version, "config_sha": self.loaded.sha}
 
+    async def _cmd_config_get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The running configuration by top-level section, secrets masked as the console shows it, paged."""
+        data = mask(self.config.model_dump(mode="json"))
+        items = [{"section": k, "value": v} for k, v in data.items()]
+        budget = result_budget(self.uplink.max_payload_bytes if self.uplink is not None else None)
+        return {"config_version": self.config_version, "config_sha": self.loaded.sha,
+                **page_of(items, int(args.get("page", 0)), int(args.get("limit", 50)), budget)}
+
     async def _cmd_rebirth(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.uplink is None or not self.uplink.connected:
             raise CommandError("uplink not connected")
@@ -524,6 +536,8 @@ class Supervisor:
 
     async def _cmd_reload(self, args: dict[str, Any]) -> dict[str, Any]:
         errors = await self.reload()
+        await self.emit("agent", (audit_event("coc", "config_reload", self.loaded.sha, ok=not errors,
+                                              detail="; ".join(errors)),))
         if errors:
             raise CommandError("config rejected, still running the old one: " + "; ".join(errors)[:900])
         return {"config_sha": self.loaded.sha}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from agent.audit import audit_event
 from agent.driver import CommandError
 from drivers.broadcast.api import ACTIONS
 from drivers.broadcast.bulletin import Bulletin, BulletinError, parse_bulletin
@@ -13,6 +14,8 @@ from drivers.broadcast.lexicon import FILE as LEXICON_FILE
 from drivers.broadcast.lexicon import LexiconError
 from drivers.broadcast.scheduler import Scheduler
 from drivers.broadcast.tts import TtsError
+
+CHANGES = ("create", "update", "cancel", "play-now")  # the actions that change what the loudspeakers say
 
 
 class BroadcastCommand:
@@ -35,6 +38,18 @@ class BroadcastCommand:
         return b
 
     async def handle(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Run one action; a change made by anyone but the console (which audits its own, with the user's role
+        and address) raises an `audit` event naming the actor (`coc`, `automation:<rule>`, ...)."""
+        result = await self._handle(args)
+        action, source = args.get("action"), str(args.get("source") or "coc")
+        changed = action in CHANGES or (action == "lexicon" and args.get("op", "get") != "get")
+        if changed and not source.startswith("console:"):
+            target = "lexicon" if action == "lexicon" else str(result.get("id") or args.get("id") or "")
+            await self.sched.ctx.emit(audit_event(source, f"bulletin_{action}" if action != "lexicon"
+                                                  else f"lexicon_{args.get('op')}", target))
+        return result
+
+    async def _handle(self, args: dict[str, Any]) -> dict[str, Any]:
         action = args.get("action")
         source = str(args.get("source") or "coc")
         if action not in ACTIONS:

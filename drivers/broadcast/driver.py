@@ -15,6 +15,7 @@ from drivers.broadcast.outputs.httppush import HttpPushOutput
 from drivers.broadcast.outputs.rtp import RtpOutput
 from drivers.broadcast.outputs.soundcard import SoundcardOutput
 from drivers.broadcast.player import ZonePlayer
+from drivers.broadcast.reads import BulletinReads
 from drivers.broadcast.scheduler import Scheduler
 from drivers.broadcast.store import DB_FILE, Store
 from drivers.broadcast.watcher import BulletinDir, watch_dir
@@ -44,6 +45,7 @@ class BroadcastDriver:
         try:
             sched.sync()
             ctx.on_command("broadcast", BroadcastCommand(sched).handle)
+            ctx.on_command("bulletins", BulletinReads(sched).handle)
             tasks = [asyncio.create_task(p.run(), name=f"zone-{n}") for n, p in players.items()]
             tasks.append(asyncio.create_task(sched.run(), name="scheduler"))
             tasks.append(asyncio.create_task(sched.retry_gtts(), name="retry-gtts"))

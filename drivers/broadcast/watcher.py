@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from agent.audit import audit_event
 from drivers.broadcast.bulletin import Bulletin, BulletinError, load_bulletin_file
 from drivers.broadcast.scheduler import Scheduler
 
@@ -84,11 +85,13 @@ async def watch_dir(bdir: BulletinDir, sched: Scheduler) -> None:
                 continue
             log.info("bulletin_file_loaded", file=str(path), bulletin=b.id)
             sched.accept(b, source)
+            await ctx.emit(audit_event(source, "bulletin_update" if stored else "bulletin_create", b.id))
         for path in result.removed:
             sched.file_errors.pop(str(path), None)
             for s in sched.store.all():
                 if s.source == f"file:{path}":
                     sched.cancel(s.bulletin.id, f"file {path} removed")
+                    await ctx.emit(audit_event(s.source, "bulletin_cancel", s.bulletin.id, detail="file removed"))
         if result.invalid or result.removed:
             sched.write_state()
         await asyncio.sleep(1.0)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import Any, cast
 
 from agent.driver import CommandError, Context, Event, Reading
 from drivers.camera.api import STATE_FILE
 from drivers.camera.camera import Camera
 from drivers.camera.config import CamerasConfig
+from drivers.camera.reads import CameraReads, LastEvents
 from drivers.camera.storage import Storage
 
 TICK_S = 0.5
@@ -24,10 +25,13 @@ class CameraDriver:
 
     async def run(self, ctx: Context) -> None:
         cfg: CamerasConfig = ctx.config
+        events = LastEvents(ctx)  # every camera's last event, for the `cameras` read command
+        ctx = cast(Context, events)
         self.storage = Storage(ctx.data_dir, cfg.storage, ctx.log)
         self.cameras = {c.name: Camera(c, cfg, ctx, self.storage) for c in cfg.devices if c.enabled}
         ctx.on_command("snapshot", self.snapshot_command)
         ctx.on_command("clip", self.clip_command)
+        ctx.on_command("cameras", CameraReads(self.cameras, events).handle)
         ctx.health("starting", "{n} camera(s)", n=len(self.cameras))
         ctx.log.info("cameras_starting", cameras=",".join(self.cameras) or "-")
         tasks = [asyncio.create_task(r.run(), name=f"camera-{n}") for n, r in self.cameras.items()]

@@ -43,7 +43,7 @@ class Audit:
         self.db.execute(f"INSERT INTO audit({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})",
                         tuple(row[k] for k in FIELDS))
         self.ctx.log.info("audit", user=user, action=action, target=target, ok=ok)
-        await self.ctx.emit(Event("audit", row, severity="info" if ok else "warning"))
+        await self.ctx.emit(Event("audit", {**row, "actor": f"console:{user}"}, severity="info" if ok else "warning"))
 
     def recent(self, limit: int = 200) -> list[dict[str, Any]]:
         rows = self.db.execute(f"SELECT {', '.join(FIELDS)} FROM audit ORDER BY seq DESC LIMIT ?", (limit,))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from typing import Any
 
 from aiohttp import web
 
+from agent.masking import mask
 from agent.statefile import read_json
 from drivers.broadcast import api as broadcast
 from drivers.camera import api as camera
@@ -17,8 +17,6 @@ from drivers.console.i18n import Lang, link_reason
 from drivers.console.server import CONSOLE, Console
 from drivers.network import api as network
 
-_SECRET = re.compile(r"(password|passphrase|secret|token|key|community|credential)", re.I)
-_USERINFO = re.compile(r"^([a-z][a-z0-9+.-]*://)[^/@\s]*@", re.I)  # rtsp://user:password@host/...
 STALE_STATUS_S = 120
 EVENTS_SHOWN = 5  # the newest events in view; the rest of the feed folded under "xem thêm" (a phone's screen)
 
@@ -97,19 +95,6 @@ async def tech_status(request: web.Request) -> web.StreamResponse:
             "broadcast/state.json": broadcast.live_state(c.root_dir)}
     text = {k: json.dumps(v, indent=1, ensure_ascii=False, default=str) for k, v in docs.items() if v is not None}
     return c.render(request, "tech_status.html", docs=text)
-
-
-def mask(value: Any, key: str = "") -> Any:
-    """The config as a technician may see it on a screen: anything named like a secret is hidden."""
-    if isinstance(value, dict):
-        return {k: mask(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(v, key) for v in value]
-    if value is not None and _SECRET.search(key):
-        return "••••••"
-    if isinstance(value, str) and _USERINFO.match(value):
-        return _USERINFO.sub(r"\1••••••@", value)
-    return value
 
 
 async def tech_config(request: web.Request) -> web.StreamResponse:

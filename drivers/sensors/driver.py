@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.driver import Context, Emittable, Event, Reading
 from drivers.sensors.alarms import AlarmEngine, Staleness
 from drivers.sensors.config import SensorsConfig
 from drivers.sensors.ingest import Ingest
+from drivers.sensors.reads import SensorReads
 from drivers.sensors.sources.modbus import ModbusBusPoller
 from drivers.sensors.sources.mqtt import MqttSubscriber
 from drivers.sensors.sources.serial import SerialLineSource
@@ -29,6 +30,7 @@ class SensorsDriver:
 
     def __init__(self) -> None:
         self._health: tuple[str, str] | None = None
+        self.reads = SensorReads()
 
     async def run(self, ctx: Context) -> None:
         cfg: SensorsConfig = ctx.config
@@ -37,6 +39,7 @@ class SensorsDriver:
         staleness = Staleness()
         sources = self._build(ctx, cfg, ingest, staleness)
         ctx.health("starting", "{n} sources", n=len(sources))
+        ctx.on_command("sensors", lambda args: self._sensors_command(ctx, args))
         started: list[_Source] = []
         try:
             for src in sources:
@@ -57,6 +60,9 @@ class SensorsDriver:
                     await self._flush(ctx, cfg, ingest, alarms, staleness)
             except (TimeoutError, asyncio.CancelledError):
                 ctx.log.warning("sensors_final_flush_incomplete")
+
+    async def _sensors_command(self, ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+        return self.reads.handle_with(ctx.max_message_bytes, args)
 
     @staticmethod
     def _build(ctx: Context, cfg: SensorsConfig, ingest: Ingest, staleness: Staleness) -> list[_Source]:
@@ -96,6 +102,7 @@ class SensorsDriver:
         if readings:
             ctx.count("readings", len(readings))
         self._report_health(ctx, ingest, staleness)
+        self.reads.feed(readings, events)
         await _emit_batched(ctx, events, readings, cfg.max_batch)
 
     def _report_health(self, ctx: Context, ingest: Ingest, staleness: Staleness) -> None:

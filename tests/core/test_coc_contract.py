@@ -8,15 +8,18 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
 from agent import __version__
 from agent.command_args import all_commands
-from tests.support.agentproc import ROOT, AgentProcess, write_config
+from tests.broadcast.harness import write_bulletin
+from tests.console.conftest import bulletin_form, login, page_csrf
+from tests.console.harness import OFFICIAL, ConsoleAgent
+from tests.support.agentproc import ROOT
 from tests.support.mosquitto import Broker, Recorder
+from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
 BASE = "commune/v1/t1"
@@ -26,8 +29,8 @@ _ids = itertools.count(1)
 class Coc:
     """A COC-side client of one running agent: send a command, wait for the result with its request_id."""
 
-    def __init__(self, rec: Recorder, agent: AgentProcess, data_dir: Path) -> None:
-        self.rec, self.agent, self.data_dir = rec, agent, data_dir
+    def __init__(self, rec: Recorder, agent: ConsoleAgent, broker: Broker) -> None:
+        self.rec, self.agent, self.broker = rec, agent, broker
 
     def results(self, name: str) -> list[dict[str, Any]]:
         return [m.json() for m in self.rec.on(f"/cmd/{name}/result")]
@@ -40,6 +43,14 @@ class Coc:
         self.send(name, json.dumps({"request_id": rid, **(args or {})}).encode())
         return self.wait(name, rid, timeout)
 
+    def ask_until(self, name: str, good: Callable[[dict[str, Any]], bool], timeout: float = 20,
+                  args: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Ask again until the answer is `good` (the box has not seen everything yet)."""
+        def answered() -> dict[str, Any] | None:
+            res = self.ask(name, args)
+            return res if good(res) else None
+        return wait_until(answered, timeout, interval=0.2, what=f"a good answer to {name}")
+
     def wait(self, name: str, rid: str, timeout: float = 15) -> dict[str, Any]:
         found = wait_until(lambda: [r for r in self.results(name) if r.get("request_id") == rid], timeout,
                            what=f"{name} result {rid}")
@@ -48,20 +59,33 @@ class Coc:
 
 @pytest.fixture(scope="module")
 def coc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coc]:
+    """One agent with every family a dashboard reads: broadcast (ALSA file device), the console, sensors over MQTT
+    on the same broker, a camera whose stream is not there, and the network driver without links."""
     tmp = tmp_path_factory.mktemp("contract")
     broker = Broker(tmp / "mosquitto").start()
-    data = tmp / "data"
-    cfg = write_config(tmp / "agent.yaml", broker.port, data, broker.password_file("agent"),
-                       coc={"max_command_bytes": 4096})
-    agent = AgentProcess(cfg, tmp / "agent.log").start()
+    secret = broker.password_file("agent")
+    sensors = {"flush_interval_s": 0.1, "mqtt": [{
+        "name": "farm", "port": broker.port, "username": "agent", "password_file": str(secret),
+        "topics": [{"filter": "tele/+/SENSOR", "format": "tasmota",
+                    "fields": [{"source": "WL.Level", "name": "water_level", "unit": "m"}]}]}],
+        "alarms": [{"reading": "water_level", "high": 3.0}]}
+    cameras = {"open_timeout_s": 0.5, "offline_after_s": 1,
+               "devices": [{"name": "cong", "rtsp_url": f"rtsp://127.0.0.1:{free_port()}/none"}]}
+    agent = ConsoleAgent(tmp / "agent", broker.port, secret, broadcast={"bulletin_dir": str(tmp / "bulletins")},
+                         extra={"coc": {"max_command_bytes": 4096}, "sensors": sensors, "cameras": cameras,
+                                "network": {}}).add_users()
+    agent.tmp.mkdir(parents=True, exist_ok=True)
     rec = Recorder(broker.port, topics=(f"{BASE}/#",)).start()
+    agent.start()
     try:
         wait_until(lambda: [m for m in rec.on(f"{BASE}/status") if m.json().get("online")], 20, what="birth")
-        yield Coc(rec, agent, data)
+        yield Coc(rec, agent, broker)
     finally:
         rec.stop()
         agent.stop()
         broker.stop()
+    assert "Traceback" not in agent.proc.log_text()
+    assert "command_without_schema" not in agent.proc.log_text()
 
 
 def test_ping_names_the_version_and_configuration(coc: Coc) -> None:
@@ -88,7 +112,7 @@ def test_retained_command_never_runs_even_while_connected(coc: Coc) -> None:
     coc.ask("ping")
     assert not [r for r in coc.results("ping") if r.get("request_id") == "kept"]
     assert [r for r in coc.results("ping") if r.get("error") == "empty payload"] == []
-    assert coc.agent.log_text().count("reason=retained") >= 2
+    assert coc.agent.proc.log_text().count("reason=retained") >= 2
 
 
 @pytest.mark.parametrize(("payload", "why"), [
@@ -123,3 +147,79 @@ def test_schema_commands_publishes_one_schema_per_command() -> None:
         assert schema["title"] == name and schema["additionalProperties"] is False
         assert {"request_id", "ts", "sig"} <= set(schema["properties"])
     assert schemas["clip"]["properties"]["chunk_bytes"]["maximum"] == 4 * 1024 * 1024
+
+
+def test_read_commands_answer_what_the_box_holds(coc: Coc) -> None:
+    coc.rec.publish("tele/river-1/SENSOR", json.dumps({"WL": {"Level": 3.5}}))
+    coc.rec.publish("tele/river-2/SENSOR", json.dumps({"WL": {"Level": 1.25}}))
+    sensors = coc.ask_until("sensors", lambda r: r["total"] >= 2 and bool(r["alarms"]))
+    by_device = {i["device"]: i for i in sensors["items"]}
+    assert by_device["river-2"]["value"] == 1.25 and by_device["river-2"]["unit"] == "m"
+    assert [a["device"] for a in sensors["alarms"]] == ["river-1"]
+    assert sensors["next"] is None and sensors["page"] == 0
+    first = coc.ask("sensors", {"limit": 1})
+    assert len(first["items"]) == 1 and first["next"] == 1 and first["total"] == 2
+    second = coc.ask("sensors", {"page": first["next"], "limit": 1})
+    assert second["next"] is None and second["items"][0] != first["items"][0]
+
+    cams = coc.ask_until("cameras", lambda r: r["items"][0]["online"] is False)
+    [cam] = cams["items"]
+    assert cam["name"] == "cong" and cam["problem"]
+    assert cam["last_event"]["kind"] == "camera_offline"
+
+    links = coc.ask("links")
+    assert links["ok"] is True
+
+    cfg = coc.ask("config_get")
+    sections = {i["section"]: i["value"] for i in cfg["items"]}
+    assert sections["site"]["site_id"] == "t1" and cfg["config_version"]["n"] >= 1
+    assert sections["sensors"]["mqtt"][0]["password_file"] == "••••••"  # masked as the console masks it
+    assert "agent-pass" not in json.dumps(cfg)
+    assert sections["coc"]["max_command_bytes"] == 4096
+
+
+def audits(coc: Coc, target: str) -> list[dict[str, Any]]:
+    return [m.json()["data"] for m in coc.rec.on("/event/audit") if m.json()["data"].get("target") == target]
+
+
+def bulletin(bid: str) -> dict[str, Any]:
+    return {"id": bid, "title": f"Họp {bid}", "text": "Xin chào bà con.", "schedule": {"times": ["06:30"]},
+            "zones": ["loa"]}
+
+
+def listed(coc: Coc) -> dict[str, dict[str, Any]]:
+    return {b["id"]: b for b in coc.ask("bulletins", {"limit": 500})["items"]}
+
+
+def test_bulletins_and_audit_after_changes_from_the_coc_the_console_and_a_file(coc: Coc) -> None:
+    made = coc.ask("broadcast", {"action": "create", "bulletin": bulletin("coc-1")})
+    assert made["ok"] is True
+    row = listed(coc)["coc-1"]
+    assert row["source"] == "coc" and row["zones"] == ["loa"] and row["next_airings"] == made["next_airings"]
+    assert row["next_airings"] and "T06:30:00" in row["next_airings"][0]
+    [audit] = wait_until(lambda: audits(coc, "coc-1"), 15, what="audit of the COC's create")
+    assert audit["actor"] == "coc" and audit["action"] == "bulletin_create" and audit["ok"] is True
+
+    official = login(coc.agent.url, OFFICIAL)
+    title = f"Tiêm phòng {time.monotonic_ns()}"
+    token = page_csrf(official, coc.agent.url + "/bulletins/new")
+    r = official.post(coc.agent.url + "/bulletins/new", data={**bulletin_form(title=title), "csrf": token},
+                      allow_redirects=False, timeout=20)
+    assert r.status_code == 303
+    [from_console] = [b for b in listed(coc).values() if b["title"] == title]
+    assert from_console["source"] == f"console:{OFFICIAL[0]}" and len(from_console["next_airings"]) >= 2
+    [audit] = wait_until(lambda: audits(coc, from_console["id"]), 15, what="audit of the console's create")
+    assert audit["actor"] == f"console:{OFFICIAL[0]}" and audit["action"] == "bulletin_create"
+
+    path = write_bulletin(coc.agent.tmp.parent / "bulletins", "tu-file", bulletin("tu-file"))
+    file_row = coc.ask_until("bulletins", lambda r: any(b["id"] == "tu-file" for b in r["items"]))
+    assert [b["source"] for b in file_row["items"] if b["id"] == "tu-file"] == [f"file:{path}"]
+    [audit] = wait_until(lambda: audits(coc, "tu-file"), 15, what="audit of the file's bulletin")
+    assert audit["actor"] == f"file:{path}" and audit["action"] == "bulletin_create"
+
+    assert coc.ask("broadcast", {"action": "cancel", "id": "coc-1"})["ok"] is True
+    assert "coc-1" not in listed(coc)
+    cancel = wait_until(lambda: [a for a in audits(coc, "coc-1") if a["action"] == "bulletin_cancel"], 15)
+    assert cancel[0]["actor"] == "coc"
+    zones = coc.ask("bulletins")["zones"]
+    assert set(zones) == {"loa", "xom"} and zones["xom"]["type"] == "rtp"

@@ -156,6 +156,10 @@ def test_a_good_patch_is_committed_and_shown_as_a_new_version(box: Any) -> None:
     assert done["kind"] == "config" and done["from"]["n"] == 1 and done["to"]["n"] == 2
     wait_until(lambda: b.events("ro1:t1"), 20, what="change event")
     assert b.events("ro1:t1")[0]["outcome"] == "committed"
+    # a second operator learns of it from the audit topic, with who asked for it
+    [audit] = wait_until(lambda: [m.json()["data"] for m in b.rec.on(f"{BASE}/event/audit")
+                                  if m.json()["data"].get("target") == "ro1:t1"], 20, what="audit event")
+    assert audit["actor"] == "coc" and audit["action"] == "config_committed" and audit["to"]["n"] == 2
     assert yaml.safe_load(b.config.read_text())["site"]["name"] == "Xã Mới"
     wait_until(lambda: b.births()[-1]["config_version"]["n"] == 2, 20, what="birth with version 2")
     listing = _history(b)
