@@ -65,8 +65,18 @@ class ConfigGetArgs(Page):
     """The running configuration, secrets masked, with its version; `page`/`limit` count top-level sections."""
 
 
+class CatchUpArgs(Page):
+    """Events (as-run and audit included) the broker took since a time or a seq, again, from the box's history;
+    `page` is the `next` of the previous answer (a position in the history), 0 first."""
+
+    since_ts: Optional[float] = Field(None, description="events with a ts after this (epoch seconds)")
+    since_seq: Optional[int] = Field(None, ge=0, description="events delivered after (boot_id, since_seq)")
+    boot_id: Optional[str] = Field(None, pattern=r"^[0-9a-f]{32}$", description="the boot since_seq belongs to")
+    kinds: Optional[list[str]] = Field(None, max_length=50, description="only these event kinds")
+
+
 CORE_COMMANDS: dict[str, type[Args]] = {
-    "ping": NoArgs, "rebirth": NoArgs, "reload": NoArgs, "config_get": ConfigGetArgs,
+    "ping": NoArgs, "rebirth": NoArgs, "reload": NoArgs, "config_get": ConfigGetArgs, "catch_up": CatchUpArgs,
     "config_apply": ConfigApplyArgs, "config_rollback": ConfigRollbackArgs, "update": UpdateArgs,
 }
 

@@ -37,6 +37,7 @@ from agent.driver import (
     health_text,
 )
 from agent.health_digest import digest as health_digest
+from agent.history import History
 from agent.logs import KvLogger, setup_logging
 from agent.masking import mask
 from agent.notify import Notifier
@@ -60,6 +61,7 @@ STOP_TIMEOUT_S = 3.0
 # Everything SIGTERM does fits in this; systemd's TimeoutStopSec (30 s) leaves a wide margin.
 SHUTDOWN_BUDGET_S = 12.0
 REPLAY_FILE = "commands-replay.json"
+HISTORY_FILE = "history.db"  # delivered events for the COC's catch_up (agent/history.py)
 GATE_SETTLE_S = 2.0  # the gate's conditions must hold this long: a driver that fails at once does not pass
 
 ExtraDrivers = Callable[[], dict[str, tuple[DriverSpec, Any]]]
@@ -330,6 +332,7 @@ class Supervisor:
         self.taps: list[Callable[[str, tuple[Emittable, ...]], None]] = []
         self.spool: Spool | None = None
         self.uplink: Uplink | None = None
+        self.history = History(self.config.data_dir / HISTORY_FILE, KvLogger("history"))
         self.router = self._make_router(self.config, read_key_file(self.config.coc.command_key_file)
                                         if self.config.coc.command_key_file else None)
         self.changes = ChangeTracker(self.config.data_dir / "fleet" / "change.json", self._emit_core_event,
@@ -361,6 +364,7 @@ class Supervisor:
         router.register("rebirth", self._cmd_rebirth)
         router.register("reload", self._cmd_reload)
         router.register("config_get", self._cmd_config_get)
+        router.register("catch_up", self._cmd_catch_up)
         fleet = cfg.fleet
         router.change_key = read_public_key(fleet.change_key_file) if fleet.change_key_file else None
         return router
@@ -368,7 +372,7 @@ class Supervisor:
     def _make_uplink(self) -> Uplink:
         assert self.spool is not None
         return Uplink(self.config.coc, self.config.site.site_id, self.spool, self.boot_id, self.router,
-                      self.birth, self.health_payload, KvLogger("uplink"), self.health_changed)
+                      self.birth, self.health_payload, KvLogger("uplink"), self.health_changed, self.history)
 
     def _enabled(self, cfg: Any = None) -> dict[str, tuple[DriverSpec, Any]]:
         out = {}
@@ -494,6 +498,7 @@ class Supervisor:
     def health_payload(self) -> dict[str, Any]:
         spool = self.spool.stats() if self.spool else {}
         spool["emit_refused"] = self.emit_refused
+        spool["history_write_failed"] = self.history.failures
         return {"ts": round(time.time(), 3), "boot_id": self.boot_id, "pid": os.getpid(),
                 "drivers": {n: r.state_doc() for n, r in sorted(self.drivers.items())},
                 "driver_instances": self.driver_instances(),
@@ -526,6 +531,17 @@ class Supervisor:
         budget = result_budget(self.uplink.max_payload_bytes if self.uplink is not None else None)
         return {"config_version": self.config_version, "config_sha": self.loaded.sha,
                 **page_of(items, int(args.get("page", 0)), int(args.get("limit", 50)), budget)}
+
+    async def _cmd_catch_up(self, args: dict[str, Any]) -> dict[str, Any]:
+        """What the COC missed while away, from the history of delivered events, paged."""
+        since_ts, since_seq, boot_id = args.get("since_ts"), args.get("since_seq"), args.get("boot_id")
+        if (since_ts is None) == (since_seq is None):
+            raise CommandError("give exactly one of since_ts or since_seq")
+        if since_seq is not None and boot_id is None:
+            boot_id = self.boot_id
+        budget = result_budget(self.uplink.max_payload_bytes if self.uplink is not None else None)
+        return await asyncio.to_thread(self.history.page, since_ts, boot_id, since_seq, args.get("kinds"),
+                                       int(args.get("page", 0)), int(args.get("limit", 50)), budget)
 
     async def _cmd_rebirth(self, args: dict[str, Any]) -> dict[str, Any]:
         if self.uplink is None or not self.uplink.connected:
@@ -710,6 +726,7 @@ class Supervisor:
             await uplink_task.stop(left(SOCKET_TIMEOUT_S + 1))
         if self.spool is not None:
             await asyncio.to_thread(self.spool.close)
+        await asyncio.to_thread(self.history.close)
         self._write_status({"stopped": True, "boot_id": self.boot_id})
         self.log.info("agent_stopped", boot_id=self.boot_id)
         return self.exit_code

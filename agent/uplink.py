@@ -20,6 +20,7 @@ from agent.backoff import Backoff
 from agent.commands import CommandRouter
 from agent.config import CocConfig
 from agent.driver import Event, Scalar, health_params, health_text
+from agent.history import History
 from agent.logs import KvLogger
 from agent.payloads import event_dict, to_json
 from agent.pubacks import Batch, PubackTracker, reason_text
@@ -139,8 +140,9 @@ class Uplink:
 
     def __init__(self, cfg: CocConfig, site_id: str, spool: Spool, boot_id: str, router: CommandRouter,
                  birth: Callable[[], dict[str, Any]], health: Callable[[], dict[str, Any]], log: KvLogger,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 on_change: Callable[[], None] = lambda: None, history: History | None = None) -> None:
         self.cfg = cfg
+        self.history = history  # delivered events are kept there for the COC's catch_up
         self.base = f"{cfg.topic_prefix.rstrip('/')}/{site_id}"
         self.spool = spool
         self.boot_id = boot_id
@@ -599,6 +601,9 @@ class Uplink:
         session.delivered += len(done)
         if done:
             deletes.append(asyncio.ensure_future(self._delete(done)))
+            events = [(r.boot_id, r.seq, r.topic, self._payload(r)) for r in done if r.topic.startswith("event/")]
+            if events and self.history is not None:
+                deletes.append(asyncio.ensure_future(asyncio.to_thread(self.history.add, events)))
         deletes[:] = [d for d in deletes if not d.done()]
         return complete
 

@@ -223,3 +223,54 @@ def test_bulletins_and_audit_after_changes_from_the_coc_the_console_and_a_file(c
     assert cancel[0]["actor"] == "coc"
     zones = coc.ask("bulletins")["zones"]
     assert set(zones) == {"loa", "xom"} and zones["xom"]["type"] == "rtp"
+
+
+def catch_up(coc: Coc, limit: int, **since: Any) -> list[dict[str, Any]]:
+    """Every page of a catch_up, following `next`."""
+    items: list[dict[str, Any]] = []
+    page: int | None = 0
+    while page is not None:
+        res = coc.ask("catch_up", {**since, "page": page, "limit": limit})
+        assert res["ok"] is True and len(res["items"]) <= limit, res
+        items += res["items"]
+        page = res["next"]
+    return items
+
+
+def test_catch_up_returns_exactly_the_events_a_dashboard_missed(coc: Coc) -> None:
+    dash = Recorder(coc.broker.port, topics=(f"{BASE}/event/#",)).start()
+    try:
+        coc.ask("broadcast", {"action": "create", "bulletin": bulletin("seen-1")})
+        wait_until(lambda: [m for m in dash.on("/event/audit") if m.json()["data"]["target"] == "seen-1"], 15)
+    finally:
+        dash.stop()
+    last = max((m.json() for m in dash.on("/event/#")), key=lambda d: d["seq"])
+    boot_id, seen_seq = last["boot_id"], last["seq"]
+    # while the dashboard is away: changes by the COC and an alarm
+    for bid in ("away-1", "away-2"):
+        coc.ask("broadcast", {"action": "create", "bulletin": bulletin(bid)})
+    coc.ask("broadcast", {"action": "cancel", "id": "away-1"})
+    coc.rec.publish("tele/river-9/SENSOR", json.dumps({"WL": {"Level": 4.2}}))
+    wait_until(lambda: [m for m in coc.rec.on("/event/sensor_alarm") if m.json()["data"]["device"] == "river-9"], 15)
+    wait_until(lambda: len([m for m in coc.rec.on("/event/audit") if m.json()["data"]["target"] == "away-1"]) == 2,
+               15)
+    missed = sorted(d["seq"] for d in (m.json() for m in coc.rec.on("/event/#"))
+                    if d["boot_id"] == boot_id and d["seq"] > seen_seq)
+    assert len(missed) >= 4
+
+    def caught() -> list[dict[str, Any]] | None:
+        got = catch_up(coc, 2, since_seq=seen_seq, boot_id=boot_id)
+        return got if {d["seq"] for d in got} >= set(missed) else None
+
+    got = wait_until(caught, 15, interval=0.2, what="the catch-up to hold what was missed")
+    assert [d["seq"] for d in got if d["seq"] <= missed[-1]] == missed
+    assert all(d["historical"] is True and d["boot_id"] == boot_id for d in got)
+    by_seq = {m.json()["seq"]: m.json() for m in coc.rec.on("/event/#") if m.json()["boot_id"] == boot_id}
+    assert all({**d, "historical": by_seq[d["seq"]]["historical"]} == by_seq[d["seq"]] for d in got)
+
+    audits_only = catch_up(coc, 50, since_seq=seen_seq, boot_id=boot_id, kinds=["audit"])
+    assert {d["data"]["target"] for d in audits_only} >= {"away-1", "away-2"}
+    assert {d["kind"] for d in audits_only} == {"audit"}
+    since = catch_up(coc, 50, since_ts=last["ts"])
+    assert {d["seq"] for d in since} >= {d["seq"] for d in got if d["ts"] > last["ts"]}
+    assert coc.ask("catch_up", {})["error"] == "give exactly one of since_ts or since_seq"
