@@ -43,6 +43,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    if args.topics is not None:
+        from agent.topics import write_schemas
+
+        for path in write_schemas(args.topics):
+            print(path)
+        return 0
     if args.commands:
         from agent.command_args import json_schemas
 
@@ -126,8 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a config file; exit 2 with key paths and lines on errors")
     p.add_argument("file", nargs="?", default=None)
     p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("schema", help="print the config's JSON Schema (--commands: each COC command's)")
+    p = sub.add_parser("schema", help="print the config's JSON Schema (--commands: each COC command's; "
+                                      "--topics DIR: each MQTT topic's)")
     p.add_argument("--commands", action="store_true", help="a JSON Schema per COC command, by name")
+    p.add_argument("--topics", type=Path, metavar="DIR", help="write a JSON Schema per MQTT topic into DIR "
+                                                               "(the repository keeps them in schemas/topics)")
     p.set_defaults(func=cmd_schema)
     p = sub.add_parser("doctor", help="check config, disk, spool and the COC broker from this box")
     p.set_defaults(func=cmd_doctor)

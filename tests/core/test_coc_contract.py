@@ -14,6 +14,7 @@ import pytest
 
 from agent import __version__
 from agent.command_args import all_commands
+from agent.topics import topic_of, validate
 from tests.broadcast.harness import write_bulletin
 from tests.console.conftest import bulletin_form, login, page_csrf
 from tests.console.harness import OFFICIAL, ConsoleAgent
@@ -274,3 +275,15 @@ def test_catch_up_returns_exactly_the_events_a_dashboard_missed(coc: Coc) -> Non
     since = catch_up(coc, 50, since_ts=last["ts"])
     assert {d["seq"] for d in since} >= {d["seq"] for d in got if d["ts"] > last["ts"]}
     assert coc.ask("catch_up", {})["error"] == "give exactly one of since_ts or since_seq"
+
+
+def test_everything_on_the_wire_is_what_the_contract_says(coc: Coc) -> None:
+    """Every message this module's agent sent (status, health, telemetry, events, results) against agent/topics.py;
+    the README's table is checked against the same definitions in test_contract_drift.py."""
+    coc.ask("rebirth")
+    seen = [m for m in coc.rec.snapshot() if m.topic.startswith(BASE + "/")
+            and getattr(topic_of(m.topic[len(BASE) + 1:]), "direction", "") != "from_coc"]  # not this test's own
+    suffixes = {m.topic[len(BASE) + 1:].split("/")[0] for m in seen}
+    assert {"status", "health", "telemetry", "event", "cmd"} <= suffixes
+    for m in seen:
+        validate(m.topic[len(BASE) + 1:], m.payload)
