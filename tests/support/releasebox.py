@@ -187,6 +187,7 @@ def _power_cut(box: ReleaseBox, failpoint: str) -> None:
     box.wait_online("r-next")
     wait_until(lambda: box.events("pc:s"), 30, what="the committed event")
     assert [e["outcome"] for e in box.events("pc:s")] == ["committed"]
-    state = box.state()
-    assert state["good"] == "r-next" and state["trial"] is None and state["last"]["reported"] is True
+    # the outcome is marked reported once it is in the spool, which may be a moment after the COC has it
+    state = wait_until(lambda: (s := box.state())["last"].get("reported") and s, 20, what="the outcome marked reported")
+    assert state["good"] == "r-next" and state["trial"] is None
     assert not [p for p in box.releases.iterdir() if p.name.startswith(".tmp-")]
