@@ -13,6 +13,7 @@ from typing import Any, Callable
 from agent.fleet import plans, release
 from agent.fleet.config import FleetCliConfig, FleetError, load_fleet_config
 from agent.fleet.enroll import BOX_DIR, enroll
+from agent.fleet.live import ANSWER_S, ask_site, render_live
 from agent.fleet.mqtt import FleetMqtt
 from agent.fleet.rollout import Rollout, Runner, render_rollouts, render_status
 from agent.fleet.sites import read_fleet, render_list, render_show
@@ -45,8 +46,10 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=_wrap(cmd_keygen, needs_config=False))
     p = _common(fs.add_parser("list", help="every site: online, versions, link, last seen, drivers, change"))
     p.set_defaults(func=_wrap(cmd_list))
-    p = _common(fs.add_parser("show", help="one site in detail"))
+    p = _common(fs.add_parser("show", help="one site in detail (asks it for its bulletins, cameras, sensors, links)"))
     p.add_argument("site")
+    p.add_argument("--wait", type=float, default=ANSWER_S, metavar="S",
+                   help=f"seconds an online site has to answer the read commands (default {ANSWER_S:g}; 0: do not ask)")
     p.set_defaults(func=_wrap(cmd_show))
 
     cfg = fs.add_parser("config", help="configuration changes").add_subparsers(dest="fleet_config_command")
@@ -168,13 +171,20 @@ def cmd_list(args: argparse.Namespace, cfg: FleetCliConfig) -> int:
 def cmd_show(args: argparse.Namespace, cfg: FleetCliConfig) -> int:
     with FleetMqtt(cfg) as mq:
         sites = read_fleet(mq)
-    site = sites.get(args.site)
-    if site is None:
-        raise FleetError(f"no site {args.site!r} on the broker (no retained status, health or change)", 1)
+        site = sites.get(args.site)
+        if site is None:
+            raise FleetError(f"no site {args.site!r} on the broker (no retained status, health or change)", 1)
+        drivers = site.health.get("drivers") if isinstance(site.health.get("drivers"), dict) else {}
+        live = ask_site(mq, args.site, list(drivers), cfg.command_key_file, args.wait) \
+            if site.status.get("online") and args.wait > 0 else None
     if args.json:
-        _print_json({**site.summary(), "status": site.status, "health": site.health, "change_doc": site.change})
+        _print_json({**site.summary(), "status": site.status, "health": site.health, "change_doc": site.change,
+                     "live": live})
     else:
         print(render_show(site))
+        if live is not None:
+            lines = render_live(live)
+            print("\n".join(lines) if lines else "live:     the site did not answer; shown from its retained documents")
     return 0
 
 

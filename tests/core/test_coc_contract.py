@@ -8,11 +8,13 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from agent import __version__
+from agent.cli import main as cli_main
 from agent.command_args import all_commands
 from agent.topics import topic_of, validate
 from tests.broadcast.harness import write_bulletin
@@ -287,3 +289,23 @@ def test_everything_on_the_wire_is_what_the_contract_says(coc: Coc) -> None:
     assert {"status", "health", "telemetry", "event", "cmd"} <= suffixes
     for m in seen:
         validate(m.topic[len(BASE) + 1:], m.payload)
+
+
+def test_fleet_show_reads_a_site_that_answers_and_falls_back_to_retained_documents(coc: Coc, tmp_path: Path,
+                                                                                   capsys: Any) -> None:
+    coc.ask("broadcast", {"action": "create", "bulletin": bulletin("fleet-1")})
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(json.dumps({"broker": {"host": "127.0.0.1", "port": coc.broker.port, "username": "coc",
+                                            "password_file": str(coc.broker.password_file("coc"))},
+                                 "state_dir": str(tmp_path / "rollouts")}))
+    capsys.readouterr()
+    assert cli_main(["fleet", "show", "t1", "--fleet-config", str(fleet)]) == 0
+    out = capsys.readouterr().out
+    assert "bulletins:" in out and "fleet-1" in out and "cameras:" in out and "cong" in out and "OFFLINE" in out
+    assert "sensors:" in out and "links:" in out and all(len(line) <= 80 for line in out.splitlines())
+    assert cli_main(["fleet", "show", "t1", "--json", "--fleet-config", str(fleet)]) == 0
+    live = json.loads(capsys.readouterr().out)["live"]
+    assert set(live) == {"bulletins", "cameras", "sensors", "links"} and all(r["ok"] for r in live.values())
+    assert cli_main(["fleet", "show", "t1", "--wait", "0", "--fleet-config", str(fleet)]) == 0
+    out = capsys.readouterr().out
+    assert "drivers:" in out and "bulletins:" not in out
