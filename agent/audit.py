@@ -13,7 +13,8 @@ KIND = "audit"
 
 def audit_event(actor: str, action: str, target: str | None, ok: bool = True, detail: str | None = None,
                 **extra: Any) -> Event:
-    """`actor` names who changed it: `coc`, `console:<user>`, `file:<path>`, `automation:<rule>`, ..."""
-    data = {"ts": round(time.time(), 3), "actor": actor[:200], "action": action, "target": target, "ok": bool(ok),
-            "detail": (detail or "")[:500] or None, **extra}
+    """`actor` names who changed it: `coc`, `file:<path>`, `automation:<rule>`, ...; the keys are the console's
+    own (user, role, address: None here), so every audit event has one shape."""
+    data = {"ts": round(time.time(), 3), "actor": actor[:200], "user": None, "role": None, "action": action,
+            "target": target, "ok": bool(ok), "detail": (detail or "")[:500] or None, "address": None, **extra}
     return Event(KIND, data, severity="info" if ok else "warning")
