@@ -13,7 +13,7 @@ KIND = "audit"
 
 def audit_event(actor: str, action: str, target: str | None, ok: bool = True, detail: str | None = None,
                 **extra: Any) -> Event:
-    """`actor` names who changed it: `coc`, `file:<path>`, `automation:<rule>`, ...; the keys are the console's
+    """`actor` names who changed it: `coc`, `file:<path>`, `automations:<rule>`, ...; the keys are the console's
     own (user, role, address: None here), so every audit event has one shape."""
     data = {"ts": round(time.time(), 3), "actor": actor[:200], "user": None, "role": None, "action": action,
             "target": target, "ok": bool(ok), "detail": (detail or "")[:500] or None, "address": None, **extra}
