@@ -79,3 +79,13 @@ def test_committed_topic_schemas_are_the_generated_ones(tmp_path: Path) -> None:
     for path in map(Path, out):
         assert json.loads(path.read_text()) == json.loads((committed / path.name).read_text()), path.name
     assert write_schemas(tmp_path / "again")  # the function the command runs is what the repository keeps
+
+
+def test_the_broadcast_schema_takes_every_action_the_family_has() -> None:
+    """A new action added to the family's face but not to its command schema would be refused by the router."""
+    from typing import get_args
+
+    from drivers.broadcast import api
+    from drivers.broadcast.command_args import BroadcastArgs
+
+    assert set(get_args(BroadcastArgs.model_fields["action"].annotation)) == set(api.ACTIONS)
