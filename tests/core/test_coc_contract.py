@@ -299,11 +299,11 @@ def test_fleet_show_reads_a_site_that_answers_and_falls_back_to_retained_documen
                                             "password_file": str(coc.broker.password_file("coc"))},
                                  "state_dir": str(tmp_path / "rollouts")}))
     capsys.readouterr()
-    assert cli_main(["fleet", "show", "t1", "--fleet-config", str(fleet)]) == 0
+    assert cli_main(["fleet", "show", "t1", "--wait", "30", "--fleet-config", str(fleet)]) == 0  # ends once answered
     out = capsys.readouterr().out
     assert "bulletins:" in out and "fleet-1" in out and "cameras:" in out and "cong" in out and "OFFLINE" in out
     assert "sensors:" in out and "links:" in out and all(len(line) <= 80 for line in out.splitlines())
-    assert cli_main(["fleet", "show", "t1", "--json", "--fleet-config", str(fleet)]) == 0
+    assert cli_main(["fleet", "show", "t1", "--json", "--wait", "30", "--fleet-config", str(fleet)]) == 0
     live = json.loads(capsys.readouterr().out)["live"]
     assert set(live) == {"bulletins", "cameras", "sensors", "links"} and all(r["ok"] for r in live.values())
     assert cli_main(["fleet", "show", "t1", "--wait", "0", "--fleet-config", str(fleet)]) == 0
