@@ -294,6 +294,7 @@ def test_everything_on_the_wire_is_what_the_contract_says(coc: Coc) -> None:
 def test_fleet_show_reads_a_site_that_answers_and_falls_back_to_retained_documents(coc: Coc, tmp_path: Path,
                                                                                    capsys: Any) -> None:
     coc.ask("broadcast", {"action": "create", "bulletin": bulletin("fleet-1")})
+    coc.ask_until("cameras", lambda r: r["items"][0]["online"] is False)  # its stream is not there: shown OFFLINE
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text(json.dumps({"broker": {"host": "127.0.0.1", "port": coc.broker.port, "username": "coc",
                                             "password_file": str(coc.broker.password_file("coc"))},
