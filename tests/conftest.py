@@ -57,6 +57,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.get_closest_marker("xdist_group") is None and _shares_a_module_fixture(item):
             # one worker runs the module, so its agent, browser or lab starts once, not once per worker
             item.add_marker(pytest.mark.xdist_group(module.__name__))
+    _longest_first(items)
+
+
+def _longest_first(items: list[pytest.Item]) -> None:
+    """Whole modules in the order their runs are likely to be long — network labs, then modules one worker runs
+    with real processes, then other real processes, then the rest — so xdist, which hands out work in this
+    order, never leaves a long module to start near the end and run alone."""
+    def weight(item: pytest.Item) -> int:
+        if item.get_closest_marker("netns") is not None:
+            return 0
+        if item.get_closest_marker("heavy") is not None:
+            return 1 if item.get_closest_marker("xdist_group") is not None else 2
+        return 3
+
+    by_module: dict[str, int] = {}
+    for item in items:
+        name = item.nodeid.split("::", 1)[0]
+        by_module[name] = min(by_module.get(name, 3), weight(item))
+    items.sort(key=lambda item: by_module[item.nodeid.split("::", 1)[0]])  # stable: a module's own order kept
 
 
 def _shares_a_module_fixture(item: pytest.Item) -> bool:
