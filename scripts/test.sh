@@ -10,7 +10,7 @@ cd "$ROOT"
 set +e
 # The suite mostly waits on real processes, so more workers than cores pay off; tests that share a fixed port
 # or must not share cores carry @pytest.mark.xdist_group. TEST_WORKERS=0 runs everything in one process.
-"$PY" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-4}" --dist loadgroup "$@"
+"$PY" -m pytest -q -p no:cacheprovider -n "${TEST_WORKERS:-6}" --dist loadgroup "$@"
 rc=$?
 set -e
 # pytest's 5 means "no tests collected": a filter that matched nothing is not a failure here
