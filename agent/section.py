@@ -30,6 +30,16 @@ SecretFile = Annotated[Path, AfterValidator(_readable_file)]
 """A path to a file holding a secret (password, key); the secret itself never sits in YAML."""
 
 
+def _weekdays(v: list[int]) -> list[int]:
+    if any(d < 1 or d > 7 for d in v):
+        raise ValueError("weekdays are 1 (Monday) .. 7 (Sunday)")
+    return v
+
+
+Weekdays = Annotated[list[int], AfterValidator(_weekdays)]
+"""Days of the week as a schedule names them: 1 = Monday .. 7 = Sunday."""
+
+
 H = TypeVar("H", bound=Hashable)
 
 

@@ -86,6 +86,18 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
     return any(d.scope in ("module", "package") for defs in info.name2fixturedefs.values() for d in defs)
 
 
+@pytest.fixture(scope="module")
+def coc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker, Recorder]]:
+    """A broker for a module's one agent, and the COC's view of its events."""
+    broker = Broker(tmp_path_factory.mktemp("mq")).start()
+    rec = Recorder(broker.port, topics=("commune/v1/t1/event/#",)).start()
+    try:
+        yield broker, rec
+    finally:
+        rec.stop()
+        broker.stop()
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Broker]:
     b = Broker(tmp_path / "mosquitto").start()

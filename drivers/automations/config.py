@@ -9,7 +9,7 @@ from typing import Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from agent.section import Section, repeated
+from agent.section import Section, Weekdays, repeated
 
 RULE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
@@ -184,7 +184,7 @@ class Condition(Section):
     """Every key given must hold for the rule to fire."""
 
     hours: Optional[Window] = Field(None, description="only within these local hours, e.g. 06:00-21:00")
-    weekdays: Optional[list[int]] = Field(None, min_length=1, description="1=Monday .. 7=Sunday")
+    weekdays: Optional[Weekdays] = Field(None, min_length=1, description="1=Monday .. 7=Sunday")
     reading: Optional[ReadingCondition] = Field(None, description="another reading's latest value")
     link: Optional[list[str]] = Field(None, min_length=1, description="only while one of these links is in use")
 
@@ -192,13 +192,6 @@ class Condition(Section):
     @classmethod
     def _hours(cls, v: object) -> Window | None:
         return None if v is None else Window.parse(v)
-
-    @field_validator("weekdays")
-    @classmethod
-    def _days(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and any(d < 1 or d > 7 for d in v):
-            raise ValueError("weekdays are 1 (Monday) .. 7 (Sunday)")
-        return v
 
 
 class BulletinAction(Section):

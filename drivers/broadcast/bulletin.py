@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from agent.section import Section
+from agent.section import Section, Weekdays
 
 BULLETIN_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 PRIORITY_RANK = {"normal": 0, "high": 1, "emergency": 2}
@@ -25,7 +25,7 @@ class Schedule(Section):
     at: Optional[datetime] = None
     cron: Optional[str] = None
     times: Optional[list[time]] = Field(None, min_length=1)
-    weekdays: Optional[list[int]] = Field(None, description="1=Monday .. 7=Sunday; only with `times`")
+    weekdays: Optional[Weekdays] = Field(None, description="1=Monday .. 7=Sunday; only with `times`")
     start_date: Optional[date] = None
     end_date: Optional[date] = None
     repeat: int = Field(1, ge=1, le=20, description="how many times each airing is played")
@@ -40,13 +40,6 @@ class Schedule(Section):
 
         if len(v.split()) != 5 or not croniter.is_valid(v):
             raise ValueError(f"not a 5-field cron expression: {v!r}")
-        return v
-
-    @field_validator("weekdays")
-    @classmethod
-    def _days(cls, v: list[int] | None) -> list[int] | None:
-        if v is not None and any(d < 1 or d > 7 for d in v):
-            raise ValueError("weekdays are 1 (Monday) .. 7 (Sunday)")
         return v
 
     @model_validator(mode="after")

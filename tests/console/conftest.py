@@ -32,17 +32,6 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def coc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker, Recorder]]:
-    broker = Broker(tmp_path_factory.mktemp("mq")).start()
-    rec = Recorder(broker.port, topics=("commune/v1/t1/event/#",)).start()
-    try:
-        yield broker, rec
-    finally:
-        rec.stop()
-        broker.stop()
-
-
-@pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory, coc: tuple[Broker, Recorder]) -> Iterator[ConsoleAgent]:
     broker, _ = coc
     tmp = tmp_path_factory.mktemp("agent")
