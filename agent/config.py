@@ -336,3 +336,13 @@ def load_or_exit(path: str | Path | None) -> Any:
         for line in exc.lines:
             print(line, file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def load_section_or_exit(path: str | Path | None, section: str, command: str) -> tuple[Any, Any]:
+    """For a family's CLI: the whole config and its section, or one line naming what is missing and exit 2."""
+    cfg = load_or_exit(path)
+    found = getattr(cfg, section, None)
+    if found is None:
+        print(f"{command}: no '{section}' section in the config", file=sys.stderr)
+        raise SystemExit(2)
+    return cfg, found

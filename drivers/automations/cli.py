@@ -33,13 +33,9 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any, ZoneInfo]:
-    from agent.config import load_or_exit
+    from agent.config import load_section_or_exit
 
-    cfg = load_or_exit(args.config)
-    section = getattr(cfg, SECTION, None)
-    if section is None:
-        print("automations: no 'automations' section in the config", file=sys.stderr)
-        raise SystemExit(2)
+    cfg, section = load_section_or_exit(args.config, SECTION, "automations")
     return cfg, section, ZoneInfo(cfg.site.timezone)
 
 

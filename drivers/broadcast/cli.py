@@ -41,13 +41,9 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[BroadcastConfig, Path, ZoneInfo]:
-    from agent.config import load_or_exit
+    from agent.config import load_section_or_exit
 
-    cfg = load_or_exit(args.config)
-    section = getattr(cfg, SECTION, None)
-    if section is None:
-        print("bulletin: no 'broadcast' section in the config", file=sys.stderr)
-        raise SystemExit(2)
+    cfg, section = load_section_or_exit(args.config, SECTION, "bulletin")
     return section, Path(cfg.data_dir) / SECTION, ZoneInfo(cfg.site.timezone)
 
 

@@ -63,13 +63,16 @@ class RouteManager:
         spec: dict[str, object] = {"dst": "0.0.0.0/0", "table": table, "oif": await self.ifindex(link.interface)}
         if link.gateway is not None:
             spec["gateway"] = str(link.gateway)
+        await self._replace(spec, metric, f"default route via {link.name} ({link.interface}) in table {table}")
+
+    async def _replace(self, spec: dict[str, object], metric: int | None, what: str) -> None:
+        """Replace one route atomically; a refusal names the route."""
         if metric:
             spec["priority"] = metric
         try:
             await self.ipr.route("replace", **spec)
         except NetlinkError as exc:
-            raise RouteError(f"default route via {link.name} ({link.interface}) in table {table}: "
-                             f"{exc.args[1] if len(exc.args) > 1 else exc}") from None
+            raise RouteError(f"{what}: {exc.args[1] if len(exc.args) > 1 else exc}") from None
 
     async def set_multipath(self, table: int, members: list[LinkConfig], metric: int | None) -> None:
         """One default route over `members`, each nexthop weighted by its link's weight (one member: a plain
@@ -83,14 +86,8 @@ class RouteManager:
             if link.gateway is not None:
                 hop["gateway"] = str(link.gateway)
             hops.append(hop)
-        spec: dict[str, object] = {"dst": "0.0.0.0/0", "table": table, "multipath": hops}
-        if metric:
-            spec["priority"] = metric
-        try:
-            await self.ipr.route("replace", **spec)
-        except NetlinkError as exc:
-            raise RouteError(f"multipath default over {', '.join(x.name for x in members)} in table {table}: "
-                             f"{exc.args[1] if len(exc.args) > 1 else exc}") from None
+        await self._replace({"dst": "0.0.0.0/0", "table": table, "multipath": hops}, metric,
+                            f"multipath default over {', '.join(x.name for x in members)} in table {table}")
 
     async def set_unreachable(self, table: int) -> None:
         """Nothing leaves by this table (a policy that must not fall back to another link)."""
