@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from agent import __version__
 from agent.audit import audit_event
 from agent.backoff import Backoff
-from agent.changes import ChangeTracker, running_release
+from agent.changes import ChangeTracker
 from agent.commands import CommandRouter, ReplayMemory
 from agent.config import ConfigError, LoadedConfig, load, spool_path
 from agent.driver import (
@@ -441,7 +441,7 @@ class Supervisor:
 
     def versions(self) -> dict[str, Any]:
         """What the fleet view shows of a box: what runs, which configuration, and the change in progress."""
-        return {"agent_version": __version__, "release": running_release(self.config.fleet.release_dir),
+        return {"agent_version": __version__, "release": self.self_update.release,
                 "config_version": self.config_version, "change": self.changes.doc}
 
     def config_version_changed(self, publish: bool = True) -> None:
