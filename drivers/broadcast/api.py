@@ -1,7 +1,8 @@
 """The broadcast family's face: what other families (the console, automations) may use of it.
 
 Reads: bulletins parsed and validated, their next airings, a read-only view of the store and the as-run log,
-the live state the driver writes. Changes go only through the `broadcast` command (COMMAND, ACTIONS), so a
+the live state the driver writes, what is on air now (on_air_now, on_air_listen: in-process, on the loop, for
+signboards). Changes go only through the `broadcast` command (COMMAND, ACTIONS), so a
 bulletin from a phone, a file or the COC meets one validation, one store and one as-run log. Names that need
 numpy, ffmpeg or croniter (next airings, decoding and levelling an upload) load on first use.
 """
@@ -20,6 +21,9 @@ from drivers.broadcast.lexicon import MAX_ENTRIES as LEXICON_MAX_ENTRIES
 from drivers.broadcast.lexicon import LexiconError, check_entries, read_lexicon
 from drivers.broadcast.normalize_vi import Piece
 from drivers.broadcast.normalize_vi import pieces as spoken_pieces
+from drivers.broadcast.onair import OnAir
+from drivers.broadcast.onair import listen as on_air_listen
+from drivers.broadcast.onair import now as on_air_now
 from drivers.broadcast.store import DB_FILE, BulletinRecord, Store
 
 if TYPE_CHECKING:
@@ -28,9 +32,9 @@ if TYPE_CHECKING:
     from drivers.broadcast.decode import DecodeError, decode_capped
 
 __all__ = ["ACTIONS", "COMMAND", "LEXICON_FILE", "LEXICON_MAX_ENTRIES", "SECTION", "STATE_FILE", "Airing",
-           "BroadcastConfig", "Bulletin", "BulletinError", "BulletinRecord", "DecodeError", "LexiconError", "Piece",
-           "StoreView", "TtsConfig", "check_entries", "decode_capped", "level_file", "lexicon", "live_state",
-           "next_airings", "open_view", "parse_bulletin", "spoken_pieces"]
+           "BroadcastConfig", "Bulletin", "BulletinError", "BulletinRecord", "DecodeError", "LexiconError", "OnAir",
+           "Piece", "StoreView", "TtsConfig", "check_entries", "decode_capped", "level_file", "lexicon", "live_state",
+           "next_airings", "on_air_listen", "on_air_now", "open_view", "parse_bulletin", "spoken_pieces"]
 
 SECTION = "broadcast"  # the supervisor gives the driver <data_dir>/<section>
 STATE_FILE = "state.json"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Literal
 
 from agent.logs import KvLogger
+from drivers.broadcast import onair
 from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin
 from drivers.broadcast.outputs import Output, OutputError, PlayResult
@@ -106,6 +107,9 @@ class ZonePlayer:
                 airing = min(self.queue, key=ZoneAiring.sort_key)
                 self.queue.remove(airing)
                 self.current = airing
+                b = airing.bulletin
+                onair.began(onair.OnAir(self.name, b.id, b.title, b.text, b.priority,
+                                         max(airing.scheduled, time.time())))
                 try:
                     result = await loop.run_in_executor(self._pool, self._air, airing)
                 except OutputError as exc:
@@ -113,6 +117,8 @@ class ZonePlayer:
                     self.log.warning("airing_failed", zone=self.name, bulletin=airing.bulletin.id, error=str(exc))
                     await self.sink(airing.asrun(self.name, "failed", str(exc)))
                     continue
+                finally:
+                    onair.ended(self.name)
                 self.current = None
                 await self._finished(airing, result)
         finally:
@@ -120,6 +126,7 @@ class ZonePlayer:
                 if airing is not None:
                     airing.cancel.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
+            onair.ended(self.name)
 
     async def _finished(self, airing: ZoneAiring, result: PlayResult) -> None:
         if not result.interrupted:
