@@ -60,6 +60,7 @@ class ConsoleDriver:
                 if c.feed.changed:
                     write_json_logged(feed_path, c.feed.state(), ctx.log, indent=None)
                 await app_runner.cleanup()
+                await c.passwords.close()
                 c.audit.close()
                 if c._store is not None:
                     c._store.close()

@@ -1,7 +1,8 @@
-"""scrypt password hashes. Run as a script it checks one password in its own short-lived process.
+"""scrypt password hashes. Run as a script it checks passwords, one JSON line in, one answer line out.
 
 A login's scrypt needs 16 MB; computed in the agent, the allocator keeps that memory for good (one
-copy per thread). In a child process (`python -I kdf.py`, stdlib only) it is returned at exit.
+copy per thread). In a child process (`python -I kdf.py`, stdlib only) it is returned at exit: the child
+stays while logins come (a burst pays one interpreter start) and is closed once they stop.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 DKLEN = 32
 MAX_PASSWORD_BYTES = 1024
 CHILD_TIMEOUT_S = 20.0
+CHILD_IDLE_S = 30.0
+MAX_LINE_BYTES = 4 * MAX_PASSWORD_BYTES * 6 + 4096  # a JSON request with the longest password, escaped
 
 
 def hash_password(password: str) -> str:
@@ -53,27 +56,90 @@ def check_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(got, want)
 
 
-async def check_in_child(password: str, stored: str | None) -> bool:
-    """check_password in a child process; the password goes through a pipe, never the command line."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-I", str(Path(__file__).resolve()), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        async with asyncio.timeout(CHILD_TIMEOUT_S):
-            out, _ = await proc.communicate(json.dumps({"password": password, "hash": stored}).encode())
-    except BaseException:
-        if proc.returncode is None:
+class PasswordChecker:
+    """check_password in one child process kept for `idle_s` after the last check; the password goes through a
+    pipe, never the command line. A child found dead is replaced at once; one that hangs past `timeout_s` is
+    killed."""
+
+    def __init__(self, idle_s: float = CHILD_IDLE_S, timeout_s: float = CHILD_TIMEOUT_S) -> None:
+        self.idle_s, self.timeout_s = idle_s, timeout_s
+        self._proc: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()
+        self._idle: asyncio.TimerHandle | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self.starts = 0
+
+    async def check(self, password: str, stored: str | None) -> bool:
+        request = json.dumps({"password": password[:MAX_PASSWORD_BYTES], "hash": stored}).encode() + b"\n"
+        async with self._lock:
+            if self._idle is not None:
+                self._idle.cancel()
+            answer = b""
+            for _ in range(2):  # a child that died since the last check is replaced once
+                try:
+                    async with asyncio.timeout(self.timeout_s):
+                        answer = await self._ask(request)
+                except ConnectionError:
+                    answer = b""
+                except BaseException:
+                    await self.close()
+                    raise
+                if answer in (b"0", b"1"):
+                    break
+                await self.close()
+            else:
+                return False
+            self._idle = asyncio.get_running_loop().call_later(self.idle_s, self._close_soon)
+            return answer == b"1"
+
+    async def _ask(self, request: bytes) -> bytes:
+        proc = await self._child()
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(request)
+        await proc.stdin.drain()
+        return (await proc.stdout.readline()).strip()
+
+    async def _child(self) -> asyncio.subprocess.Process:
+        if self._proc is None or self._proc.returncode is not None:
+            self._proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", str(Path(__file__).resolve()), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            self.starts += 1
+        return self._proc
+
+    def _close_soon(self) -> None:
+        self._idle = None
+        if not self._lock.locked():
+            self._closing = asyncio.get_running_loop().create_task(self.close())
+
+    async def close(self) -> None:
+        """End the child (its 16 MB go back to the system); the next check starts another."""
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()  # at end of input the child exits by itself
+        try:
+            async with asyncio.timeout(2.0):
+                await proc.wait()
+        except TimeoutError:
             proc.kill()
             await proc.wait()
-        raise
-    return proc.returncode == 0 and out.strip() == b"1"
 
 
 def main() -> int:
-    req = json.loads(sys.stdin.buffer.read().decode("utf-8"))
-    stored = req.get("hash")
-    ok = check_password(str(req.get("password", "")), stored if isinstance(stored, str) else None)
-    sys.stdout.write("1" if ok else "0")
+    for line in sys.stdin.buffer:
+        try:
+            req = json.loads(line[:MAX_LINE_BYTES].decode("utf-8"))
+            stored = req.get("hash")
+            ok = check_password(str(req.get("password", "")), stored if isinstance(stored, str) else None)
+        except (ValueError, AttributeError):
+            ok = False
+        sys.stdout.write("1\n" if ok else "0\n")
+        sys.stdout.flush()
     return 0
 
 

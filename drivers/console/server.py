@@ -23,7 +23,7 @@ from drivers.console.config import ConsoleConfig
 from drivers.console.confirm import Confirmations
 from drivers.console.feed import Feed
 from drivers.console.i18n import Lang, detail, fmt_dt, translate
-from drivers.console.kdf import check_in_child
+from drivers.console.kdf import PasswordChecker
 from drivers.console.refused_logins import RefusedLogins
 from drivers.console.safeurl import local_path
 from drivers.console.sessions import Session, Sessions, account_mark
@@ -74,6 +74,7 @@ class Console:
                                  self._mark_of, ctx.log, ctx.count, per_user=self.cfg.max_sessions_per_user)
         self.throttle = LoginThrottle(self.cfg.login_max_failures, self.cfg.login_window_s, self.cfg.login_lockout_s)
         self.hash_turns = HashTurns()
+        self.passwords = PasswordChecker()
         self.refused = RefusedLogins()
         self._refused_noted = asyncio.Event()
         self.confirmations = Confirmations()
@@ -94,10 +95,10 @@ class Console:
         return account_mark(user.password_hash) if user else None
 
     async def check_password(self, username: str, password: str) -> User | None:
-        """One scrypt at a time, each in its own child process: 20 logins at once must not cost 20 × 16 MB."""
+        """One scrypt at a time, in a child process: 20 logins at once must not cost 20 × 16 MB."""
         async with self.hash_turns.turn(username):
             user = self.accounts.get(username)
-            ok = await check_in_child(password, user.password_hash if user else None)
+            ok = await self.passwords.check(password, user.password_hash if user else None)
         return user if ok else None
 
     def login_refused(self, request: web.Request, username: str, reason: str) -> None:

@@ -19,7 +19,7 @@ from drivers.broadcast.bulletin import BulletinError, parse_bulletin
 from drivers.console.accounts import AccountError, Accounts
 from drivers.console.forms import parse_form
 from drivers.console.i18n import translate
-from drivers.console.kdf import check_in_child, check_password, hash_password
+from drivers.console.kdf import PasswordChecker, check_password, hash_password
 from drivers.console.throttle import Attempt, LoginThrottle
 from tests.support.agentproc import ROOT
 
@@ -34,14 +34,49 @@ def test_scrypt_hashes_are_salted_and_checked_in_constant_form() -> None:
         assert not check_password("mật khẩu dài", broken)
 
 
-def test_the_check_in_a_child_process_agrees_with_the_hash() -> None:
+def test_the_check_in_a_child_process_agrees_with_the_hash_and_one_child_serves_a_burst() -> None:
     import asyncio
 
     stored = hash_password("mật khẩu – đúng")
-    assert asyncio.run(check_in_child("mật khẩu – đúng", stored))
-    assert not asyncio.run(check_in_child("mật khẩu – sai", stored))
-    assert not asyncio.run(check_in_child("bất kỳ", None))  # no such user: same work, never a match
-    assert not asyncio.run(check_in_child("x" * 100_000, stored))
+
+    async def main() -> tuple[list[bool], int]:
+        checker = PasswordChecker()
+        try:
+            got = [await checker.check("mật khẩu – đúng", stored), await checker.check("mật khẩu – sai", stored),
+                   await checker.check("bất kỳ", None),  # no such user: same work, never a match
+                   await checker.check("x" * 100_000, stored), await checker.check("mật khẩu – đúng", stored)]
+            return got, checker.starts
+        finally:
+            await checker.close()
+
+    assert asyncio.run(main()) == ([True, False, False, False, True], 1)
+
+
+def test_a_killed_or_idle_checker_child_is_replaced_and_its_memory_goes_back() -> None:
+    import asyncio
+    import os
+    import signal
+
+    stored = hash_password("đúng")
+
+    async def main() -> None:
+        checker = PasswordChecker(idle_s=0.2)
+        try:
+            assert await checker.check("đúng", stored)
+            first = checker._proc
+            assert first is not None
+            os.kill(first.pid, signal.SIGKILL)  # unseen by the checker until it asks
+            assert await checker.check("đúng", stored) and checker.starts == 2
+            second = checker._proc
+            assert second is not None
+            async with asyncio.timeout(10):
+                await second.wait()  # closed after idle_s without a check
+            assert second.returncode == 0 and checker._proc is None
+            assert await checker.check("đúng", stored) and checker.starts == 3
+        finally:
+            await checker.close()
+
+    asyncio.run(main())
 
 
 def test_an_unknown_user_costs_the_same_single_scrypt_as_a_wrong_password(monkeypatch: pytest.MonkeyPatch) -> None:
