@@ -65,6 +65,9 @@ SPECS: tuple[DriverSpec, ...] = (
                "drivers.automations.driver:AutomationsDriver", "drivers.automations.cli",
                uses=("broadcast", "cameras", "network", "sensors"), label=Label("Tự động hoá", "Automations"),
                commands="drivers.automations.command_args:COMMANDS"),
+    DriverSpec("signboard", "drivers.signboard.config:SignboardConfig", "drivers.signboard.driver:SignboardDriver",
+               "drivers.signboard.cli", uses=("broadcast",), label=Label("Bảng tin điện tử", "Signboards"),
+               commands="drivers.signboard.command_args:COMMANDS"),
 )
 
 # what emits events besides the drivers (Event.source): the core itself and its uplink to the COC
