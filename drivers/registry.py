@@ -59,7 +59,7 @@ SPECS: tuple[DriverSpec, ...] = (
                "drivers.sensors.cli", label=Label("Cảm biến", "Sensors"),
                commands="drivers.sensors.command_args:COMMANDS"),
     DriverSpec("console", "drivers.console.config:ConsoleConfig", "drivers.console.driver:ConsoleDriver",
-               "drivers.console.cli", uses=("automations", "broadcast", "cameras", "network", "sensors"),
+               "drivers.console.cli", uses=("automations", "broadcast", "cameras", "network", "sensors", "signboard"),
                label=Label("Trang quản lý", "Console")),
     DriverSpec("automations", "drivers.automations.config:AutomationsConfig",
                "drivers.automations.driver:AutomationsDriver", "drivers.automations.cli",

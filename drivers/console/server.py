@@ -162,7 +162,8 @@ class Console:
             dt=lambda ts, seconds=False: fmt_dt(ts, self.tz, seconds), refresh_s=self.cfg.refresh_s,
             detail=lambda doc: detail(lang, doc), label=lambda name: label(name, lang),
             site=getattr(self.agent_cfg.site, "name", "") or self.agent_cfg.site.site_id, flash=request.get("flash"),
-            automations=getattr(self.agent_cfg, "automations", None) is not None, **kw)
+            automations=getattr(self.agent_cfg, "automations", None) is not None,
+            signboard=getattr(self.agent_cfg, "signboard", None) is not None, **kw)
         return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
     def fragment(self, request: web.Request, template: str, key: Any, **kw: Any) -> Markup:
@@ -359,7 +360,14 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 
 def build_app(c: Console) -> web.Application:
-    from drivers.console import pages_automations, pages_bulletins, pages_lexicon, pages_proof, pages_status
+    from drivers.console import (
+        pages_automations,
+        pages_bulletins,
+        pages_lexicon,
+        pages_proof,
+        pages_signboard,
+        pages_status,
+    )
 
     app = web.Application(middlewares=[guard], client_max_size=(c.cfg.max_upload_mb + 1) * 1024 * 1024)
     app[CONSOLE] = c
@@ -376,4 +384,5 @@ def build_app(c: Console) -> web.Application:
     pages_status.add_routes(r)
     pages_automations.add_routes(r)
     pages_lexicon.add_routes(r)
+    pages_signboard.add_routes(r)
     return app

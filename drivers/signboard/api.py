@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from agent.statefile import read_json
-from drivers.signboard.content import DAYS_VI, MAX_ENTRIES
+from drivers.signboard.content import DAYS_VI, MAX_ENTRIES, ContentError, check_entries, check_notice
 
 SECTION = "signboard"  # the supervisor gives the driver <data_dir>/<section>
 STATE_FILE = "state.json"
 SECRETS_FILE = "secrets.json"
 COMMAND = "signboard"
 ACTIONS = ("show", "clear", "schedule", "status")
-__all__ = ["ACTIONS", "COMMAND", "DAYS_VI", "MAX_ENTRIES", "SECTION", "board_urls", "live_state"]
+__all__ = ["ACTIONS", "COMMAND", "DAYS_VI", "MAX_ENTRIES", "SECTION", "ContentError", "board_urls", "check_entries",
+           "check_notice", "live_state"]
 
 
 def live_state(data_root: Path) -> dict[str, Any] | None:

@@ -21,7 +21,12 @@ FIELD_MAX = 300
 
 
 class ContentError(ValueError):
-    """Bad notice or schedule: the message says what and where, on one line."""
+    """Bad notice or schedule: the message says what and where, on one line; `field`, `line` (1-based, schedule)
+    and `code` let the console say the same in Vietnamese."""
+
+    def __init__(self, message: str, field: str = "", code: str = "invalid", line: int | None = None) -> None:
+        super().__init__(message)
+        self.field, self.code, self.line = field, code, line
 
 
 @dataclass
@@ -46,18 +51,19 @@ class Entry:
     where: str = ""
 
 
-def _text(v: Any, where: str, limit: int, required: bool = True) -> str:
+def _text(v: Any, where: str, limit: int, required: bool = True, line: int | None = None) -> str:
+    name = where.rpartition(".")[2]
     if v is None:
         v = ""
     if not isinstance(v, (str, int, float)) or isinstance(v, bool):
-        raise ContentError(f"{where}: must be text")
-    s = "\n".join(" ".join(line.split()) for line in str(v).splitlines()).strip()
+        raise ContentError(f"{where}: must be text", name, "not_text", line)
+    s = "\n".join(" ".join(x.split()) for x in str(v).splitlines()).strip()
     if required and not s:
-        raise ContentError(f"{where}: is empty")
+        raise ContentError(f"{where}: is empty", name, "empty", line)
     if len(s) > limit:
-        raise ContentError(f"{where}: longer than {limit} characters ({len(s)})")
+        raise ContentError(f"{where}: longer than {limit} characters ({len(s)})", name, "too_long", line)
     if any(ord(c) < 32 and c != "\n" for c in s):
-        raise ContentError(f"{where}: contains control characters")
+        raise ContentError(f"{where}: contains control characters", name, "control", line)
     return s
 
 
@@ -67,41 +73,43 @@ def check_notice(args: dict[str, Any], boards: list[str], max_chars: int, by: st
     chosen = args.get("boards")
     if chosen is not None:
         if not isinstance(chosen, list) or not chosen:
-            raise ContentError("boards: must be a non-empty list of board ids")
+            raise ContentError("boards: must be a non-empty list of board ids", "boards", "empty")
         unknown = [b for b in chosen if b not in boards]
         if unknown:
-            raise ContentError(f"boards: unknown board {unknown[0]!r} (configured: {', '.join(boards) or 'none'})")
+            raise ContentError(f"boards: unknown board {unknown[0]!r} (configured: {', '.join(boards) or 'none'})",
+                               "boards", "unknown")
     nid = args.get("id") or uuid.uuid4().hex[:10]
     if not isinstance(nid, str) or not re.match(r"^[A-Za-z0-9_.-]{1,64}$", nid):
-        raise ContentError("id: 1-64 letters, digits, _ . -")
+        raise ContentError("id: 1-64 letters, digits, _ . -", "id")
     return Notice(nid, text, title, chosen, args.get("bulletin"), time.time(), by)
 
 
 def check_entries(raw: Any, where: str = "entries") -> list[Entry]:
     """The schedule's lines, sorted by day and time; the first bad one named by its position."""
     if not isinstance(raw, list):
-        raise ContentError(f"{where}: must be a list")
+        raise ContentError(f"{where}: must be a list", "entries")
     if len(raw) > MAX_ENTRIES:
-        raise ContentError(f"{where}: more than {MAX_ENTRIES} lines ({len(raw)})")
+        raise ContentError(f"{where}: more than {MAX_ENTRIES} lines ({len(raw)})", "entries", "too_many")
     out = []
     for i, e in enumerate(raw, 1):
         at = f"{where}[{i}]"
         if not isinstance(e, dict):
-            raise ContentError(f"{at}: must be a mapping with day, time, what, who, where")
+            raise ContentError(f"{at}: must be a mapping with day, time, what, who, where", "entries", line=i)
         extra = set(e) - {"day", "time", "what", "who", "where"}
         if extra:
-            raise ContentError(f"{at}: unknown key {sorted(extra)[0]!r}")
-        day = _day(e.get("day"), f"{at}.day")
+            raise ContentError(f"{at}: unknown key {sorted(extra)[0]!r}", sorted(extra)[0], "unknown", i)
+        day = _day(e.get("day"), f"{at}.day", i)
         m = _HHMM.match(str(e.get("time") or "").strip())
         if not m:
-            raise ContentError(f"{at}.time: {e.get('time')!r} is not a time like 07:30")
-        out.append(Entry(day, f"{int(m.group(1)):02d}:{m.group(2)}", _text(e.get("what"), f"{at}.what", FIELD_MAX),
-                         _text(e.get("who"), f"{at}.who", FIELD_MAX, False),
-                         _text(e.get("where"), f"{at}.where", FIELD_MAX, False)))
+            raise ContentError(f"{at}.time: {e.get('time')!r} is not a time like 07:30", "time", "bad_time", i)
+        out.append(Entry(day, f"{int(m.group(1)):02d}:{m.group(2)}",
+                         _text(e.get("what"), f"{at}.what", FIELD_MAX, line=i),
+                         _text(e.get("who"), f"{at}.who", FIELD_MAX, False, i),
+                         _text(e.get("where"), f"{at}.where", FIELD_MAX, False, i)))
     return sorted(out, key=lambda x: (x.day, x.time))
 
 
-def _day(v: Any, where: str) -> int:
+def _day(v: Any, where: str, line: int) -> int:
     if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 7:
         return v
     if isinstance(v, str):
@@ -115,7 +123,7 @@ def _day(v: Any, where: str) -> int:
             return int(s[-1]) - 1
         if s in ("cn", "chủ nhật"):
             return 7
-    raise ContentError(f"{where}: {v!r} is not a day (1 = Thứ Hai .. 7 = Chủ Nhật)")
+    raise ContentError(f"{where}: {v!r} is not a day (1 = Thứ Hai .. 7 = Chủ Nhật)", "day", "bad_day", line)
 
 
 def read_schedule_file(path: Path) -> list[Entry]:
@@ -123,7 +131,7 @@ def read_schedule_file(path: Path) -> list[Entry]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeError) as exc:
-        raise ContentError(f"{path}: cannot read: {exc}") from None
+        raise ContentError(f"{path}: cannot read: {exc}", "file", "unreadable") from None
     if path.suffix.lower() == ".csv":
         rows = list(csv.DictReader(io.StringIO(text)))
         return check_entries([{k.strip().lower(): v for k, v in r.items() if k} for r in rows], path.name)
@@ -132,7 +140,7 @@ def read_schedule_file(path: Path) -> list[Entry]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ContentError(f"{path.name}:{line} not valid YAML") from None
+        raise ContentError(f"{path.name}:{line} not valid YAML", "file", "bad_yaml") from None
     if isinstance(data, dict):
         data = data.get("entries")
     return check_entries(data, path.name)
