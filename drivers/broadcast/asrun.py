@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from agent.driver import Event
 from drivers.broadcast.airtimes import local_iso
 
-Outcome = Literal["played", "failed", "skipped", "interrupted"]
+Outcome = Literal["played", "failed", "skipped", "interrupted", "unreachable"]
 
 
 @dataclass
@@ -25,6 +25,8 @@ class AsRun:
     started: float | None = None
     ended: float | None = None
     engine: str | None = None
+    heard: str | None = None  # yes | no | not monitored (the zone's monitor input over the airing)
+    level_dbfs: float | None = None  # the monitor's RMS level over the airing
 
     @property
     def lateness_ms(self) -> float | None:
@@ -38,7 +40,9 @@ class AsRun:
         for key in ("scheduled", "started", "ended"):
             if data[key] is not None:
                 data[f"{key}_at"] = local_iso(data[key], tz)
-        severity = "warning" if self.outcome in ("failed", "interrupted") else "info"
+        severity = "warning" if self.outcome in ("failed", "interrupted", "unreachable") else "info"
+        if self.outcome == "played" and self.heard == "no":
+            severity = "warning"
         if self.outcome == "skipped" and self.priority == "emergency":
             severity = "warning"
         return Event(kind="asrun", data=data, severity=severity)

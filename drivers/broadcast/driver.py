@@ -7,11 +7,12 @@ import asyncio
 from agent.driver import Context
 from drivers.broadcast.airing_audio import AiringAudio
 from drivers.broadcast.commands import BroadcastCommand
-from drivers.broadcast.config import BroadcastConfig, HttpZone, RtpZone, SoundcardZone
+from drivers.broadcast.config import BroadcastConfig, HttpZone, PagingZone, RtpZone, SoundcardZone
 from drivers.broadcast.lexicon import FILE as LEXICON_FILE
 from drivers.broadcast.lexicon import Lexicon
 from drivers.broadcast.outputs import Output
 from drivers.broadcast.outputs.httppush import HttpPushOutput
+from drivers.broadcast.outputs.paging import PagingOutput
 from drivers.broadcast.outputs.rtp import RtpOutput
 from drivers.broadcast.outputs.soundcard import SoundcardOutput
 from drivers.broadcast.player import ZonePlayer
@@ -21,11 +22,13 @@ from drivers.broadcast.store import DB_FILE, Store
 from drivers.broadcast.watcher import BulletinDir, watch_dir
 
 
-def make_output(zone: SoundcardZone | RtpZone | HttpZone) -> Output:
+def make_output(zone: SoundcardZone | RtpZone | PagingZone | HttpZone) -> Output:
     if isinstance(zone, SoundcardZone):
         return SoundcardOutput(zone)
     if isinstance(zone, RtpZone):
         return RtpOutput(zone)
+    if isinstance(zone, PagingZone):
+        return PagingOutput(zone)
     return HttpPushOutput(zone)
 
 
@@ -40,7 +43,9 @@ class BroadcastDriver:
         players: dict[str, ZonePlayer] = {}
         sched = Scheduler(ctx, store, airing_audio, players)
         players.update({name: ZonePlayer(name, make_output(z), z.volume, sched.record, cfg.emergency_interrupt,
-                                         ctx.log.child(name), cfg.realtime_priority) for name, z in cfg.zones.items()})
+                                         ctx.log.child(name), cfg.realtime_priority, z.monitor,
+                                         lambda zone=name: sched.speakers.unreachable(zone))  # type: ignore[misc]
+                        for name, z in cfg.zones.items()})
         tasks: list[asyncio.Task[None]] = []
         try:
             sched.sync()
@@ -49,10 +54,12 @@ class BroadcastDriver:
             tasks = [asyncio.create_task(p.run(), name=f"zone-{n}") for n, p in players.items()]
             tasks.append(asyncio.create_task(sched.run(), name="scheduler"))
             tasks.append(asyncio.create_task(sched.retry_gtts(), name="retry-gtts"))
+            if sched.speakers.zones:
+                tasks.append(asyncio.create_task(sched.speakers.run(), name="speaker-checks"))
             if cfg.bulletin_dir:
                 bdir = BulletinDir(cfg.bulletin_dir, cfg.tts.max_chars)
                 tasks.append(asyncio.create_task(watch_dir(bdir, sched), name="bulletin-dir"))
-            ctx.health("ok", "{bulletins} bulletins, {zones} zones", bulletins=len(sched.entries), zones=len(players))
+            sched.refresh_health()
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
                 t.result()

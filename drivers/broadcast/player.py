@@ -15,6 +15,8 @@ from agent.logs import KvLogger
 from drivers.broadcast import onair
 from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin
+from drivers.broadcast.config import MonitorInput
+from drivers.broadcast.monitor import NOT_MONITORED, Heard, MonitorCapture
 from drivers.broadcast.outputs import Output, OutputError, PlayResult
 from drivers.broadcast.track import Track
 
@@ -47,21 +49,26 @@ class ZoneAiring:
     def sort_key(self) -> tuple[int, float, int]:
         return (-self.bulletin.rank, self.scheduled, self.order)
 
-    def asrun(self, zone: str, outcome: str, reason: str | None = None, result: PlayResult | None = None) -> AsRun:
+    def asrun(self, zone: str, outcome: str, reason: str | None = None, result: PlayResult | None = None,
+              heard: Heard = NOT_MONITORED) -> AsRun:
         return AsRun(self.bulletin.id, self.bulletin.title, zone, self.bulletin.priority, self.repeat, self.scheduled,
                      outcome, reason, result.started if result else None, result.ended if result else None,  # type: ignore[arg-type]
-                     self.engine)
+                     self.engine, heard.heard, heard.level_dbfs)
 
 
 ResultSink = Callable[[AsRun], Awaitable[None]]
+Unreachable = Callable[[], "str | None"]  # why the zone's speakers cannot be heard, None while they may be
 
 
 class ZonePlayer:
     """Emergencies interrupt whatever is playing at their airtime; the interrupted airing is requeued or marked."""
 
     def __init__(self, name: str, output: Output, volume: float, sink: ResultSink,
-                 interrupt_policy: Literal["requeue", "mark"], log: KvLogger, rt_priority: int = 0) -> None:
+                 interrupt_policy: Literal["requeue", "mark"], log: KvLogger, rt_priority: int = 0,
+                 monitor: MonitorInput | None = None, unreachable: Unreachable = lambda: None) -> None:
         self.name = name
+        self.monitor = monitor
+        self.unreachable = unreachable
         self.output = output
         self.volume = volume
         self.sink = sink
@@ -110,7 +117,10 @@ class ZonePlayer:
                 b = airing.bulletin
                 onair.began(onair.OnAir(self.name, b.id, b.title, b.text, b.priority,
                                          max(airing.scheduled, time.time())))
+                capture = MonitorCapture(self.monitor) if self.monitor else None
                 try:
+                    if capture:
+                        await capture.start()
                     result = await loop.run_in_executor(self._pool, self._air, airing)
                 except OutputError as exc:
                     self.current = None
@@ -119,8 +129,13 @@ class ZonePlayer:
                     continue
                 finally:
                     onair.ended(self.name)
+                    if capture:
+                        await capture.stop()
                 self.current = None
-                await self._finished(airing, result)
+                heard = capture.verdict(result.started, result.ended) if capture else NOT_MONITORED
+                if heard.error:
+                    self.log.warning("monitor_failed", zone=self.name, error=heard.error)
+                await self._finished(airing, result, heard)
         finally:
             for airing in [self.current, *self.queue]:
                 if airing is not None:
@@ -128,16 +143,17 @@ class ZonePlayer:
             self._pool.shutdown(wait=True, cancel_futures=True)
             onair.ended(self.name)
 
-    async def _finished(self, airing: ZoneAiring, result: PlayResult) -> None:
+    async def _finished(self, airing: ZoneAiring, result: PlayResult, heard: Heard) -> None:
         if not result.interrupted:
-            await self.sink(airing.asrun(self.name, "played", None, result))
+            why = self.unreachable()  # the speakers went down while it aired
+            await self.sink(airing.asrun(self.name, "unreachable" if why else "played", why, result, heard))
             return
         why = airing.stopped_by or "stopped"
         if why.startswith("emergency") and self.policy == "requeue":
             self.queue.append(ZoneAiring(airing.bulletin, airing.repeat, airing.scheduled, airing.audio, airing.engine))
             self._wake.set()
             why += "; requeued to play again after it"
-        await self.sink(airing.asrun(self.name, "interrupted", f"interrupted by {why}", result))
+        await self.sink(airing.asrun(self.name, "interrupted", f"interrupted by {why}", result, heard))
 
     def _air(self, airing: ZoneAiring) -> PlayResult:
         """Runs in the zone's thread: open the output ahead of time, then start on the deadline."""

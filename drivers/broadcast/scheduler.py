@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.driver import Context
+from agent.driver import Context, Event
 from drivers.broadcast.airing_audio import AiringAudio
 from drivers.broadcast.airtimes import Airing, in_quiet_hours, local_iso, next_airings
 from drivers.broadcast.api import STATE_FILE
@@ -16,6 +16,7 @@ from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin, BulletinError
 from drivers.broadcast.config import BroadcastConfig
 from drivers.broadcast.player import ZoneAiring, ZonePlayer
+from drivers.broadcast.speakers import SpeakerWatch
 from drivers.broadcast.store import Store
 from drivers.broadcast.track import Track
 from drivers.broadcast.tts import Rendering, TtsError
@@ -53,6 +54,8 @@ class Scheduler:
         self.changed = asyncio.Event()
         self.version = -1
         self.state_path: Path = ctx.data_dir / STATE_FILE
+        self.speakers = SpeakerWatch(self.cfg, ctx, self.speakers_changed)
+        self.silent: dict[str, dict[str, Any]] = {}  # zones whose last played airing the monitor did not hear
 
     # ---- accepting bulletins -------------------------------------------------------------------------------
     def check_zones(self, b: Bulletin, where: str) -> None:
@@ -209,13 +212,29 @@ class Scheduler:
                     await self.record(AsRun(b.id, b.title, z, b.priority, airing.repeat, airing.scheduled, "failed",
                                             f"no audio: {exc}"))
                 return
+        if reason is None:
+            await self._check_speakers(zones, airing.scheduled - time.time() - 0.2)
         for z in zones:
             player = self.players.get(z)
             if reason is not None or player is None:
                 await self.record(AsRun(b.id, b.title, z, b.priority, airing.repeat, airing.scheduled, "skipped",
                                         reason or f"unknown zone {z!r}"))
                 continue
+            why = self.speakers.unreachable(z)
+            if why is not None:  # nobody would hear it: said so in the as-run log, not aired into the void
+                await self.record(AsRun(b.id, b.title, z, b.priority, airing.repeat, airing.scheduled, "unreachable",
+                                        why, engine=engine))
+                continue
             player.submit(ZoneAiring(b, airing.repeat, airing.scheduled, audio, engine))
+
+    async def _check_speakers(self, zones: list[str], budget_s: float) -> None:
+        """The zones' speakers checked again right before airtime, within what is left before it; a check still
+        running then goes on and counts for the next decision."""
+        if not self.cfg.speaker_checks.before_airing:
+            return
+        checks = [asyncio.ensure_future(self.speakers.check_zone(z)) for z in zones if z in self.speakers.zones]
+        if checks:
+            await asyncio.wait(checks, timeout=max(0.05, budget_s))
 
     async def play_now(self, b: Bulletin) -> dict[str, Any]:
         """Air a bulletin as soon as it is rendered (bypassing quiet hours: the operator asked for it)."""
@@ -237,10 +256,44 @@ class Scheduler:
         self.store.add_asrun(data)
         log = self.log.info if rec.outcome == "played" else self.log.warning
         log("asrun", bulletin=rec.bulletin_id, zone=rec.zone, outcome=rec.outcome, lateness_ms=rec.lateness_ms,
-            engine=rec.engine, reason=rec.reason)
+            engine=rec.engine, reason=rec.reason, heard=rec.heard, level_dbfs=rec.level_dbfs)
         if rec.outcome != "played":
             self.ctx.count(f"airing_{rec.outcome}")
         await self.ctx.emit(ev)
+        if rec.outcome == "played" and rec.heard in ("yes", "no"):
+            await self._heard(rec, ev.id)
+
+    async def _heard(self, rec: AsRun, asrun_id: str) -> None:
+        """A played airing the monitor did not hear is an alarm (amplifier off, cable cut) until one is heard."""
+        if rec.heard == "yes":
+            if self.silent.pop(rec.zone, None) is not None:
+                self.log.info("airing_heard_again", zone=rec.zone, bulletin=rec.bulletin_id, level_dbfs=rec.level_dbfs)
+                self.refresh_health()
+            return
+        self.silent[rec.zone] = {"bulletin_id": rec.bulletin_id, "level_dbfs": rec.level_dbfs, "at": rec.started}
+        self.ctx.count("airing_silent")
+        self.log.error("airing_silent", zone=rec.zone, bulletin=rec.bulletin_id, level_dbfs=rec.level_dbfs,
+                       heard_dbfs=self.cfg.zones[rec.zone].monitor.heard_dbfs)  # type: ignore[union-attr]
+        self.refresh_health()
+        await self.ctx.emit(Event(kind="airing_silent", severity="critical",
+                                  data={"zone": rec.zone, "bulletin_id": rec.bulletin_id, "title": rec.title,
+                                        "level_dbfs": rec.level_dbfs, "asrun_event_id": asrun_id,
+                                        "started": rec.started, "ended": rec.ended}))
+
+    def speakers_changed(self) -> None:
+        self.refresh_health()
+        self.write_state()
+
+    def refresh_health(self) -> None:
+        """ok, or degraded naming the speakers that are down, the zones nobody can hear and the silent monitors."""
+        down, unreachable = self.speakers.down(), self.speakers.unreachable_zones()
+        if not down and not self.silent:
+            self.ctx.health("ok", "{bulletins} bulletins, {zones} zones", bulletins=len(self.entries),
+                            zones=len(self.players))
+            return
+        self.ctx.health("degraded", "speakers down: {down}; zones unreachable: {unreachable}; not heard: {silent}",
+                        down=", ".join(down) or "-", unreachable=", ".join(unreachable) or "-",
+                        silent=", ".join(self.silent) or "-")
 
     # ---- loops ---------------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -293,6 +346,8 @@ class Scheduler:
                                 "duration_s": round(e.rendering.duration_s, 2) if e.rendering else None,
                                 "error": e.error} for bid, e in self.entries.items()},
             "file_errors": self.file_errors,
+            "speakers": self.speakers.doc(),
+            "silent": self.silent,
         }
 
     def write_state(self) -> None:

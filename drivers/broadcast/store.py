@@ -36,13 +36,16 @@ CREATE TABLE IF NOT EXISTS asrun (
     outcome TEXT NOT NULL,
     reason TEXT,
     engine TEXT,
-    event_id TEXT
+    event_id TEXT,
+    heard TEXT,
+    level_dbfs REAL
 );
 CREATE INDEX IF NOT EXISTS asrun_scheduled ON asrun(scheduled);
 CREATE INDEX IF NOT EXISTS asrun_bulletin ON asrun(bulletin_id, scheduled);
 """
 ASRUN_FIELDS = ("bulletin_id", "title", "zone", "priority", "repeat", "scheduled", "started", "ended",
-                "lateness_ms", "outcome", "reason", "engine", "event_id")
+                "lateness_ms", "outcome", "reason", "engine", "event_id", "heard", "level_dbfs")
+_ADDED_COLUMNS = {"heard": "TEXT", "level_dbfs": "REAL"}  # as-run columns newer than the first schema
 
 _INSERT_ASRUN = f"INSERT INTO asrun({', '.join(ASRUN_FIELDS)}) VALUES ({', '.join('?' * len(ASRUN_FIELDS))})"
 
@@ -67,6 +70,18 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        """A log written by an older release gains the newer columns (its old rows read as NULL there)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(asrun)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                try:
+                    self.db.execute(f"ALTER TABLE asrun ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # the driver and the CLI opened it at the same moment
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
@@ -162,14 +177,17 @@ class Store:
         return total, [dict(zip(("seq",) + ASRUN_FIELDS, r)) for r in rows]
 
     def asrun_report(self, start: float, end: float) -> list[dict[str, Any]]:
-        """Per bulletin and zone: airings planned, played, failed, skipped, interrupted, and seconds on air."""
+        """Per bulletin and zone: airings planned, played, failed, skipped, interrupted, unreachable, heard on the
+        monitor and not, and seconds on air (each airing's real start to end)."""
         rows = self.db.execute(
             "SELECT bulletin_id, MAX(title), zone, COUNT(*), "
             "SUM(outcome='played'), SUM(outcome='failed'), SUM(outcome='skipped'), SUM(outcome='interrupted'), "
+            "SUM(outcome='unreachable'), SUM(heard='yes'), SUM(heard='no'), "
             "COALESCE(SUM(CASE WHEN started IS NOT NULL AND ended IS NOT NULL THEN ended-started END), 0) "
             "FROM asrun WHERE scheduled >= ? AND scheduled < ? GROUP BY bulletin_id, zone ORDER BY bulletin_id, zone",
             (start, end)).fetchall()
-        keys = ("bulletin_id", "title", "zone", "planned", "played", "failed", "skipped", "interrupted", "on_air_s")
+        keys = ("bulletin_id", "title", "zone", "planned", "played", "failed", "skipped", "interrupted", "unreachable",
+                "heard", "not_heard", "on_air_s")
         return [dict(zip(keys, r)) for r in rows]
 
     def asrun_bulletins(self) -> list[str]:

@@ -51,6 +51,7 @@ T: dict[str, tuple[str, str]] = {
     "oc_failed": ("lỗi", "failed"),
     "oc_skipped": ("bỏ qua", "skipped"),
     "oc_interrupted": ("bị ngắt", "interrupted"),
+    "oc_unreachable": ("loa không liên lạc được", "speakers unreachable"),
     "title": ("Tiêu đề", "Title"),
     "text": ("Nội dung", "Text"),
     "source": ("Nguồn âm thanh", "Sound"),
@@ -316,6 +317,8 @@ DETAILS: dict[str, str] = {
     "{n} camera(s) online": "{n} camera trực tuyến",
     "loading schedule": "đang nạp lịch phát",
     "{bulletins} bulletins, {zones} zones": "{bulletins} bản tin, {zones} vùng loa",
+    "speakers down: {down}; zones unreachable: {unreachable}; not heard: {silent}":
+        "loa mất kết nối: {down}; vùng loa không phát được: {unreachable}; không nghe thấy tiếng: {silent}",
     "bulletin_dir {path}: {error}": "không dùng được thư mục bản tin (bulletin_dir) {path}: {error}",
     "listening on {address}:{port}": "đang mở cổng {address}:{port}",
     "{url}": "đang phục vụ tại {url}",
