@@ -99,7 +99,7 @@ class BoardServer:
         try:
             response = await handler(request)
         except web.HTTPException as exc:
-            if exc.status == 404:
+            if exc.status == 404 and not request.get("counted"):
                 self.count("not_found")
             response = web.Response(status=exc.status, text=exc.reason)
         h = response.headers
@@ -116,6 +116,7 @@ class BoardServer:
         board = self.board_of(request.match_info["secret"])
         if board is None:
             self.count("bad_secret")
+            request["counted"] = True
             raise web.HTTPNotFound()
         return board
 

@@ -8,6 +8,7 @@ import asyncio
 import re
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 GUID = "5f3c-sim-guid"
@@ -26,6 +27,7 @@ class Card:
     port: int = 0
     packets: list[Received] = field(default_factory=list)
     commands: list[bytes] = field(default_factory=list)
+    stamps: list[float] = field(default_factory=list)  # when each command had arrived whole (time.time())
     refuse: set[str] = field(default_factory=set)  # methods answered with a failure result
     connections: int = 0
 
@@ -56,6 +58,10 @@ class Card:
         with self.lock:
             return [m.group(1).decode() for c in self.commands
                     if (m := re.search(rb'<in method="([A-Za-z]+)"', c)) is not None]
+
+    def stamped(self) -> list[tuple[float, bytes]]:
+        with self.lock:
+            return list(zip(self.stamps, self.commands))
 
     def last(self, method: str) -> bytes | None:
         with self.lock:
@@ -97,6 +103,7 @@ class Card:
                     xml, pieces = pieces, b""
                     with self.lock:
                         self.commands.append(xml)
+                        self.stamps.append(time.time())
                     method = re.search(rb'<in method="([A-Za-z]+)"', xml).group(1).decode()  # type: ignore[union-attr]
                     result = "kParseXmlFailed" if method in self.refuse else "kSuccess"
                     answer = (f'<?xml version="1.0" encoding="utf-8"?><sdk guid="{GUID}">'

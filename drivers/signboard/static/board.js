@@ -133,7 +133,9 @@
     const keep = pages.findIndex((p) => p.id === current);
     board.dataset.version = String(state.v);
     board.dataset.emergency = state.emergency ? "1" : "0";
+    board.dataset.pages = pages.map((p) => p.id).join(",");
     show(fresh >= 0 ? fresh : keep >= 0 ? keep : 0);
+    nowEl.textContent = hhmm();
     window.boardEvents.push({ v: state.v, emergency: !!state.emergency, at: Date.now() });
   }
 
