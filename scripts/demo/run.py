@@ -27,7 +27,7 @@ from tests.support.procs import stop_process  # noqa: E402
 
 WORKDIR = Path("/tmp/commune-demo")
 PORT = 18830
-FAMILIES = ("network", "camera", "broadcast", "sensors")
+FAMILIES = ("network", "camera", "broadcast", "sensors", "signboard")
 USERS = {"agent": "agent-pass", "coc": "coc-pass", "sensor": "sensor-pass"}
 CONSOLE_LOGINS = (("canbo", "official", "demo-canbo-2026"), ("kythuat", "technician", "demo-kythuat-2026"))
 
@@ -72,6 +72,7 @@ SHOWCASE = (
     ("camera motion", "EVENT     motion"), ("camera snapshot", "SNAPSHOT  "), ("bulletin aired", '"outcome": "played"'),
     ("sensor alarm", "EVENT     sensor_alarm"), ("sensor telemetry", "TELEMETRY sensors"),
     ("every driver ok", "HEALTH    broadcast=ok cameras=ok console=ok host=ok network=ok sensors=ok"),
+    ("signboards ok", "signboard=ok"),
 )
 
 
@@ -165,6 +166,25 @@ def console_logins(config: str) -> str | None:
     return f"{'https' if section.tls_cert_file else 'http'}://{host}:{section.port}/"
 
 
+def board_url(config: str, timeout: float = 20) -> str | None:
+    """The demo screen board's page (the agent makes its secret when it first starts); None without signboards."""
+    from agent.config import load
+    from drivers.signboard.api import board_urls
+
+    cfg = load(config).config
+    section = getattr(cfg, "signboard", None)
+    if section is None or not section.enabled:
+        return None
+    host = "127.0.0.1" if section.listen in ("0.0.0.0", "::") else section.listen
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        urls = board_urls(Path(cfg.data_dir), host, section.port)
+        if urls:
+            return next(iter(urls.values()))
+        time.sleep(0.3)
+    return None
+
+
 def wait_console(url: str, timeout: float = 20) -> bool:
     import urllib.request
 
@@ -215,6 +235,9 @@ def main() -> int:
         if console_url and wait_console(console_url):
             logins = ", ".join(f"{name} / {password} ({role})" for name, role, password in CONSOLE_LOGINS)
             print(f"demo: web console at {console_url}  log in as {logins}", flush=True)
+            board = board_url(args.config)
+            if board:
+                print(f"demo: signboard at {board}  (a screen's page: open it full screen)", flush=True)
             if not args.no_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
                 import webbrowser
 
