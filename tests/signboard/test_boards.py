@@ -52,11 +52,15 @@ def card() -> Iterator[Card]:
 def agent(tmp_path_factory: pytest.TempPathFactory, coc: tuple[Broker, Recorder], card: Card) -> Iterator[ConsoleAgent]:
     broker, _ = coc
     board_port = free_port()
-    signboard = {"listen": "127.0.0.1", "port": board_port, "rotate_s": 60,
+    tmp = tmp_path_factory.mktemp("agent")
+    schedule = tmp / "lich.csv"
+    schedule.write_text("day,time,what,who,where\nThứ Hai,07:30,Họp giao ban,Chủ tịch UBND xã,Hội trường\n",
+                        encoding="utf-8")
+    signboard = {"listen": "127.0.0.1", "port": board_port, "rotate_s": 60, "schedule_file": str(schedule),
                  "boards": {"cong": {"type": "screen", "label": "Cổng UBND"}, "nvh": {"type": "screen"},
                             "cho": {"type": "huidu", "host": "127.0.0.1", "port": card.port, "timeout_s": 2,
                                     "reconnect_max_s": 1}}}
-    a = ConsoleAgent(tmp_path_factory.mktemp("agent"), broker.port, broker.password_file("agent"),
+    a = ConsoleAgent(tmp, broker.port, broker.password_file("agent"),
                      extra={"signboard": signboard}).add_users().start()
     a.board_port = board_port  # type: ignore[attr-defined]
     try:
@@ -120,6 +124,9 @@ def test_board_page_full_hd_and_small_led_with_the_vietnamese_notice_and_nothing
         page.context.close()
     wait_until(lambda: NOTICE.encode() in (card.last("AddProgram") or b""), timeout=10,
                what="the notice on the LED card")
+    # the schedule file was loaded at start, and its line is on the card
+    assert "Thứ Hai\n07:30 Họp giao ban (Chủ tịch UBND xã)".encode() in (card.last("AddProgram") or b"")
+    assert json.loads((agent.data / "signboard" / "state.json").read_text())["schedule_by"].startswith("file:")
 
 
 def test_console_notice_and_schedule_reach_the_boards(browser: Browser, agent: ConsoleAgent,
