@@ -78,8 +78,9 @@ class SpeakerWatch:
                 st.up, st.since = True, now
                 if was is False:
                     await self._event(st, "speaker_up", "info")
-                else:
+                else:  # the first answer since start: news to the console, not to the COC
                     self.ctx.log.info("speaker_up", zone=st.zone, speaker=st.speaker.label)
+                    self.changed()
             return
         st.failures += 1
         if st.failures >= self.checks.down_after and st.up is not False:

@@ -139,3 +139,97 @@ class DigestSpeaker:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class SipPeer:
+    """A SIP user agent on UDP loopback that checks an OPTIONS request line by line and answers 200 OK (RFC 3261
+    §8.2.6: Via, From, To, Call-ID and CSeq copied, a To tag added); `answer = False` makes it a silent one."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.answer = True
+        self.requests: list[dict[str, str]] = []
+        self.malformed: list[str] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            req = self._parse(data.decode("utf-8", "replace"))
+            if req is None:
+                continue
+            self.requests.append(req)
+            if self.answer:
+                reply = "\r\n".join([
+                    "SIP/2.0 200 OK", f"Via: {req['via']};received={peer[0]}", f"From: {req['from']}",
+                    f"To: {req['to']};tag=spk{len(self.requests)}", f"Call-ID: {req['call-id']}",
+                    f"CSeq: {req['cseq']}",
+                    "Allow: INVITE, ACK, CANCEL, OPTIONS, BYE", "Accept: application/sdp", "Content-Length: 0", "", ""])
+                self.sock.sendto(reply.encode(), peer)
+
+    def _parse(self, text: str) -> dict[str, str] | None:
+        head, sep, body = text.partition("\r\n\r\n")
+        lines = head.split("\r\n")
+        method, _, rest = lines[0].partition(" ")
+        uri, _, version = rest.partition(" ")
+        fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        problems = [what for what, ok in (
+            ("request line", method == "OPTIONS" and uri.startswith("sip:") and version == "SIP/2.0"),
+            ("CRLF CRLF end", sep == "\r\n\r\n" and body == ""),
+            ("Via", fields.get("via", "").startswith("SIP/2.0/UDP ") and ";branch=z9hG4bK" in fields.get("via", "")),
+            ("Max-Forwards", fields.get("max-forwards") == "70"),
+            ("From tag", ";tag=" in fields.get("from", "")),
+            ("To", fields.get("to", "").strip("<>") == uri),
+            ("Call-ID", bool(fields.get("call-id"))),
+            ("CSeq", fields.get("cseq") == "1 OPTIONS"),
+            ("Content-Length", fields.get("content-length") == "0")) if not ok]
+        if problems:
+            self.malformed.append(", ".join(problems))
+            return None
+        return {"uri": uri, **fields}
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+class StatusApi:
+    """A speaker's HTTP status API on loopback answering `status` to every GET."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.hits = 0
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server naming
+                api.hits += 1
+                body = b'{"status": "ok"}'
+                self.send_response(api.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/info/status"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
