@@ -232,6 +232,8 @@ class SignboardDriver:
         if bid is not None:
             if args.get("text") is not None:
                 raise ContentError("text: give either text or bulletin, not both")
+            if getattr(getattr(self.ctx, "agent_config", None), broadcast.SECTION, None) is None:
+                raise ContentError("bulletin: this box has no broadcast section", "bulletin", "unknown")
             rec = await asyncio.to_thread(self._bulletin, str(bid))
             if rec is None:
                 raise ContentError(f"bulletin: no active bulletin {bid!r}")

@@ -124,6 +124,18 @@ def test_board_page_full_hd_and_small_led_with_the_vietnamese_notice_and_nothing
         page.context.close()
     wait_until(lambda: NOTICE.encode() in (card.last("AddProgram") or b""), timeout=10,
                what="the notice on the LED card")
+    # a bulletin's text put up as it is stored; a bulletin that is not there is refused by name
+    made = command(coc_client, "broadcast", {"action": "create", "bulletin": {
+        "id": "tiem-phong", "title": "Tiêm phòng", "text": "Tiêm phòng gia súc ngày 20/12 tại thôn Tây.",
+        "schedule": {"at": "2099-12-20T07:00:00"}, "zones": ["loa"]}})
+    assert made["ok"] is True, made
+    shown = command(coc_client, "signboard", {"action": "show", "bulletin": "tiem-phong", "boards": ["nvh"]})
+    assert shown == {**shown, "ok": True, "id": "bulletin-tiem-phong", "boards": ["nvh"]}, shown
+    assert command(coc_client, "signboard", {"action": "show", "bulletin": "khong-co"})["error"] == \
+        "bulletin: no active bulletin 'khong-co'"
+    state = json.loads((agent.data / "signboard" / "state.json").read_text())
+    assert [n["text"] for n in state["notices"] if n["id"] == "bulletin-tiem-phong"] == [
+        "Tiêm phòng gia súc ngày 20/12 tại thôn Tây."]
     # the schedule file was loaded at start, and its line is on the card
     assert "Thứ Hai\n07:30 Họp giao ban (Chủ tịch UBND xã)".encode() in (card.last("AddProgram") or b"")
     assert json.loads((agent.data / "signboard" / "state.json").read_text())["schedule_by"].startswith("file:")
@@ -163,7 +175,8 @@ def test_console_notice_and_schedule_reach_the_boards(browser: Browser, agent: C
     page.click("#sb-save-schedule")
     page.wait_for_url("**/signboard?done=schedule")
     expect(page.locator("#sb-schedule tbody tr").nth(0).locator("input[name=time]")).to_have_value("07:30")
-    expect(board.locator("#board")).to_have_attribute("data-pages", "n:hop-dan,n:" + _notice_id(agent, "Tiêm phòng")
+    expect(board.locator("#board")).to_have_attribute("data-pages", "n:hop-dan,n:bulletin-tiem-phong,n:"
+                                                      + _notice_id(agent, "Tiêm phòng", by="console:canbo")
                                                       + ",s:2,clock")
     wait_until(lambda: "Thứ Ba\n07:30 Họp giao ban (Chủ tịch UBND xã)\n14:00 Tiếp công dân".encode()
                in (card.last("AddProgram") or b""), timeout=10, what="the schedule on the LED card")
@@ -171,9 +184,9 @@ def test_console_notice_and_schedule_reach_the_boards(browser: Browser, agent: C
     board.context.close()
 
 
-def _notice_id(agent: ConsoleAgent, title: str) -> str:
+def _notice_id(agent: ConsoleAgent, title: str, by: str) -> str:
     doc = json.loads((agent.data / "signboard" / "state.json").read_text())
-    return next(n["id"] for n in doc["notices"] if n["title"] == title)
+    return next(n["id"] for n in doc["notices"] if n["title"] == title and n["by"] == by)
 
 
 def test_emergency_on_every_board_within_a_second_of_its_start_and_gone_at_its_end(
