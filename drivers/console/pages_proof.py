@@ -16,7 +16,7 @@ from drivers.console.server import CONSOLE, Console
 
 PAGE_ROWS = 100
 CSV_MAX_ROWS = 200_000
-OUTCOMES = ("played", "failed", "skipped", "interrupted")
+OUTCOMES = ("played", "failed", "skipped", "interrupted", "unreachable")
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
@@ -62,7 +62,7 @@ async def asrun_page(request: web.Request) -> web.StreamResponse:
     outcome_word = {o: translate(lang, f"oc_{o}") for o in OUTCOMES}
     rows = [(r["outcome"], fmt_dt(r["scheduled"], c.tz, True), r["title"] or r["bulletin_id"], r["zone"],
              outcome_word.get(r["outcome"], r["outcome"]), "–" if r["lateness_ms"] is None else r["lateness_ms"],
-             r["reason"] or "") for r in found]
+             r["reason"] or "", _heard(lang, r)) for r in found]
     qs = urlencode({k: v for k, v in values.items() if v})
     return c.render(request, "asrun.html", rows=rows, total=total, page=page, pages=(total - 1) // PAGE_ROWS + 1,
                     values=values, errors=errors, bulletins=c.store.asrun_bulletins(), zones=c.zones(),
@@ -80,14 +80,21 @@ async def asrun_csv(request: web.Request) -> web.StreamResponse:
     buf.write("\ufeff")  # so spreadsheet programs read UTF-8 Vietnamese right
     w = csv.writer(buf)
     w.writerow([translate(lang, k) for k in ("scheduled", "started", "bulletin", "title", "zone", "priority",
-                                             "outcome", "lateness", "reason")])
+                                             "outcome", "lateness", "reason", "heard", "level_dbfs")])
     for r in rows:
         w.writerow([fmt_dt(r["scheduled"], c.tz, True), fmt_dt(r["started"], c.tz, True), r["bulletin_id"],
                     _cell(r["title"]), r["zone"], translate(lang, f"pr_{r['priority']}"),
                     translate(lang, f"oc_{r['outcome']}"), "" if r["lateness_ms"] is None else r["lateness_ms"],
-                    _cell(r["reason"] or "")])
+                    _cell(r["reason"] or ""), r["heard"] or "", "" if r["level_dbfs"] is None else r["level_dbfs"]])
     return web.Response(body=buf.getvalue().encode("utf-8"), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": 'attachment; filename="nhat-ky-phat.csv"'})
+
+
+def _heard(lang: str, r: dict[str, Any]) -> str:
+    """What the zone's monitor input made of an airing: yes/no with its level, or a dash (none, or not aired)."""
+    if r["heard"] not in ("yes", "no"):
+        return "–"
+    return f"{translate(lang, 'heard_' + r['heard'])} ({r['level_dbfs']:g} dBFS)"
 
 
 def _cell(text: str | None) -> str:
@@ -112,6 +119,6 @@ async def report_page(request: web.Request) -> web.StreamResponse:
     start = _month(request.query.get("month", ""), c)
     end = (start + timedelta(days=32)).replace(day=1)
     rows = c.store.asrun_report(start.timestamp(), end.timestamp())
-    keys = ("planned", "played", "failed", "skipped", "interrupted", "on_air_s")
+    keys = ("planned", "played", "failed", "skipped", "interrupted", "unreachable", "heard", "not_heard", "on_air_s")
     total = {k: sum(r[k] or 0 for r in rows) for k in keys}
     return c.render(request, "report.html", rows=rows, total=total, month=start.strftime("%m/%Y"))

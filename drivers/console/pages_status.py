@@ -45,10 +45,12 @@ def gather(c: Console) -> dict[str, Any]:
         cameras.append({"name": name, "state": st, "latest": camera.latest_snapshot(c.root_dir, name) is not None,
                         "events": list(c.feed.camera_events.get(name, []))[:5]})
     failovers = [e for e in c.feed.events if e["kind"] in network.LINK_EVENTS][:10]
+    radio = broadcast.live_state(c.root_dir) or {}
     return {"status": status, "age": time.time() - float(status.get("ts", 0)) if status else None,
             "links": links if isinstance(links, dict) else None, "cameras": cameras, "failovers": failovers,
             "readings": sorted(c.feed.readings.values(), key=lambda r: (r["source"], r["device"], r["name"])),
             "alarms": list(c.feed.alarms.values()), "events": list(c.feed.events), "events_shown": EVENTS_SHOWN,
+            "speakers": radio.get("speakers") or {}, "silent": radio.get("silent") or {},
             "now": time.time(), "stale_s": STALE_STATUS_S}
 
 

@@ -218,7 +218,7 @@ def test_asrun_rows_are_cards_with_their_labels(browser: Browser, agent: Console
     expect(row).to_contain_text(LONG_TITLE)
     cells = row.locator("td")
     labels = [cells.nth(i).get_attribute("data-label") for i in range(cells.count())]
-    assert labels == ["Giờ hẹn", "Bản tin", "Vùng", "Kết quả", "Trễ (ms)", "Ghi chú"]
+    assert labels == ["Giờ hẹn", "Bản tin", "Vùng", "Kết quả", "Trễ (ms)", "Ghi chú", "Nghe thấy"]
     # the title heads the card; every other value follows its label, on one line, not one letter per line
     title, first = cells.nth(1).bounding_box(), cells.nth(0).bounding_box()
     assert title is not None and first is not None and title["y"] < first["y"] and title["width"] >= 300
