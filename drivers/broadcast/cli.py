@@ -161,9 +161,12 @@ def cmd_log(args: argparse.Namespace) -> int:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
         return 0
-    print(f"{'SCHEDULED':19} {'STARTED':19} {'LATE ms':>8} {'ZONE':10} {'OUTCOME':11} {'ENGINE':7} BULLETIN  REASON")
+    print(f"{'SCHEDULED':19} {'STARTED':19} {'LATE ms':>8} {'AIR s':>6} {'ZONE':10} {'OUTCOME':11} {'HEARD':13} "
+          f"{'ENGINE':7} BULLETIN  REASON")
     for r in rows:
         late = f"{r['lateness_ms']:.0f}" if r["lateness_ms"] is not None else "-"
-        print(f"{_fmt(r['scheduled']):19} {_fmt(r['started']):19} {late:>8} {r['zone']:10} {r['outcome']:11} "
-              f"{r['engine'] or '-':7} {r['bulletin_id']}  {r['reason'] or ''}")
+        air = f"{r['ended'] - r['started']:.1f}" if r["started"] is not None and r["ended"] is not None else "-"
+        heard = f"{r['heard']} {r['level_dbfs']:g}" if r["heard"] in ("yes", "no") else (r["heard"] or "-")
+        print(f"{_fmt(r['scheduled']):19} {_fmt(r['started']):19} {late:>8} {air:>6} {r['zone']:10} "
+              f"{r['outcome']:11} {heard:13} {r['engine'] or '-':7} {r['bulletin_id']}  {r['reason'] or ''}")
     return 0

@@ -9,7 +9,8 @@ from drivers.broadcast.scheduler import Scheduler
 
 
 class BulletinReads:
-    """Active bulletins (paged) with their next airings and speech, and every zone with what it plays now."""
+    """Active bulletins (paged) with their next airings and speech, and every zone with what it plays now, its
+    speakers' state and whether its last played airing was heard."""
 
     def __init__(self, sched: Scheduler) -> None:
         self.sched = sched
@@ -30,9 +31,12 @@ class BulletinReads:
             player = self.sched.players.get(name)
             last = self.sched.store.asrun_find(zone=name, limit=1)[1]
             out[name] = {"type": zone.type, "volume": getattr(zone, "volume", None),
+                         "speakers": self.sched.speakers.doc().get(name, []),
+                         "unreachable": self.sched.speakers.unreachable(name), "silent": name in self.sched.silent,
                          "playing": player.current.bulletin.id if player and player.current else None,
                          "queued": len(player.queue) if player else 0,
-                         "last_airing": {k: last[0][k] for k in ("bulletin_id", "scheduled", "outcome", "reason")}
+                         "last_airing": {k: last[0][k] for k in ("bulletin_id", "scheduled", "outcome", "reason",
+                                                                   "heard", "level_dbfs")}
                          if last else None}
         return out
 

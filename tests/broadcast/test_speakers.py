@@ -94,6 +94,8 @@ def test_an_rtp_speaker_gone_silent_makes_its_zone_unreachable(tmp_path: Path, l
             assert down.data["zone_unreachable"] is True and down.data["error"].startswith("ping: ")
             assert ctx.state == "degraded" and "zones unreachable: loa" in ctx.states[-1][1]
             await async_wait_until(lambda: _speakers(data)["loa"][0]["up"] is False, timeout=2, what="state.json")
+            zones = (await ctx.commands["bulletins"]({}))["zones"]  # what the COC reads of the zone
+            assert zones["loa"]["speakers"][0]["up"] is False and "loa-cong-xa" in zones["loa"]["unreachable"]
 
             seen = len(asruns(ctx))
             await ctx.commands["broadcast"]({"action": "play-now", "bulletin": {
