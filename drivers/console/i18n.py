@@ -333,6 +333,11 @@ DETAILS: dict[str, str] = {
     "bulletin_dir {path}: {error}": "không dùng được thư mục bản tin (bulletin_dir) {path}: {error}",
     "listening on {address}:{port}": "đang mở cổng {address}:{port}",
     "{url}": "đang phục vụ tại {url}",
+    "board down: {boards}": "bảng tin mất kết nối: {boards}",
+    "schedule file refused: {error}": "không nạp được tệp lịch công tác: {error}",
+    "emergency on {boards} boards: {bulletin}": "đang hiện thông báo khẩn cấp trên {boards} bảng tin: {bulletin}",
+    "{boards} boards, {notices} notices, {pages} pages open":
+        "{boards} bảng tin, {notices} thông báo, {pages} màn hình đang mở",
     # the uplink to the COC (agent/uplink.py)
     "{host}:{port}": "đang kết nối tới {host}:{port}",
     "connect failed: {error}": "không kết nối được: {error}",
