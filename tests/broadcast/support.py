@@ -207,7 +207,7 @@ class SipPeer:
 class StatusApi:
     """A speaker's HTTP status API on loopback answering `status` to every GET."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, bind: str = "127.0.0.1") -> None:
         self.status = status
         self.hits = 0
         api = self
@@ -225,8 +225,8 @@ class StatusApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/info/status"
+        self.server = ThreadingHTTPServer((bind, 0), Handler)
+        self.url = f"http://{bind}:{self.server.server_address[1]}/api/info/status"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
