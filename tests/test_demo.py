@@ -39,5 +39,6 @@ def test_demo_shows_every_family_at_the_coc() -> None:
                      "EVENT     asrun", '"outcome": "played"', "EVENT     sensor_alarm", "TELEMETRY sensors",
                      "HEALTH    broadcast=ok cameras=ok console=ok host=ok network=ok sensors=ok",
                      "demo: web console at http://127.0.0.1:18880/  log in as canbo / demo-canbo-2026",
+                     "demo: signboard at http://127.0.0.1:18890/b/", "signboard=ok",
                      "demo: every family reached the COC in", "OFFLINE", "demo: stopped everything it started"):
         assert expected in out, f"{expected!r} missing from the demo output:\n{out[-4000:]}"
