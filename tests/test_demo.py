@@ -37,6 +37,8 @@ def test_demo_shows_every_family_at_the_coc() -> None:
     for expected in ("COC <- BIRTH", "drivers=broadcast,cameras,console,host,network,sensors",
                      "EVENT     link_up", "TELEMETRY network", "EVENT     motion", "SNAPSHOT  demo_street/",
                      "EVENT     asrun", '"outcome": "played"', "EVENT     sensor_alarm", "TELEMETRY sensors",
+                     "sim_broadcast: loudspeaker loa-xom-1 UNPLUGGED", "EVENT     speaker_down",
+                     '"outcome": "unreachable"', "EVENT     speaker_up", "(a sound card with a clock",
                      "HEALTH    broadcast=ok cameras=ok console=ok host=ok network=ok sensors=ok",
                      "demo: web console at http://127.0.0.1:18880/  log in as canbo / demo-canbo-2026",
                      "demo: signboard at http://127.0.0.1:18890/b/", "signboard=ok",

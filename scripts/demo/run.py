@@ -70,6 +70,8 @@ def summarize(topic: str, payload: bytes) -> str | None:
 SHOWCASE = (
     ("birth", "BIRTH "), ("network links", "EVENT     link_up"), ("network telemetry", "TELEMETRY network"),
     ("camera motion", "EVENT     motion"), ("camera snapshot", "SNAPSHOT  "), ("bulletin aired", '"outcome": "played"'),
+    ("loudspeaker unplugged", "EVENT     speaker_down"), ("airing it missed", '"outcome": "unreachable"'),
+    ("loudspeaker back", "EVENT     speaker_up"),
     ("sensor alarm", "EVENT     sensor_alarm"), ("sensor telemetry", "TELEMETRY sensors"),
     ("every driver ok", "HEALTH    broadcast=ok cameras=ok console=ok host=ok network=ok sensors=ok"),
     ("signboards ok", "signboard=ok"),

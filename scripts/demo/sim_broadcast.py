@@ -1,8 +1,11 @@
-"""Demo devices for the broadcast family: an RTP multicast 'loudspeaker' on loopback and an ALSA file 'sound card'.
+"""Demo devices for the broadcast family: an RTP multicast 'loudspeaker' on loopback with an HTTP status API, and
+a 'sound card' that plays in real time into a WAV file with a monitor line-in wired back from its 'amplifier'.
 
-The agent process must run with HOME=/tmp/commune-demo/broadcast/home so its default ALSA device writes
-into /tmp/commune-demo/broadcast/soundcard.wav. A Vietnamese bulletin is dropped into the watched
-directory a few seconds after start, scheduled a few seconds ahead.
+The agent process must run with HOME=/tmp/commune-demo/broadcast/home so its default ALSA device is the paced
+one (tests/support/alsa.py PacedSoundcard) writing /tmp/commune-demo/broadcast/soundcard.wav. A Vietnamese
+bulletin is dropped into the watched directory a few seconds after start, scheduled a few seconds ahead; a few
+seconds into its airing the loudspeaker is unplugged (its status API stops answering) and plugged back in
+after the airing, so the COC, the console and the as-run log show a speaker going down and coming back.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import struct
 import threading
 import time
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
+
+from tests.support.alsa import PacedSoundcard
 
 BASE = Path("/tmp/commune-demo/broadcast")
 HOME = BASE / "home"
@@ -22,6 +28,9 @@ SOUNDCARD_WAV = BASE / "soundcard.wav"
 BULLETIN_DIR = BASE / "bulletins"
 REPORT = BASE / "rtp-heard.json"
 GROUP, PORT = "239.255.18.31", 18851
+STATUS_PORT = 18852  # demo.yaml: broadcast.zones.loa-xom.speakers[0].status_url
+UNPLUG_AFTER_S = 3.0  # into the airing
+REPLUG_AFTER_S = 2.0  # after the airing
 TEXT = ("UBND xã Nghi Ân thông báo: vào lúc 7 giờ 30 phút sáng thứ Hai, ngày 25/11/2026, tại hội trường "
         "UBND xã sẽ tổ chức họp giao ban tháng 11. Mọi thắc mắc xin liên hệ số điện thoại 0238 3851 234.")
 
@@ -71,19 +80,71 @@ def _drop_bulletin(stop: threading.Event, delay_s: float, ahead_s: float) -> Non
     print(f"sim_broadcast: bulletin dropped into {BULLETIN_DIR}, airing at {at.time()}", flush=True)
 
 
+class _Status(BaseHTTPRequestHandler):
+    def log_message(self, *a: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        body = b'{"status": "ok", "volume": 80}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class StatusApi:
+    """The loudspeaker's HTTP status API; unplug() stops it answering (connection refused), plug() brings it back."""
+
+    def __init__(self) -> None:
+        self.server: ThreadingHTTPServer | None = None
+        self.plug()
+
+    def plug(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", STATUS_PORT), _Status)
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="sim-speaker-api").start()
+
+    def unplug(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def _unplug_once(stop: threading.Event, card: PacedSoundcard, api: StatusApi) -> None:
+    """Pull the loudspeaker's cable a moment into the first airing, put it back once the airing is over."""
+    while not stop.wait(0.2) and card.played_s == 0:
+        pass
+    began = time.monotonic()
+    if stop.wait(UNPLUG_AFTER_S):
+        return
+    api.unplug()
+    print(f"sim_broadcast: loudspeaker loa-xom-1 UNPLUGGED (its status API on 127.0.0.1:{STATUS_PORT} is gone)",
+          flush=True)
+    played = -1.0
+    while not stop.wait(1.0) and card.played_s != played:  # the sound card stops playing: the airing is over
+        played = card.played_s
+    print(f"sim_broadcast: the amplifier played {card.played_s:.1f} s of audio in {time.monotonic() - began - 1:.1f} s "
+          "(a sound card with a clock: air time is real)", flush=True)
+    if stop.wait(REPLUG_AFTER_S):
+        return
+    api.plug()
+    print("sim_broadcast: loudspeaker loa-xom-1 plugged back in", flush=True)
+
+
 def start(workdir: Path) -> Callable[[], None]:
-    """Start the RTP listener, prepare the ALSA file device, schedule the demo bulletin; returns stop()."""
+    """Start the RTP listener and its status API, the paced sound card, schedule the demo bulletin; returns stop()."""
     HOME.mkdir(parents=True, exist_ok=True)
     BULLETIN_DIR.mkdir(parents=True, exist_ok=True)
     for old in BULLETIN_DIR.glob("*.yaml"):
         old.unlink()
     REPORT.unlink(missing_ok=True)
-    (HOME / ".asoundrc").write_text(
-        'pcm.!default { type plug; slave.pcm "demo" }\n'
-        f'pcm.demo {{ type file; slave.pcm "null"; file "{SOUNDCARD_WAV}"; format "wav" }}\n')
+    card = PacedSoundcard(HOME, SOUNDCARD_WAV)
+    api = StatusApi()
     stop = threading.Event()
     threads = [threading.Thread(target=_listener, args=(stop,), daemon=True, name="sim-rtp"),
-               threading.Thread(target=_drop_bulletin, args=(stop, 4.0, 8.0), daemon=True, name="sim-bulletin")]
+               threading.Thread(target=_drop_bulletin, args=(stop, 4.0, 8.0), daemon=True, name="sim-bulletin"),
+               threading.Thread(target=_unplug_once, args=(stop, card, api), daemon=True, name="sim-unplug")]
     for t in threads:
         t.start()
 
@@ -91,5 +152,7 @@ def start(workdir: Path) -> Callable[[], None]:
         stop.set()
         for t in threads:
             t.join(3)
+        api.unplug()
+        card.close()
 
     return stop_all
