@@ -56,6 +56,7 @@ class Scheduler:
         self.state_path: Path = ctx.data_dir / STATE_FILE
         self.speakers = SpeakerWatch(self.cfg, ctx, self.speakers_changed)
         self.silent: dict[str, dict[str, Any]] = {}  # zones whose last played airing the monitor did not hear
+        self._checks: set[asyncio.Future[None]] = set()  # speaker checks before an airing, still running
 
     # ---- accepting bulletins -------------------------------------------------------------------------------
     def check_zones(self, b: Bulletin, where: str) -> None:
@@ -233,6 +234,9 @@ class Scheduler:
         if not self.cfg.speaker_checks.before_airing:
             return
         checks = [asyncio.ensure_future(self.speakers.check_zone(z)) for z in zones if z in self.speakers.zones]
+        for check in checks:
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
         if checks:
             await asyncio.wait(checks, timeout=max(0.05, budget_s))
 
@@ -354,6 +358,9 @@ class Scheduler:
         self.ctx.write_state(self.state_path, self.state())
 
     def stop_renders(self) -> None:
+        """Renders and speaker checks still running when the driver stops end with it."""
         for e in self.entries.values():
             if e.render_task:
                 e.render_task.cancel()
+        for check in list(self._checks):
+            check.cancel()

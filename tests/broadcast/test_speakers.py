@@ -123,3 +123,27 @@ def _speakers(data: Path) -> dict:
         return json.loads((data / "state.json").read_text()).get("speakers", {})
     except (OSError, ValueError):
         return {}
+
+
+def test_speakers_are_checked_again_right_before_an_airing(tmp_path: Path) -> None:
+    api = StatusApi()
+    cfg = config(tmp_path, {"loa": {"type": "rtp", "group": "239.255.77.2", "port": free_port(socket.SOCK_DGRAM),
+                                    "ttl": 0, "interface": "127.0.0.1",
+                                    "speakers": [{"name": "loa-dinh", "status_url": api.url}]}},
+                 speaker_checks={"interval_s": 3600, "timeout_s": 0.5, "down_after": 1})
+
+    async def scenario() -> dict:
+        async with running(cfg, tmp_path / "data") as ctx:
+            await async_wait_until(lambda: api.hits == 1, timeout=10, what="the first scheduled check")
+            api.stop()  # gone long before the next scheduled check, an hour away
+            await ctx.commands["broadcast"]({"action": "play-now", "bulletin": {
+                "id": "truoc-gio", "title": "Thông báo", "text": "Xin chào.", "chime": {"before": False}}})
+            await async_wait_until(lambda: asruns(ctx), timeout=15, what="as-run")
+            assert [e.data["speaker"] for e in ctx.events_of("speaker_down")] == ["loa-dinh"]
+            return asruns(ctx)[-1]
+
+    try:
+        rec = asyncio.run(scenario())
+    finally:
+        api.stop()
+    assert rec["outcome"] == "unreachable" and "loa-dinh (http: " in rec["reason"], rec

@@ -1,4 +1,4 @@
-"""Where a zone's audio goes: the sound card, RTP multicast, or HTTP push to an IP speaker."""
+"""Where a zone's audio goes: the sound card, RTP multicast, multicast group paging, or HTTP push to an IP speaker."""
 
 from __future__ import annotations
 
