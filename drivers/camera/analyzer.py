@@ -11,15 +11,12 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 
-from drivers.camera.config import VEHICLE_CLASSES, CameraConfig
-from drivers.camera.detectors import Box, Confirmer, Detection, Detector, make_detector, merge_regions
+from drivers.camera.config import CameraConfig
+from drivers.camera.detectors import Box, Confirmer, Detection, Detector, kind_of, make_detector, merge_regions
 from drivers.camera.events import CountOut, EventTracker, Output, Seen
 from drivers.camera.motion import MotionDetector
+from drivers.camera.shared_detector import NoAnswer
 from drivers.camera.traffic import Tracker, foot, inside
-
-
-def kind_of(label: str) -> str:
-    return "vehicle" if label in VEHICLE_CLASSES else "person"
 
 
 def overlaps(box: Box, others: list[Box]) -> bool:
@@ -47,6 +44,7 @@ class Analyzer:
         self.last_call = float("-inf")
         self.detector_calls = 0
         self.frames = 0
+        self.slowdown = 1.0  # stretches the detector intervals while a shared detector is busy (set by the worker)
 
     def _resize(self, w: int, h: int) -> None:
         dw = min(self.cam.detect_width, w)
@@ -115,7 +113,9 @@ class Analyzer:
         d = self.cam.detect
         since = mono - self.last_call
         interval = max(d.interval_s, d.confirmed_interval_s) if self._all_confirmed() else d.interval_s
-        due = (boxes and since >= interval) or (self.tracker.watching_stops() and since >= d.still_interval_s)
+        interval *= self.slowdown
+        due = (boxes and since >= interval) or (self.tracker.watching_stops()
+                                                and since >= d.still_interval_s * self.slowdown)
         dets: list[Detection] = []
         called = bool(armed and due and self.detector is not None)
         if called:
@@ -126,7 +126,10 @@ class Analyzer:
             traffic = self.cam.traffic
             tracked = [t.box for t in self.tracker.tracks] if traffic.lines or traffic.stop_zones else []
             regions = merge_regions(boxes + tracked, *self.frame_size) if boxes else [(0, 0, *self.frame_size)]
-            dets = self._in_zones([x for x in self.detector.detect(frame, regions) if x.label in d.classes])
+            try:
+                dets = self._in_zones([x for x in self.detector.detect(frame, regions) if x.label in d.classes])
+            except NoAnswer:
+                called = False  # a busy shared detector shed the call: no misses counted, no tracks moved
         elif not boxes and since >= d.interval_s:
             self.last_call = mono
             for c in self.confirmers.values():

@@ -12,6 +12,7 @@ from agent.driver import Context, Reading
 from drivers.camera.clips import ClipRecorder
 from drivers.camera.commands import CameraCommands
 from drivers.camera.config import CameraConfig, CamerasConfig
+from drivers.camera.detector_supervisor import DetectorSupervisor
 from drivers.camera.event_relay import EventRelay
 from drivers.camera.line_counts import LineCounts
 from drivers.camera.online import OnlineState
@@ -38,8 +39,12 @@ HEARTBEAT_S = 1.0
 class Camera:
     """Owns one camera's parts; `run` restarts the worker with backoff and ends the events a dead one left open."""
 
-    def __init__(self, cam: CameraConfig, cfg: CamerasConfig, ctx: Context, storage: Storage) -> None:
+    def __init__(self, cam: CameraConfig, cfg: CamerasConfig, ctx: Context, storage: Storage,
+                 service: DetectorSupervisor | None = None) -> None:
         self.cam = cam
+        # the shared detector serves this camera when it runs the installed YOLO from the service's model dir
+        self.service = service if (service is not None and cam.detect.enabled and cam.detect.detector == "yolo"
+                                   and cam.detect.model_dir == service.model_dir) else None
         self.cfg = cfg
         self.ctx = ctx
         self.log = log = ctx.log.child(cam.name)
@@ -89,7 +94,14 @@ class Camera:
 
     async def _worker_round(self, url: str, backoff: Backoff) -> None:
         spec = WorkerSpec(self.cam, url, str(self.ctx.timezone), self.cfg.open_timeout_s, self.cfg.read_timeout_s,
-                  self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, HEARTBEAT_S)
+                          self.cfg.reconnect_min_s, self.cfg.reconnect_max_s, HEARTBEAT_S)
+        if self.service is not None:
+            await self.service.checked.wait()
+        if self.service is not None and self.service.usable:
+            d = self.cfg.detector
+            spec.detector_socket = self.service.socket_name
+            spec.detector_size, spec.detector_crops, spec.detector_timeout_s = (d.input_size, d.max_crops,
+                                                                                d.answer_timeout_s)
         if not self.liveness.problem:
             self.liveness.problem = "stream: not connected yet"  # what camera_offline says if the first open is pending
         t0 = time.monotonic()
@@ -138,7 +150,12 @@ class Camera:
             Reading("clip_failures", self.clips.failures, tags=tags),
             Reading("clip_recorder_restarts", self.clips.restarts, tags=tags),
             Reading("detector_calls", int(h.get("detector_calls", 0)), tags=tags),
+            Reading("analysis_fps_target", h.get("analysis_fps", self.cam.detect_fps), "fps", tags=tags),
         ]
+        if self.service is not None:
+            out.append(Reading("detector_shed", int(h.get("detector_shed", 0)), tags=tags))
+            if h.get("detect_p95_ms") is not None:
+                out.append(Reading("detect_p95_ms", h["detect_p95_ms"], "ms", tags=tags))
         if self.source.clock_skew_s is not None:
             out.append(Reading("clock_skew_s", self.source.clock_skew_s, "s", tags=tags))
         return out

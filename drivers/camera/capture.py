@@ -41,6 +41,10 @@ class RtspCapture:
     def grab(self) -> bool:
         return self.cap is not None and bool(self.cap.grab())
 
+    def stream_s(self) -> float:
+        """The last grabbed frame's stream time in seconds (0 when the stream gives none)."""
+        return float(self.cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0 if self.cap is not None else 0.0
+
     def retrieve(self) -> np.ndarray | None:
         if self.cap is None:
             return None

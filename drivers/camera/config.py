@@ -96,9 +96,11 @@ class DetectConfig(Section):
     model: Optional[Path] = Field(None, description="YOLO-style ONNX file (detector: onnx)")
     onnx_labels: list[str] = Field(
         default_factory=list, description="class names of the ONNX model in output order; empty = the 80 COCO names")
-    input_size: int = Field(416, ge=160, le=1280, description="network input side in pixels (multiple of 32) "
-                            "for the whole frame; smaller is faster and misses small objects")
-    region_size: int = Field(256, ge=0, le=1280, description="network input side (multiple of 32) for a square "
+    input_size: int = Field(416, ge=160, le=1280, description="onnx, or yolo without the shared detector: network "
+                            "input side in pixels (multiple of 32) for the whole frame; smaller is faster and misses "
+                            "small objects (the shared detector's is cameras.detector.input_size)")
+    region_size: int = Field(256, ge=0, le=1280, description="yolo without the shared detector: network input "
+                             "side (multiple of 32) for a square "
                              "crop of the full-resolution frame around the moving regions (input_size instead when "
                              "objects would be smaller than in the whole frame); 0 = always the whole frame")
     classes: list[ObjectClass] = Field(
@@ -288,6 +290,33 @@ class CameraConfig(Section):
         return not self.armed or any(w.contains(now) for w in self.armed)
 
 
+class DetectorServiceConfig(Section):
+    """The one detector process every camera with `detect.detector: yolo` shares (one network in memory)."""
+
+    shared: bool = Field(True, description="false = each camera worker loads its own YOLO networks (~250-450 MB "
+                         "per camera, as before the shared service)")
+    input_size: int = Field(320, ge=128, le=640, description="the service's single network input side (multiple "
+                            "of 32); motion crops are at least this wide, wider motion is split into several crops; "
+                            "256 costs ~35 % less CPU per crop and finds fewer people")
+    batch_max: int = Field(3, ge=1, le=16, description="crops run through the network together when several "
+                           "cameras wait; each step up plans more memory (~20 MB per crop at 320)")
+    max_crops: int = Field(3, ge=1, le=8, description="crops one camera may send per call (wide or scattered motion)")
+    shed_after_ms: float = Field(800, ge=50, le=10000, description="a request waiting this long is answered "
+                                 "`shed` and its camera stretches its detector interval (up to 8×) until answers "
+                                 "come back in time; lines and stop zones are served first")
+    answer_timeout_s: float = Field(2.0, ge=0.2, le=30, description="a camera waiting longer for an answer "
+                                    "takes the service for hung and uses HOG until it answers again")
+    hung_after_s: float = Field(10.0, ge=2, le=300, description="no heartbeat from the service this long = "
+                                "wedged: the family kills and restarts it")
+
+    @field_validator("input_size")
+    @classmethod
+    def _multiple(cls, v: int) -> int:
+        if v % 32:
+            raise ValueError("input_size must be a multiple of 32")
+        return v
+
+
 class CamerasConfig(Section):
     """All cameras and the capture/supervision settings they share."""
 
@@ -304,6 +333,7 @@ class CamerasConfig(Section):
     clock_skew_max_s: float = Field(5.0, gt=0, le=3600, description="camera clock off by more = camera_clock_skew")
     clock_check_interval_s: float = Field(3600.0, ge=10, le=86400, description="how often ONVIF clocks are checked")
     storage: StorageConfig = Field(StorageConfig(), description="one bound for all clips and snapshots")
+    detector: DetectorServiceConfig = Field(DetectorServiceConfig(), description="the shared detector service")
 
     @model_validator(mode="after")
     def _check(self) -> CamerasConfig:

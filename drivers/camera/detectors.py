@@ -15,7 +15,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from drivers.camera.config import DetectConfig
+from drivers.camera.config import VEHICLE_CLASSES, DetectConfig
 from drivers.camera.models import ModelError, load_installed
 
 Box = tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
@@ -30,6 +30,11 @@ COCO80 = (
     "cup fork knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza donut cake chair couch "
     "potted_plant bed dining_table toilet tv laptop mouse remote keyboard cell_phone microwave oven toaster sink "
     "refrigerator book clock vase scissors teddy_bear hair_drier toothbrush").split()
+
+
+def kind_of(label: str) -> str:
+    """The event kind a COCO label belongs to: vehicle or person."""
+    return "vehicle" if label in VEHICLE_CLASSES else "person"
 
 
 class DetectorError(Exception):
@@ -169,8 +174,8 @@ def _letterbox(frame: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     return canvas, scale
 
 
-def _keep(cfg: DetectConfig, found: list[tuple[Box, float, str]], scale: float,
-          offset: tuple[int, int] = (0, 0)) -> list[Detection]:
+def keep_wanted(cfg: DetectConfig, found: list[tuple[Box, float, str]], scale: float = 1.0,
+                offset: tuple[int, int] = (0, 0)) -> list[Detection]:
     """Wanted classes above their score, non-maximum suppressed per class, back in frame pixels."""
     wanted = [(b, s, lab) for b, s, lab in found if lab in cfg.classes and s >= cfg.score_for(lab)]
     out: list[Detection] = []
@@ -233,7 +238,7 @@ class DarknetDetector:
         for row, s, c in zip(rows[best >= low], best[best >= low], cls[best >= low]):
             cx, cy, w, h = row[:4] * size
             found.append(((int(cx - w / 2), int(cy - h / 2), int(w), int(h)), float(s), self.labels[c]))
-        return _keep(self.cfg, found, scale, offset)
+        return keep_wanted(self.cfg, found, scale, offset)
 
 
 class OnnxDetector:
@@ -259,7 +264,7 @@ class OnnxDetector:
         low = min(self.cfg.score_for(c) for c in self.cfg.classes)
         found = [(b, s, self.labels[c] if c < len(self.labels) else str(c))
                  for b, s, c in parse_yolo(self.net.forward(), low)]
-        return _keep(self.cfg, found, scale, offset)
+        return keep_wanted(self.cfg, found, scale, offset)
 
 
 def make_detector(cfg: DetectConfig) -> tuple[Detector, str | None]:

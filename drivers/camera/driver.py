@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from typing import Any, cast
 
@@ -10,6 +11,7 @@ from agent.driver import CommandError, Context, Event, Reading
 from drivers.camera.api import STATE_FILE
 from drivers.camera.camera import Camera
 from drivers.camera.config import CamerasConfig
+from drivers.camera.detector_supervisor import DetectorSupervisor
 from drivers.camera.reads import CameraReads, LastEvents
 from drivers.camera.storage import Storage
 
@@ -22,19 +24,23 @@ class CameraDriver:
     def __init__(self) -> None:
         self.cameras: dict[str, Camera] = {}
         self.storage: Storage | None = None
+        self.service: DetectorSupervisor | None = None
 
     async def run(self, ctx: Context) -> None:
         cfg: CamerasConfig = ctx.config
         events = LastEvents(ctx)  # every camera's last event, for the `cameras` read command
         ctx = cast(Context, events)
         self.storage = Storage(ctx.data_dir, cfg.storage, ctx.log)
-        self.cameras = {c.name: Camera(c, cfg, ctx, self.storage) for c in cfg.devices if c.enabled}
+        self.service = self._service(ctx, cfg)
+        self.cameras = {c.name: Camera(c, cfg, ctx, self.storage, self.service) for c in cfg.devices if c.enabled}
         ctx.on_command("snapshot", self.snapshot_command)
         ctx.on_command("clip", self.clip_command)
         ctx.on_command("cameras", CameraReads(self.cameras, events).handle)
         ctx.health("starting", "{n} camera(s)", n=len(self.cameras))
         ctx.log.info("cameras_starting", cameras=",".join(self.cameras) or "-")
         tasks = [asyncio.create_task(r.run(), name=f"camera-{n}") for n, r in self.cameras.items()]
+        if self.service is not None:
+            tasks.append(asyncio.create_task(self.service.run(), name="camera-detector"))
         tasks.append(asyncio.create_task(self._watch(ctx, cfg), name="camera-watch"))
         tasks.append(asyncio.create_task(self._clock_checks(cfg), name="camera-clock"))
         tasks.append(asyncio.create_task(self._keep_storage(ctx, cfg), name="camera-storage"))
@@ -45,6 +51,14 @@ class CameraDriver:
                 if not t.done() and not t.cancelling():  # a second cancel would cut a worker's shutdown short
                     t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _service(ctx: Context, cfg: CamerasConfig) -> DetectorSupervisor | None:
+        """The shared detector when some camera runs the installed YOLO (its model is checked when it starts)."""
+        users = [c for c in cfg.devices if c.enabled and c.detect.enabled and c.detect.detector == "yolo"]
+        if not cfg.detector.shared or not users:
+            return None
+        return DetectorSupervisor(cfg.detector, users[0].detect.model_dir, ctx.log.child("detector"), ctx.count)
 
     async def _keep_storage(self, ctx: Context, cfg: CamerasConfig) -> None:
         """Budget, age and free-disk floor, continuously; pausing and resuming recording are events."""
@@ -76,6 +90,9 @@ class CameraDriver:
                 readings = [rd for r in self.cameras.values() for rd in r.readings()]
                 if self.storage is not None:
                     readings.append(Reading("camera_storage_bytes", self.storage.total_bytes(), "B"))
+                if self.service is not None:
+                    readings += [Reading("detector_service_up", self.service.ready),
+                                 Reading("detector_service_restarts", self.service.restarts)]
                 if readings:
                     await ctx.emit(*readings)
                 await self._write_state(ctx)
@@ -95,6 +112,11 @@ class CameraDriver:
         unknown = [n for n, r in self.cameras.items() if r.liveness.online is None]
         fallback = [n for n, r in self.cameras.items() if r.detector_warning]
         paused = self.storage.paused if self.storage is not None else None
+        service = self.service
+        lowered = [f"{n} ({r.liveness.heartbeat.get('analysis_fps')} fps)" for n, r in self.cameras.items()
+                   if r.liveness.heartbeat.get("analysis_lowered")]
+        now = time.time()
+        outage = service.recent_outage(now) if service is not None else None
         if offline:
             ctx.health("degraded", "offline: {cameras}", cameras=", ".join(offline))
         elif fallback:
@@ -103,10 +125,23 @@ class CameraDriver:
         elif paused and self.storage is not None:
             ctx.health("degraded", "recording paused: free disk {free_kib} KiB under the floor of {floor_kib} KiB "
                        "(storage.min_free_bytes) on {root}", **self.storage.paused_params)
+        elif service is not None and service.down_since is not None:
+            ctx.health("degraded", "detector service down since {since} ({down_s} s): cameras detect people with "
+                       "HOG", since=self._clock(ctx, service.down_since), down_s=round(now - service.down_since))
         elif unknown:
             ctx.health("starting", "connecting: {cameras}", cameras=", ".join(unknown))
+        elif lowered:
+            ctx.health("degraded", "analysis lowered (the box cannot keep up): {cameras}", cameras=", ".join(lowered))
+        elif outage is not None:
+            ctx.health("ok", "{n} camera(s) online; detector service was down {since}-{until} ({down_s} s)",
+                       n=len(self.cameras), since=self._clock(ctx, outage["from"]),
+                       until=self._clock(ctx, outage["to"]), down_s=outage["s"])
         else:
             ctx.health("ok", "{n} camera(s) online", n=len(self.cameras))
+
+    @staticmethod
+    def _clock(ctx: Context, wall: float) -> str:
+        return dt.datetime.fromtimestamp(wall, ctx.timezone).strftime("%H:%M:%S")
 
     async def _write_state(self, ctx: Context) -> None:
         """Gathered on the loop, written (with its fsync) in a thread: a slow disk must not stall the heartbeats."""
@@ -114,6 +149,8 @@ class CameraDriver:
         if self.storage is not None:
             state["storage"] = {"bytes": self.storage.total_bytes(), "budget_bytes": self.storage.cfg.budget_bytes,
                                 "paused": self.storage.paused, "deleted": self.storage.deleted}
+        if self.service is not None:
+            state["detector_service"] = self.service.state()
         await ctx.write_state(STATE_FILE, state)
 
     async def _clock_checks(self, cfg: CamerasConfig) -> None:

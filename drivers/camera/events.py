@@ -73,7 +73,8 @@ class Activity:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     max_score: float = 0.0
     best_score: float = -1.0
-    best_frame: np.ndarray | None = None
+    best_frame: np.ndarray | None = None  # kept at the snapshot's width: a full 720p copy per open event is 2.7 MB
+    best_scale: float = 1.0  # best_frame pixels per frame pixel
     best_boxes: list[Box] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
     updates: int = 0
@@ -81,13 +82,19 @@ class Activity:
     reason: str = ""
     labels: set[str] = field(default_factory=set)
 
-    def observe(self, score: float, boxes: list[Box], frame: np.ndarray, mono: float) -> None:
+    def observe(self, score: float, boxes: list[Box], frame: np.ndarray, mono: float, width: int) -> None:
         self.last_seen = mono
         self.boxes = boxes
         self.max_score = max(self.max_score, score)
         if score > self.best_score:
             self.best_score = score
-            self.best_frame = frame.copy()
+            h, w = frame.shape[:2]
+            if w > width:
+                self.best_scale = width / w
+                self.best_frame = cv2.resize(frame, (width, max(1, round(h * self.best_scale))),
+                                             interpolation=cv2.INTER_AREA)
+            else:
+                self.best_scale, self.best_frame = 1.0, frame.copy()
             self.best_boxes = list(boxes)
 
 
@@ -132,7 +139,9 @@ class EventTracker:
     def _end(self, act: Activity, wall: float, mono: float) -> list[Output]:
         out: list[Output] = [self._event(act, Phase.END, wall, mono)]
         if act.best_frame is not None:
-            frame = draw_boxes(act.best_frame, act.best_boxes, act.kind)
+            k = act.best_scale
+            frame = draw_boxes(act.best_frame, [(int(x * k), int(y * k), int(w * k), int(h * k))
+                                                for x, y, w, h in act.best_boxes], act.kind)
             snap = self.cam.snapshot
             out.append(SnapshotOut(act.kind, act.id, encode_jpeg(frame, snap.width, snap.quality), act.best_score))
         return out
@@ -182,10 +191,10 @@ class EventTracker:
             motion.reason = (f"a blob travelled {travel * 100:.0f}% of the width (min "
                              f"{self.cam.motion.min_travel_pct:g}%) over {self.streak} frames; "
                              f"{motion_score:.1f}% of the picture changed")
-            motion.observe(motion_score, motion_boxes, frame, mono)
+            motion.observe(motion_score, motion_boxes, frame, mono, self.cam.snapshot.width)
             out.append(self._event(motion, Phase.START, wall, mono))
         elif motion is not None and motion_boxes:
-            motion.observe(motion_score, motion_boxes, frame, mono)
+            motion.observe(motion_score, motion_boxes, frame, mono, self.cam.snapshot.width)
             out += self._continue(motion, wall, mono)
         for kind in OBJECT_KINDS:
             s = seen.get(kind)
@@ -195,11 +204,11 @@ class EventTracker:
                     act = self.open[kind] = Activity(kind, wall, mono, mono, mono,
                                                      linked=motion.id if motion else None, reason=s.reason)
                     act.labels.update(s.labels)
-                    act.observe(s.score, s.boxes, frame, mono)
+                    act.observe(s.score, s.boxes, frame, mono, self.cam.snapshot.width)
                     out.append(self._event(act, Phase.START, wall, mono))
                 elif act is not None:
                     act.labels.update(s.labels)
-                    act.observe(s.score, s.boxes, frame, mono)
+                    act.observe(s.score, s.boxes, frame, mono, self.cam.snapshot.width)
             if act is not None:
                 out += self._continue(act, wall, mono)
         return out

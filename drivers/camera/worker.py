@@ -19,6 +19,8 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from drivers.camera.config import CameraConfig
+from drivers.camera.handoff import Handoff, busy_reason
+from drivers.camera.pace import Pace
 
 
 @dataclass
@@ -33,6 +35,10 @@ class WorkerSpec:
     reconnect_min_s: float
     reconnect_max_s: float
     heartbeat_s: float = 1.0
+    detector_socket: str | None = None  # the shared detector service's name; None = load a detector here
+    detector_size: int = 320
+    detector_crops: int = 3
+    detector_timeout_s: float = 2.0
 
     def to_json(self) -> str:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "camera"}
@@ -66,6 +72,7 @@ class Stats:
     def __init__(self) -> None:
         self.grabbed = 0
         self.analysed = 0
+        self.skipped = 0  # frames not analysed because the analysis thread was still busy
         self.decode_errors = 0
         self.reconnects = 0
         self.last_frame = 0.0  # monotonic; 0 = never
@@ -76,24 +83,36 @@ class Stats:
 class Loader:
     """Builds the Analyzer (its detector loads a model) in a thread, so frames flow, and count, meanwhile."""
 
-    def __init__(self, out: Outbox, cam: CameraConfig, timezone: str) -> None:
+    def __init__(self, out: Outbox, spec: WorkerSpec) -> None:
         self.analyzer: Any = None
-        self.thread = threading.Thread(target=self._load, args=(out, cam, timezone), daemon=True)
+        self.shared: Any = None  # the SharedDetector, when the camera uses the service
+        self.thread = threading.Thread(target=self._load, args=(out, spec), daemon=True)
         self.thread.start()
 
-    def _load(self, out: Outbox, cam: CameraConfig, timezone: str) -> None:
+    def _load(self, out: Outbox, spec: WorkerSpec) -> None:
         from drivers.camera.analyzer import Analyzer
-        from drivers.camera.detectors import DarknetDetector
 
-        analyzer = Analyzer(cam, ZoneInfo(timezone))
-        if isinstance(analyzer.detector, DarknetDetector):
-            analyzer.detector.warm_up()
-        out.send({"t": "detector", "name": analyzer.detector.name if analyzer.detector else None,
-                  "warning": analyzer.warning})
+        cam = spec.camera
+        if spec.detector_socket and cam.detect.enabled and cam.detect.detector == "yolo":
+            from drivers.camera.shared_detector import SharedDetector
+
+            # lines and stop zones lose counts when calls are late: the service serves these cameras first
+            priority = 0 if cam.traffic.lines or cam.traffic.stop_zones else 1
+            self.shared = SharedDetector(spec.detector_socket, cam.name, cam.detect, spec.detector_size,
+                                         spec.detector_crops, priority, spec.detector_timeout_s)
+            analyzer = Analyzer(cam, ZoneInfo(spec.timezone), detector=self.shared)
+        else:
+            from drivers.camera.detectors import DarknetDetector
+
+            analyzer = Analyzer(cam, ZoneInfo(spec.timezone))
+            if isinstance(analyzer.detector, DarknetDetector):
+                analyzer.detector.warm_up()
+        out.send({"t": "detector", "name": "yolo-shared" if self.shared else
+                  analyzer.detector.name if analyzer.detector else None, "warning": analyzer.warning})
         self.analyzer = analyzer
 
 
-def heartbeat(out: Outbox, stats: Stats, loader: Loader, period: float, stop: threading.Event) -> None:
+def heartbeat(out: Outbox, stats: Stats, loader: Loader, pace: Pace, period: float, stop: threading.Event) -> None:
     """Health every period, even while the capture loop is blocked in a read that times out."""
     prev_t, prev_g, prev_a = time.monotonic(), 0, 0
     while not stop.wait(period):
@@ -101,13 +120,20 @@ def heartbeat(out: Outbox, stats: Stats, loader: Loader, period: float, stop: th
         now = time.monotonic()
         g, a = stats.grabbed, stats.analysed
         dt = max(now - prev_t, 1e-3)
-        out.send({"t": "health", "input_fps": round((g - prev_g) / dt, 2), "analysed_fps": round((a - prev_a) / dt, 2),
+        if loader.shared is not None:
+            loader.shared.reconnect()
+        analysed_fps = round((a - prev_a) / dt, 2)
+        lowered = busy_reason(analysed_fps, pace.target, pace.reason) if stats.connected and analyzer else None
+        out.send({"t": "health", "input_fps": round((g - prev_g) / dt, 2), "analysed_fps": analysed_fps,
                   "last_frame_age_s": round(now - stats.last_frame, 2) if stats.last_frame else None,
                   "decode_errors": stats.decode_errors, "reconnects": stats.reconnects,
                   "connected": stats.connected, "width": stats.size[0], "height": stats.size[1],
                   "recalibrations": analyzer.recalibrations if analyzer else 0,
                   "detector_calls": analyzer.detector_calls if analyzer else 0,
-                  "detector": analyzer.detector.name if analyzer and analyzer.detector else None})
+                  "detector": analyzer.detector.name if analyzer and analyzer.detector else None,
+                  "analysis_fps": round(pace.fps, 2), "analysis_lowered": lowered, "lag_s": round(pace.lag_s, 2),
+                  "analysis_skipped": stats.skipped,
+                  **(loader.shared.state() if loader.shared else {})})
         prev_t, prev_g, prev_a = now, g, a
 
 
@@ -143,12 +169,25 @@ def run(spec: WorkerSpec, out: Outbox, commands: queue.Queue[dict[str, Any]], st
     from drivers.camera.snapshots import encode_jpeg
 
     cam = spec.camera
-    loader = Loader(out, cam, spec.timezone)
+    loader = Loader(out, spec)
     stats = Stats()
-    threading.Thread(target=heartbeat, args=(out, stats, loader, spec.heartbeat_s, stop), daemon=True).start()
+    pace = Pace(cam.detect_fps)
+    threading.Thread(target=heartbeat, args=(out, stats, loader, pace, spec.heartbeat_s, stop), daemon=True).start()
     backoff = Backoff(spec.reconnect_min_s, spec.reconnect_max_s, jitter=0.2)
     interval = 1.0 / cam.detect_fps
     latest: tuple[float, Any] | None = None
+
+    def analyse(frame: Any, mono: float, wall: float) -> None:
+        stats.analysed += 1
+        analyzer = loader.analyzer
+        if analyzer is None:
+            return  # still loading the detector
+        if loader.shared is not None:
+            analyzer.slowdown = loader.shared.slowdown
+        for msg in encode_outputs(analyzer.process(frame, mono, wall)):
+            out.send(msg)
+
+    handoff = Handoff(analyse)
 
     def serve(cmd: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"t": "reply", "request": cmd.get("request")}
@@ -176,6 +215,7 @@ def run(spec: WorkerSpec, out: Outbox, commands: queue.Queue[dict[str, Any]], st
         out.send({"t": "status", "connected": True, "width": stats.size[0], "height": stats.size[1]})
         next_t = 0.0
         frames_this_session = 0
+        pace.reset()
         while not stop.is_set():
             while not commands.empty():
                 serve(commands.get_nowait())
@@ -189,20 +229,20 @@ def run(spec: WorkerSpec, out: Outbox, commands: queue.Queue[dict[str, Any]], st
             frames_this_session += 1
             if frames_this_session == 25:
                 backoff.reset()  # only a connection that delivered frames earns a fresh backoff
+            pace.observe(now, cap.stream_s())
             if now < next_t:
                 continue
+            interval = 1.0 / pace.fps
             next_t = next_t + interval if now - next_t < interval else now + interval
+            if not handoff.idle.is_set():
+                stats.skipped += 1  # decoded, not analysed: the last frame's analysis is still running
+                continue
             frame = cap.retrieve()
             if frame is None:
                 stats.decode_errors += 1
                 continue
-            stats.analysed += 1
             latest = (now, frame)
-            analyzer = loader.analyzer
-            if analyzer is None:
-                continue  # still loading the detector
-            for msg in encode_outputs(analyzer.process(frame, now, time.time())):
-                out.send(msg)
+            handoff.offer(frame, now, time.time())
         cap.close()
         stats.connected = False
         if stop.is_set():
@@ -210,6 +250,7 @@ def run(spec: WorkerSpec, out: Outbox, commands: queue.Queue[dict[str, Any]], st
         stats.reconnects += 1
         latest = None
         out.send({"t": "status", "connected": False, "detail": "stream lost"})
+        handoff.wait_idle(60.0)
         for msg in encode_outputs(loader.analyzer.flush(time.monotonic(), time.time()) if loader.analyzer else []):
             out.send(msg)
         stop.wait(backoff.next())

@@ -42,6 +42,10 @@ class WorkerProcess:
         """Start the worker with its spec and serve it until its stdout ends; its exit code."""
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        # a decoded 720p picture is 2.7 MB: with a fixed threshold each is mapped and given back when freed, not
+        # left to grow the heap; and a few threads need no arena (64 MB of address space, some resident) each
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         # not run_child: the worker lives as long as the camera and talks over its pipes line by line; the `finally`
         # below ends it through stop_child (stdin closed, SIGTERM, then SIGKILL) on every way out, cancel included
         self.proc = proc = await asyncio.create_subprocess_exec(

@@ -36,6 +36,7 @@ PHOTOS: dict[str, tuple[bool, bool]] = {
 }
 MESSI_BOX = (70, 55, 390, 285)  # x, y, w, h of the player in messi5.jpg (arms and ball included)
 CAR_BOX = (0, 60, 600, 400)  # the car in licenseplate_motion.jpg
+WALKER_BOX = (15, 60, 170, 420)  # the man on the left of basketball1.png, head to feet, before a plain wall
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from tests.camera.photos import CAR_BOX, MESSI_BOX, crop
+from tests.camera.photos import CAR_BOX, MESSI_BOX, WALKER_BOX, crop
 
 
 @dataclass(frozen=True)
@@ -46,32 +46,40 @@ def _moving(sprite: np.ndarray, width: int, height: int, fps: int, seconds: floa
     frames = []
     for i in range(int(fps * seconds)):
         t = i / fps
+        if not start_s <= t <= start_s + cross_s:
+            frames.append(bg)  # the empty street: one picture shared, not a copy per frame
+            continue
         frame = bg.copy()
-        if start_s <= t <= start_s + cross_s:
-            x = int((t - start_s) / cross_s * (width - sw))
-            frame[y:y + sh, x:x + sw] = sprite
+        x = int((t - start_s) / cross_s * (width - sw))
+        frame[y:y + sh, x:x + sw] = sprite
         frames.append(frame)
     return frames
 
 
-def render_mover(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+def render_mover(width: int, height: int, fps: int, seconds: float, start_s: float = 1.0) -> list[np.ndarray]:
     """A person-sized dark block walking across."""
     h = int(height * 0.45)
     sprite = np.full((h, int(h * 0.4), 3), 35, np.uint8)
     cv2.rectangle(sprite, (0, 0), (sprite.shape[1] - 1, h // 5), (60, 80, 160), -1)
-    return _moving(sprite, width, height, fps, seconds)
+    return _moving(sprite, width, height, fps, seconds, start_s)
 
 
-def render_player(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+def render_player(width: int, height: int, fps: int, seconds: float, start_s: float = 1.0) -> list[np.ndarray]:
     """A real photo of a person (the footballer of messi5.jpg) moving across the background."""
     sprite = crop("messi5.jpg", MESSI_BOX, int(height * 0.6))
-    return _moving(sprite, width, height, fps, seconds, cross_s=4.0)
+    return _moving(sprite, width, height, fps, seconds, start_s, cross_s=4.0)
 
 
-def render_car(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+def render_walker(width: int, height: int, fps: int, seconds: float, start_s: float = 1.0) -> list[np.ndarray]:
+    """A real photo of one man, whole and alone before a plain wall (no crowd behind him), walking across."""
+    sprite = crop("basketball1.png", WALKER_BOX, int(height * 0.6))
+    return _moving(sprite, width, height, fps, seconds, start_s, cross_s=4.0)
+
+
+def render_car(width: int, height: int, fps: int, seconds: float, start_s: float = 1.0) -> list[np.ndarray]:
     """A real photo of a car driving across."""
     sprite = crop("licenseplate_motion.jpg", CAR_BOX, int(height * 0.45))
-    return _moving(sprite, width, height, fps, seconds, cross_s=4.0)
+    return _moving(sprite, width, height, fps, seconds, start_s, cross_s=4.0)
 
 
 def render_sway(width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
@@ -141,12 +149,22 @@ SCENES = {
         Scene("mover", True, False, render_mover),
         Scene("player", True, True, render_player),
         Scene("car", True, False, render_car),
+        Scene("walker", True, True, render_walker),
         Scene("brightness", False, False, render_brightness),
         Scene("noise", False, False, render_noise),
         Scene("sway", False, False, render_sway),
         Scene("rain", False, False, render_rain),
     )
 }
+
+
+def render_scene(spec: str, width: int, height: int, fps: int, seconds: float) -> list[np.ndarray]:
+    """A scene by name; `player@6` is the player scene with its mover entering at 6 s (mover, player, car)."""
+    name, _, start = spec.partition("@")
+    if start:
+        render: Callable[..., list[np.ndarray]] = SCENES[name].render
+        return render(width, height, fps, seconds, start_s=float(start))
+    return SCENES[name].render(width, height, fps, seconds)
 
 
 def write_raw(frames: list[np.ndarray], path: Path) -> Path:
