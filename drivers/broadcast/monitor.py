@@ -61,8 +61,9 @@ class MonitorCapture:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 "arecord", "-q", "-D", self.cfg.device, "-f", "S16_LE", "-r", str(self.cfg.rate), "-c", "1",
-                "-t", "raw", stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                "-t", "raw", f"--period-time={int(BLOCK_S * 1e6)}", f"--buffer-time={int(4 * BLOCK_S * 1e6)}",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True)
         except OSError as exc:
             self.error = f"arecord: {exc.strerror or exc}"
             return

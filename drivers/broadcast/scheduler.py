@@ -263,6 +263,9 @@ class Scheduler:
             engine=rec.engine, reason=rec.reason, heard=rec.heard, level_dbfs=rec.level_dbfs)
         if rec.outcome != "played":
             self.ctx.count(f"airing_{rec.outcome}")
+        zone = self.cfg.zones.get(rec.zone)
+        if rec.started is not None and zone is not None and zone.monitor and rec.heard == "not monitored":
+            self.ctx.count("monitor_failed")  # it aired, the monitor gave nothing (the player logged why)
         await self.ctx.emit(ev)
         if rec.outcome == "played" and rec.heard in ("yes", "no"):
             await self._heard(rec, ev.id)

@@ -27,6 +27,9 @@ PACED_ASOUNDRC = ('pcm.!default {{ type plug; slave {{ pcm "paced"; rate {rate};
                   'format "raw" }}\n')
 F_SETPIPE_SZ = 1031
 TICK_S = 0.020
+# The file plugin reads its infile once per capture period and leaves whatever a short read did not fill, so
+# the line-in is written a whole period at a time; drivers/broadcast/monitor.py asks arecord for 100 ms periods.
+LINE_IN_PERIOD_S = 0.100
 
 
 class PacedSoundcard:
@@ -63,6 +66,8 @@ class PacedSoundcard:
 
     def _run(self) -> None:
         size = int(self.rate * TICK_S) * 2
+        period = int(self.rate * LINE_IN_PERIOD_S) * 2
+        line = b""
         due = time.monotonic()
         while not self._stop.is_set():
             due += TICK_S
@@ -79,10 +84,13 @@ class PacedSoundcard:
                 self.wav.writeframes(data)
                 self.played_s += len(data) / 2 / self.rate
             heard = b"" if self.cable_cut.is_set() else data
-            try:
-                os.write(self.line_fd, heard + b"\0" * (size - len(heard)))
-            except BlockingIOError:  # nobody records: the line-in's buffer overruns, as a real one does
-                pass
+            line += heard + b"\0" * (size - len(heard))
+            if len(line) >= period:
+                try:  # one period in one atomic write: a capture period is always read whole
+                    os.write(self.line_fd, line[:period])
+                except BlockingIOError:  # nobody records: the line-in's buffer overruns, as a real one does
+                    pass
+                line = line[period:]
 
     def close(self) -> None:
         self._stop.set()
