@@ -42,6 +42,7 @@ class Analyzer:
         self.zones: list[list[tuple[float, float]]] = []
         self.frame_size: tuple[int, int] = (0, 0)
         self.last_call = float("-inf")
+        self.last_miss = float("-inf")  # a still scene ages the confirmers on its own clock, not the calls'
         self.detector_calls = 0
         self.frames = 0
         self.slowdown = 1.0  # stretches the detector intervals while a shared detector is busy (set by the worker)
@@ -101,6 +102,11 @@ class Analyzer:
         kinds = {kind_of(c) for c in self.cam.detect.classes}
         return all((act := self.events.open.get(k)) is not None and act.linked == motion.id for k in kinds)
 
+    def _hold_s(self) -> float:
+        """How long a standing object may go unseen: the still period (the call comes on the next analysed frame
+        after it, hence the second) stretched as calls are, while a busy shared detector sheds them."""
+        return self.cam.detect.still_interval_s * self.slowdown + 1.0
+
     def process(self, frame: np.ndarray, mono: float, wall: float) -> list[Output]:
         self.frames += 1
         grey = self.small_grey(frame)
@@ -124,20 +130,21 @@ class Analyzer:
             self.detector_calls += 1
             # tracked objects stay in view while they stand still, so counts and stop zones keep their tracks
             traffic = self.cam.traffic
+            self.tracker.expire(mono, self._hold_s())  # a stale track must not widen the regions looked at
             tracked = [t.box for t in self.tracker.tracks] if traffic.lines or traffic.stop_zones else []
             regions = merge_regions(boxes + tracked, *self.frame_size) if boxes else [(0, 0, *self.frame_size)]
             try:
                 dets = self._in_zones([x for x in self.detector.detect(frame, regions) if x.label in d.classes])
             except NoAnswer:
                 called = False  # a busy shared detector shed the call: no misses counted, no tracks moved
-        elif not boxes and since >= d.interval_s:
-            self.last_call = mono
+        elif not boxes and mono - max(self.last_call, self.last_miss) >= d.interval_s:
+            self.last_miss = mono  # not last_call: that would hold off the still_interval_s calls for stop zones
             for c in self.confirmers.values():
                 c.add(False)  # a still scene counts as a miss so stale hits age out
         out: list[Output] = self.events.step(frame, mono, wall, armed, boxes, result.changed * 100.0, result.travel,
                                              self._seen(dets, boxes, called))
         if called:
-            crossings, stops = self.tracker.update(dets, mono)
+            crossings, stops = self.tracker.update(dets, mono, self._hold_s())
             out += [CountOut(c.line, c.label, c.direction, wall) for c in crossings]
             for s in stops:
                 limit = next(z.stopped_after_s for z in self.cam.traffic.stop_zones if z.name == s.zone)

@@ -128,9 +128,17 @@ class Tracker:
         out += [(None, d) for di, d in enumerate(dets) if di not in used_d]
         return out
 
-    def update(self, dets: list[Detection], mono: float) -> tuple[list[Crossing], list[Stopped]]:
+    def expire(self, mono: float, hold_s: float = 0.0) -> None:
+        """Before matching, forget tracks not seen for track_ttl_s (or hold_s, the detector's period while objects
+        stand, if longer): else the next object to come along (a car 30 s later, near where the last one left)
+        would continue the old track, and its line would not count again."""
+        hold = max(self.cfg.track_ttl_s, hold_s)
+        self.tracks = [t for t in self.tracks if mono - t.last_seen <= hold]
+
+    def update(self, dets: list[Detection], mono: float, hold_s: float = 0.0) -> tuple[list[Crossing], list[Stopped]]:
         crossings: list[Crossing] = []
         stops: list[Stopped] = []
+        self.expire(mono, hold_s)
         for track, det in self._match(dets):
             if track is None:
                 track = Track(next(self.ids), det.label, det.box, mono, mono, det.score)

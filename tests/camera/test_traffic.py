@@ -57,6 +57,20 @@ def test_tracker_counts_each_object_once_even_when_it_dithers() -> None:
     assert [(c.label, c.direction) for c in found] == [("car", "in")]
 
 
+def test_a_car_long_after_the_last_one_is_a_new_track_and_counts_again() -> None:
+    from drivers.camera.config import TrafficConfig
+
+    t = Tracker(TrafficConfig(lines=[{"name": "mid", "points": [[0.5, 0], [0.5, 1]]}]), 1280, 720)
+    found = []
+    for i, x in enumerate(range(100, 800, 150)):  # a big car drives across and is last seen right of the line
+        found += t.update([Detection((x, 350, 500, 330), 0.9, "car")], i * 0.4)[0]
+    # 30 s of nothing (no motion: no detector calls), then the next car comes in at the left, within the old
+    # one's reach, and drives across
+    for i, x in enumerate(range(100, 1000, 150)):
+        found += t.update([Detection((x, 350, 500, 330), 0.9, "car")], 30 + i * 0.4)[0]
+    assert [(c.label, c.direction) for c in found] == [("car", "out"), ("car", "out")]
+
+
 @pytest.mark.parametrize("fps", [5, 3])
 def test_drawn_traffic_gives_exact_counts_per_class_and_direction(fps: int) -> None:
     cam = CameraConfig(name="spot", rtsp_url="rtsp://127.0.0.1/x", detect_fps=fps,
@@ -97,7 +111,20 @@ def test_vehicle_standing_in_a_stop_zone_raises_one_event() -> None:
                        detect={"interval_s": 0.2, "still_interval_s": 0.4},
                        traffic={"stop_zones": [{"name": "gate", "polygon": zone, "stopped_after_s": 3}],
                                 "track_ttl_s": 1.5})
-    out = run(cam, frames, ColourDetector())
+    calls: list[float] = []
+
+    class Counting(ColourDetector):
+        def detect(self, frame: object, regions: list) -> list:
+            calls.append(an.last_call)
+            return super().detect(frame, regions)  # type: ignore[arg-type]
+
+    an = Analyzer(cam, ZoneInfo("UTC"), detector=Counting())
+    out = []
+    for i, frame in enumerate(frames):
+        out += an.process(frame, i / FPS, 1_700_000_000 + i / FPS)
+    # the car stands and nothing moves from ~5.5 s: the detector still looks every still_interval_s (0.4 s)
+    standing = [t for t in calls if 5.6 <= t <= 8.0]
+    assert len(standing) >= 5, calls
     stopped = [o for o in out if isinstance(o, EventOut) and o.kind == "vehicle_stopped"]
     assert len(stopped) == 1
     data = stopped[0].data
