@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
 SIP_T1 = 0.5  # RFC 3261 retransmission timer for requests over UDP: 0.5 s, doubling
-_ping_kind: list[int] = []  # the socket type that worked first, tried first afterwards
 
 
 def _checksum(data: bytes) -> int:
@@ -35,16 +34,13 @@ def echo_request(ident: int, seq: int, payload: bytes) -> bytes:
 
 
 def _icmp_socket(host: str) -> socket.socket:
-    kinds = _ping_kind or [socket.SOCK_DGRAM, socket.SOCK_RAW]
     error: OSError | None = None
-    for kind in kinds:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_RAW):
         try:
             sock = socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP)
         except OSError as exc:  # EACCES: not in ping_group_range (dgram) or no CAP_NET_RAW (raw)
             error = exc
             continue
-        if not _ping_kind:
-            _ping_kind.append(kind)
         sock.setblocking(False)
         try:
             sock.connect((host, 0))
