@@ -48,6 +48,21 @@ def ask_site(mq: FleetMqtt, site: str, drivers: list[str], key_file: Any, timeou
     return answers
 
 
+def _zone_news(z: dict[str, Any]) -> str:
+    """A zone's last airing (heard or not on its monitor) and which of its loudspeakers answer."""
+    last = z.get("last_airing") or {}
+    text = f"last {last.get('outcome') or '-'}"
+    if last.get("heard") in ("yes", "no"):
+        text += f" heard {last['heard']}"
+    speakers = [s for s in z.get("speakers") or [] if isinstance(s, dict)]
+    down = [str(s.get("name"))[:16] for s in speakers if s.get("up") is False]
+    if speakers:
+        text += f", speakers {len(speakers) - len(down)}/{len(speakers)} up"
+    if down:
+        text += f" DOWN: {', '.join(down)}"[:60]
+    return text
+
+
 def render_live(answers: dict[str, dict[str, Any]]) -> list[str]:
     """The lines `fleet show` adds for what the site answered (an error shows as such)."""
     lines: list[str] = []
@@ -64,8 +79,7 @@ def render_live(answers: dict[str, dict[str, Any]]) -> list[str]:
                 nxt = (b.get("next_airings") or ["-"])[0]
                 lines.append(f"  {str(b.get('id'))[:24]:<24} next {str(nxt)[:25]:<25} {str(b.get('title'))[:20]}")
             for zone, z in sorted((res.get("zones") or {}).items()):
-                last = z.get("last_airing") or {}
-                lines.append(f"  zone {zone[:16]:<16} {str(z.get('type')):<9} last {last.get('outcome') or '-'}")
+                lines.append(f"  zone {zone[:16]:<16} {str(z.get('type')):<9} {_zone_news(z)}")
         elif name == "cameras":
             lines.append(f"cameras:  {res.get('total')}")
             for c in res.get("items", [])[:20]:

@@ -12,6 +12,7 @@ from typing import Iterator
 
 import pytest
 
+from agent.fleet.live import render_live
 from drivers.broadcast.probes import http_status, ping, sip_ping
 from drivers.broadcast.store import DB_FILE, Store
 from tests.broadcast.harness import asruns, config, running
@@ -98,8 +99,10 @@ def test_an_rtp_speaker_gone_silent_makes_its_zone_unreachable(tmp_path: Path, l
             assert down.data["zone_unreachable"] is True and down.data["error"].startswith("ping: ")
             assert ctx.state == "degraded" and "zones unreachable: loa" in ctx.states[-1][1]
             await async_wait_until(lambda: _speakers(data)["loa"][0]["up"] is False, timeout=2, what="state.json")
-            zones = (await ctx.commands["bulletins"]({}))["zones"]  # what the COC reads of the zone
+            read = await ctx.commands["bulletins"]({})  # what the COC reads of the zone, and `fleet show` prints
+            zones = read["zones"]
             assert zones["loa"]["speakers"][0]["up"] is False and "loa-cong-xa" in zones["loa"]["unreachable"]
+            assert "speakers 0/1 up DOWN: loa-cong-xa" in "\n".join(render_live({"bulletins": {"ok": True, **read}}))
 
             seen = len(asruns(ctx))
             await ctx.commands["broadcast"]({"action": "play-now", "bulletin": {
