@@ -276,12 +276,14 @@ class Scheduler:
             if self.silent.pop(rec.zone, None) is not None:
                 self.log.info("airing_heard_again", zone=rec.zone, bulletin=rec.bulletin_id, level_dbfs=rec.level_dbfs)
                 self.refresh_health()
+                self.write_state()
             return
         self.silent[rec.zone] = {"bulletin_id": rec.bulletin_id, "level_dbfs": rec.level_dbfs, "at": rec.started}
         self.ctx.count("airing_silent")
         self.log.error("airing_silent", zone=rec.zone, bulletin=rec.bulletin_id, level_dbfs=rec.level_dbfs,
                        heard_dbfs=self.cfg.zones[rec.zone].monitor.heard_dbfs)  # type: ignore[union-attr]
         self.refresh_health()
+        self.write_state()
         await self.ctx.emit(Event(kind="airing_silent", severity="critical",
                                   data={"zone": rec.zone, "bulletin_id": rec.bulletin_id, "title": rec.title,
                                         "level_dbfs": rec.level_dbfs, "asrun_event_id": asrun_id,
