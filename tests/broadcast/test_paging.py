@@ -98,3 +98,25 @@ def test_a_page_is_alert_audio_end_in_the_documented_format() -> None:
     # audio starts at the deadline, after the alerts; the air time is the audio's own length
     assert abs(result.ended - result.started - n_audio * 0.020) < 0.06
     assert audio_pkts[0][0] - alerts[-1] < 0.06
+
+
+def test_a_page_stopped_midway_still_ends_with_end_packets() -> None:
+    group = f"239.255.{os.getpid() % 250}.{(os.getpid() // 250) % 250 + 101}"
+    rx = GroupListener(group, free_port(socket.SOCK_DGRAM))
+    audio = Audio(np.full(16000, 4000, np.int16), 16000)  # 1 s
+    zone = PagingZone.model_validate({"type": "paging", "group": group, "port": rx.port, "ttl": 0,
+                                      "interface": "127.0.0.1"})
+    cancel = threading.Event()
+    try:
+        session = PagingOutput(zone).open(audio)
+        deadline = time.monotonic() + 1.0
+        threading.Timer(1.2, cancel.set).start()  # an emergency cuts in 0.2 s into the page
+        result = session.play(deadline, cancel)
+        session.close()
+        wait_until(lambda: [d[0] for _, d in rx.got[-12:]] == [0xFF] * 12, timeout=2, what="the end packets")
+    finally:
+        rx.stop()
+    ops = [d[0] for _, d in rx.got]
+    n_audio = ops.count(0x10)
+    assert result.interrupted and 5 <= n_audio < 25
+    assert ops == [0x0F] * 31 + [0x10] * n_audio + [0xFF] * 12

@@ -86,7 +86,11 @@ class PagingSession:
 
     def play(self, deadline: float, cancel: threading.Event) -> PlayResult:
         lead = (ALERTS - 1) * CONTROL_S + PACKET_S
-        if not wait_until(deadline - lead, cancel) or not self._control(OP_ALERT, ALERTS, time.monotonic(), cancel):
+        if not wait_until(deadline - lead, cancel):
+            now = time.time()
+            return PlayResult(now, now, True)
+        if not self._control(OP_ALERT, ALERTS, time.monotonic(), cancel):  # stopped mid-alert: the page is over
+            self._control(OP_END, ENDS, time.monotonic(), threading.Event())
             now = time.time()
             return PlayResult(now, now, True)
         wait_until(max(deadline, time.monotonic() + PACKET_S), cancel)
