@@ -25,6 +25,7 @@ class RtspCapture:
         self.open_timeout_ms = int(open_timeout_s * 1000)
         self.read_timeout_ms = int(read_timeout_s * 1000)
         self.cap: cv2.VideoCapture | None = None
+        self.buf: np.ndarray | None = None
 
     def open(self) -> bool:
         os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = FFMPEG_OPTIONS
@@ -46,10 +47,15 @@ class RtspCapture:
         return float(self.cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0 if self.cap is not None else 0.0
 
     def retrieve(self) -> np.ndarray | None:
+        """The grabbed frame in BGR, written into the same array each time (no 2.7 MB allocation per 720p frame):
+        whoever keeps a frame past the next retrieve keeps a copy."""
         if self.cap is None:
             return None
-        ok, frame = self.cap.retrieve()
-        return frame if ok and frame is not None else None
+        ok, frame = self.cap.retrieve(self.buf) if self.buf is not None else self.cap.retrieve()
+        if not ok or frame is None:
+            return None
+        self.buf = frame
+        return frame
 
     def close(self) -> None:
         if self.cap is not None:

@@ -49,9 +49,9 @@ class Pace:
             if self.fps > MIN_FPS:
                 self.fps = max(MIN_FPS, self.fps / 2)
                 self.lowered += 1
-                self.reason = f"decoding {self.lag_s:.1f} s behind the stream"
-                self._settle_until = now + SETTLE_S
-                self._best = None  # judge the new rate by the lag it leaves from now on
+            self.reason = f"decoding {self.lag_s:.1f} s behind the stream"
+            self._settle_until = now + SETTLE_S
+            self._best = None  # judge the new rate by whether the lag grows again from here
         elif self.lag_s < LAG_LOW_S and self.fps < self.target:
             if self._calm_since is None:
                 self._calm_since = now
