@@ -132,15 +132,20 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def analyze_video(video: Path, cam: Any, timezone: str = "UTC", snapshots: Path | None = None) -> dict[str, Any]:
-    """Run the live pipeline on a file at detect fps; media time stands in for the clock."""
+def analyze_video(video: Path, cam: Any, timezone: str = "UTC", snapshots: Path | None = None,
+                  service: Any = None) -> dict[str, Any]:
+    """Run the live pipeline on a file at detect fps; media time stands in for the clock. service: the
+    `cameras.detector` settings; a camera on the shared detector is analysed with its size and crops."""
     from zoneinfo import ZoneInfo
 
     from drivers.camera.analyzer import Analyzer
     from drivers.camera.capture import file_frames
+    from drivers.camera.config import DetectorServiceConfig
     from drivers.camera.events import CountOut, EventOut, SnapshotOut
 
-    analyzer = Analyzer(cam.model_copy(update={"armed": []}), ZoneInfo(timezone))
+    service = service or DetectorServiceConfig()
+    cam = cam.model_copy(update={"armed": []})
+    analyzer = Analyzer(cam, ZoneInfo(timezone), detector=_shared_locally(cam, service))
     events: list[dict[str, Any]] = []
     counts: dict[str, int] = {}
     shots = 0
@@ -173,6 +178,22 @@ def analyze_video(video: Path, cam: Any, timezone: str = "UTC", snapshots: Path 
             "events": events}
 
 
+def _shared_locally(cam: Any, service: Any) -> Any:
+    """The shared detector's network in this process for a camera that uses it live; None = the camera's own."""
+    from drivers.camera.detector_service import YoloNet
+    from drivers.camera.models import ModelError
+    from drivers.camera.shared_detector import LocalDetector
+
+    d = cam.detect
+    if not (service.shared and d.enabled and d.detector == "yolo"):
+        return None
+    try:
+        net = YoloNet(d.model_dir, service.input_size)
+    except ModelError:
+        return None  # the Analyzer's own loading falls back to HOG and says why
+    return LocalDetector(d, service.input_size, service.max_crops, net)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     from drivers.camera.config import CameraConfig
 
@@ -180,14 +201,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"no such video file: {args.video}", file=sys.stderr)
         return 2
     timezone = "UTC"
+    service = None
     if args.camera:
         cfg, section = _section(args)
         cam = _camera(section, args.camera)
         timezone = cfg.site.timezone
+        service = section.detector
     else:
         cam = CameraConfig(name="video", rtsp_url="rtsp://unused/")
     try:
-        result = analyze_video(args.video, cam, timezone, args.snapshots)
+        result = analyze_video(args.video, cam, timezone, args.snapshots, service)
     except OSError as exc:
         print(f"analyze: {exc}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 HEADER = struct.Struct(">I")
@@ -77,3 +78,9 @@ def recv_with_fd(sock: socket.socket) -> tuple[dict[str, Any], int | None]:
             socket.close(fd)
         raise WireError(f"message of {n} bytes")
     return _decode(_exactly(sock, n)), (fds[0] if fds else None)
+
+
+def p95_ms(seconds: Iterable[float]) -> float | None:
+    """The 95th percentile of durations in seconds, in ms (both sides report their latency so); None if none."""
+    ordered = sorted(seconds)
+    return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 1) if ordered else None

@@ -21,7 +21,7 @@ import numpy as np
 from agent.backoff import Backoff
 from drivers.camera.config import DetectConfig
 from drivers.camera.crops import plan_crops, render_crop
-from drivers.camera.detector_wire import WireError, address, recv, send
+from drivers.camera.detector_wire import WireError, address, p95_ms, recv, send
 from drivers.camera.detectors import Box, Detection, HogDetector, keep_wanted, kind_of
 
 LATENCIES = 64  # answers the heartbeat's p95 looks back on
@@ -47,6 +47,37 @@ def _inter(a: Box, b: Box) -> int:
     w = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     h = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
     return max(0, w) * max(0, h)
+
+
+def in_frame(cfg: DetectConfig, crops: list[Box], scales: list[float], rows: list[list[list[Any]]]) -> list[Detection]:
+    """The network's boxes per crop ([x, y, w, h, score, label] in crop pixels) as one camera's detections in
+    frame pixels: wanted classes above their scores, non-maximum suppressed, pieces of one object merged."""
+    found: list[tuple[Box, float, str]] = []
+    for (x0, y0, _, _), scale, mine in zip(crops, scales, rows):
+        for x, y, bw, bh, score, label in mine:
+            found.append(((x0 + int(x / scale), y0 + int(y / scale), int(bw / scale), int(bh / scale)),
+                          float(score), str(label)))
+    return drop_parts(keep_wanted(cfg, found))
+
+
+class LocalDetector:
+    """The shared detector's crops and network in this process: `camera analyze` gives the events the live
+    cameras would (same input size, same crops, same merging of boxes)."""
+
+    name = "yolo"
+
+    def __init__(self, cfg: DetectConfig, size: int, max_crops: int, net: Any) -> None:
+        self.cfg, self.size, self.max_crops, self.net = cfg, size, max_crops, net
+        self.slot = np.zeros((max_crops, size, size, 3), np.uint8)
+        low = min(cfg.score_for(c) for c in cfg.classes)
+        self.want = (low, frozenset(cfg.classes))
+
+    def detect(self, frame: np.ndarray, regions: list[Box]) -> list[Detection]:
+        h, w = frame.shape[:2]
+        crops = plan_crops(regions, w, h, self.size, self.max_crops)
+        scales = [render_crop(frame, rect, self.slot[i]) for i, rect in enumerate(crops)]
+        rows = self.net.infer(self.slot[:len(crops)], [self.want] * len(crops))
+        return in_frame(self.cfg, crops, scales, rows)
 
 
 class NoAnswer(Exception):
@@ -129,12 +160,7 @@ class SharedDetector:
         self.latencies.append(time.monotonic() - t0)
         if self.slowdown > 1.0:
             self.slowdown = max(1.0, self.slowdown / 1.5)
-        found: list[tuple[Box, float, str]] = []
-        for (x0, y0, _, _), scale, rows in zip(crops, scales, msg["crops"]):
-            for x, y, bw, bh, score, label in rows:
-                found.append(((x0 + int(x / scale), y0 + int(y / scale), int(bw / scale), int(bh / scale)),
-                              float(score), str(label)))
-        return drop_parts(keep_wanted(self.cfg, found))
+        return in_frame(self.cfg, crops, scales, msg["crops"])
 
     def _try_connect(self) -> None:
         if self.sock is None and time.monotonic() >= self.retry_at:
@@ -173,10 +199,8 @@ class SharedDetector:
 
     def state(self) -> dict[str, Any]:
         """For the heartbeat: which detector answers, since when the service is missing, shed and p95."""
-        lat = sorted(self.latencies)
-        p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] * 1000 if lat else None
         return {"detector_service": "up" if self.sock is not None else "down",
                 "detector_down_since": self.down_since, "detector_error": None if self.sock else self.last_error,
                 "detector_shed": self.shed, "detector_fallback_calls": self.fallback_calls,
                 "detector_slowdown": round(self.slowdown, 2),
-                "detect_p95_ms": round(p95, 1) if p95 is not None else None}
+                "detect_p95_ms": p95_ms(self.latencies)}

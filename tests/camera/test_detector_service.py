@@ -20,11 +20,11 @@ import pytest
 from agent.logs import KvLogger
 from drivers.camera.config import DetectConfig, DetectorServiceConfig
 from drivers.camera.crops import plan_crops, render_crop
-from drivers.camera.detector_service import Client, Request, Service
+from drivers.camera.detector_service import Client, Request, Service, YoloNet
 from drivers.camera.detector_supervisor import DetectorSupervisor
 from drivers.camera.detectors import Detection
 from drivers.camera.pace import Pace
-from drivers.camera.shared_detector import SharedDetector, drop_parts
+from drivers.camera.shared_detector import LocalDetector, SharedDetector, drop_parts
 from tests.camera.scenes import render_scene
 from tests.support.wait import async_wait_until, wait_until
 
@@ -65,6 +65,9 @@ def test_a_worker_gets_its_people_back_in_frame_pixels(service: str) -> None:
     assert 520 <= x + w / 2 <= 760 and y + h > 600 and h > 350  # where the sprite is: centre, feet, height
     whole = det.detect(frame, [(0, 0, 1280, 720)])  # no motion to go by: the whole frame, letterboxed
     assert any(d.label == "person" and 520 <= d.box[0] + d.box[2] / 2 <= 760 for d in whole), whole
+    # `camera analyze` runs the same crops and network in its own process: the same boxes
+    local = LocalDetector(DetectConfig(), 320, 3, YoloNet(None, 320))
+    assert local.detect(frame, [(500, 150, 300, 560)]) == found
 
 
 def test_without_the_service_a_worker_uses_hog_and_says_since_when(service: str) -> None:
