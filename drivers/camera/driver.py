@@ -113,8 +113,7 @@ class CameraDriver:
         fallback = [n for n, r in self.cameras.items() if r.detector_warning]
         paused = self.storage.paused if self.storage is not None else None
         service = self.service
-        lowered = [f"{n} ({r.liveness.heartbeat.get('analysis_fps')} fps)" for n, r in self.cameras.items()
-                   if r.liveness.heartbeat.get("analysis_lowered")]
+        lowered = [n for n, r in self.cameras.items() if r.liveness.heartbeat.get("analysis_lowered")]
         now = time.time()
         outage = service.recent_outage(now) if service is not None else None
         if offline:
@@ -126,8 +125,8 @@ class CameraDriver:
             ctx.health("degraded", "recording paused: free disk {free_kib} KiB under the floor of {floor_kib} KiB "
                        "(storage.min_free_bytes) on {root}", **self.storage.paused_params)
         elif service is not None and service.down_since is not None:
-            ctx.health("degraded", "detector service down since {since} ({down_s} s): cameras detect people with "
-                       "HOG", since=self._clock(ctx, service.down_since), down_s=round(now - service.down_since))
+            ctx.health("degraded", "detector service down since {since}: cameras detect people with HOG",
+                       since=self._clock(ctx, service.down_since))
         elif unknown:
             ctx.health("starting", "connecting: {cameras}", cameras=", ".join(unknown))
         elif lowered:

@@ -2,7 +2,7 @@
 
 While the analysis thread is busy (a detector answer is late, a snapshot is being encoded) the capture loop
 keeps decoding every frame and simply does not convert the next one for analysis; each such frame is counted
-(`skipped`), and the heartbeat reports the lowered rate and why.
+(`analysis_skipped`), and the heartbeat reports why the rate is lowered.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ class Handoff:
                 self.idle.set()
 
 
-def busy_reason(analysed_fps: float, target_fps: float, lag_reason: str | None) -> str | None:
-    """Why this camera analyses fewer frames than configured, or None while it keeps up (within 20 %)."""
+def lowered_reason(lag_reason: str | None, slowdown: float) -> str | None:
+    """Why this camera analyses or detects less than configured, from the decisions that lowered it (they hold
+    for seconds, so health does not flap with every late frame); None while it runs as configured."""
     if lag_reason:
         return lag_reason
-    if analysed_fps < 0.8 * target_fps:
-        return f"analysis busy (detector answers late): {analysed_fps:.1f} of {target_fps:g} fps analysed"
+    if slowdown > 1.0:
+        return f"the shared detector is busy: this camera calls it {slowdown:.1f}x less often"
     return None
-

@@ -19,7 +19,7 @@ from typing import IO, Any
 from zoneinfo import ZoneInfo
 
 from drivers.camera.config import CameraConfig
-from drivers.camera.handoff import Handoff, busy_reason
+from drivers.camera.handoff import Handoff, lowered_reason
 from drivers.camera.pace import Pace
 
 
@@ -123,7 +123,8 @@ def heartbeat(out: Outbox, stats: Stats, loader: Loader, pace: Pace, period: flo
         if loader.shared is not None:
             loader.shared.reconnect()
         analysed_fps = round((a - prev_a) / dt, 2)
-        lowered = busy_reason(analysed_fps, pace.target, pace.reason) if stats.connected and analyzer else None
+        slowdown = loader.shared.slowdown if loader.shared is not None else 1.0
+        lowered = lowered_reason(pace.reason, slowdown) if stats.connected else None
         out.send({"t": "health", "input_fps": round((g - prev_g) / dt, 2), "analysed_fps": analysed_fps,
                   "last_frame_age_s": round(now - stats.last_frame, 2) if stats.last_frame else None,
                   "decode_errors": stats.decode_errors, "reconnects": stats.reconnects,

@@ -326,8 +326,8 @@ DETAILS: dict[str, str] = {
         "(storage.min_free_bytes) trên {root}",
     "connecting: {cameras}": "đang kết nối: {cameras}",
     "{n} camera(s) online": "{n} camera trực tuyến",
-    "detector service down since {since} ({down_s} s): cameras detect people with HOG":
-        "bộ phát hiện dùng chung ngừng từ {since} ({down_s} giây): camera tạm nhận diện người bằng HOG",
+    "detector service down since {since}: cameras detect people with HOG":
+        "bộ phát hiện dùng chung ngừng từ {since}: camera tạm nhận diện người bằng HOG",
     "analysis lowered (the box cannot keep up): {cameras}": "giảm tốc độ phân tích (máy không theo kịp): {cameras}",
     "{n} camera(s) online; detector service was down {since}-{until} ({down_s} s)":
         "{n} camera trực tuyến; bộ phát hiện dùng chung đã ngừng {since}-{until} ({down_s} giây)",

@@ -1,6 +1,6 @@
 """The shared detector on its own: the real service process answering real workers' slots (boxes back in frame
 pixels, HOG while it is away), its scheduling (lines and stop zones first, nobody starves, late requests shed),
-the family restarting it when it hangs, and the pieces the workers use (crops, duplicate boxes, pace)."""
+the family restarting it when it hangs, and the pieces the workers use (crops, duplicate boxes)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from drivers.camera.crops import plan_crops, render_crop
 from drivers.camera.detector_service import Client, Request, Service, YoloNet
 from drivers.camera.detector_supervisor import DetectorSupervisor
 from drivers.camera.detectors import Detection
-from drivers.camera.pace import Pace
 from drivers.camera.shared_detector import LocalDetector, SharedDetector, drop_parts
 from tests.camera.scenes import render_scene
 from tests.support.wait import async_wait_until, wait_until
@@ -171,21 +170,3 @@ def test_pieces_of_one_object_from_overlapping_crops_are_one_detection() -> None
     part = Detection((620, 350, 230, 320), 0.86, "car")  # a crop's edge cut the car: its front alone
     walker = Detection((700, 300, 120, 400), 0.7, "person")  # in front of the car: another kind, kept
     assert drop_parts([part, walker, car]) == [car, walker]
-
-
-def test_pace_lowers_the_analysed_rate_while_decoding_lags_and_restores_it() -> None:
-    pace = Pace(5.0)
-    t = 0.0
-    for i in range(50):  # 15 fps stream decoded in real time
-        t = i / 15
-        pace.observe(t, i / 15)
-    assert pace.fps == 5.0 and pace.reason is None
-    for i in range(50, 200):  # decoding at half speed: the stream clock falls behind ours
-        t += 2 / 15
-        pace.observe(t, i / 15)
-    assert pace.fps < 5.0 and "behind the stream" in (pace.reason or "") and pace.lowered >= 1
-    base = t - 200 / 15
-    for i in range(200, 600):  # keeping up again
-        t = base + i / 15
-        pace.observe(t, i / 15)
-    assert pace.fps == 5.0 and pace.reason is None
