@@ -303,9 +303,11 @@ class DetectorServiceConfig(Section):
     max_crops: int = Field(3, ge=1, le=8, description="crops one camera may send per call (wide or scattered motion)")
     shed_after_ms: float = Field(800, ge=50, le=10000, description="a request waiting this long is answered "
                                  "`shed` and its camera stretches its detector interval (up to 8×) until answers "
-                                 "come back in time; lines and stop zones are served first")
-    answer_timeout_s: float = Field(2.0, ge=0.2, le=30, description="a camera waiting longer for an answer "
-                                    "takes the service for hung and uses HOG until it answers again")
+                                 "come back in time; lines and stop zones are served first and never shed (answered "
+                                 "late, they slow down the same)")
+    answer_timeout_s: float = Field(5.0, ge=0.2, le=30, description="a camera waiting longer for an answer "
+                                    "takes the service for hung and uses HOG until it answers again (decoding "
+                                    "never waits for it)")
     hung_after_s: float = Field(10.0, ge=2, le=300, description="no heartbeat from the service this long = "
                                 "wedged: the family kills and restarts it")
 

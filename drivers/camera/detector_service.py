@@ -5,8 +5,11 @@ Run as `python -m drivers.camera.detector_service --name NAME --input-size S ...
 `crops` S×S BGR pictures, and per request say how many crops they wrote; requests waiting together are run
 as one batch (at most batch_max crops) and answered per camera. Counting-line and stop-zone cameras go first,
 a request that waited half of shed_after_ms goes first too (nobody starves), and one that waited all of it is
-answered `shed` so its camera lowers its own call rate. stdout: a JSON line `ready`, then `health` every
-heartbeat from the inference loop itself (a wedged network stops them, and the family restarts the service).
+answered `shed` so its camera lowers its own call rate; a counting camera's is still answered (a lost
+detection is a lost count), marked `busy` so that camera slows down all the same. Each worker has one
+request at most in flight, so the queue never holds more than one per camera. stdout: a JSON line `ready`,
+then `health` every heartbeat from the inference loop itself (a wedged network stops them, and the family
+restarts the service).
 """
 
 from __future__ import annotations
@@ -178,9 +181,12 @@ class Service:
             pass
 
     def _shed_late(self, now: float) -> None:
-        """Answer `shed` to requests that waited all of shed_after_s: their cameras slow down instead of queueing."""
+        """Answer `shed` to requests that waited all of shed_after_s: their cameras slow down instead of queueing.
+        Counting-line and stop-zone cameras' requests stay, to be answered `busy` (they slow down too)."""
         late = [r for r in self.pending if now - r.arrived >= self.shed_after_s]
         for r in late:
+            if r.client.priority == 0:
+                continue
             self.pending.remove(r)
             self.shed += 1
             r.client.shed += 1
@@ -219,6 +225,7 @@ class Service:
             self.latencies.append(done - r.arrived)
             r.client.reply({"t": "result", "id": r.id, "crops": found[k:k + r.crops],
                             "wait_ms": round((t0 - r.arrived) * 1000), "infer_ms": round((done - t0) * 1000),
+                            "busy": t0 - r.arrived >= self.shed_after_s,
                             "batch": len(images)})
             k += r.crops
 

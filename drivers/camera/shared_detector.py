@@ -3,7 +3,8 @@
 The worker never loads a network. While the service is down, hung or refusing, the camera keeps detecting
 people with HOG (no model, a few MB) and retries the service with backoff; `state` says which it is using
 and since when, for the worker's heartbeat. A `shed` answer (the service is busy) makes the camera call
-less often until answers come back in time.
+less often until answers come back in time; so does a late (`busy`) answer, which a counting camera gets
+instead of being shed.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class SharedDetector:
         self.down_since: float | None = time.time()  # wall; None while the service answers
         self.last_error = "not connected yet"
         self.next_id = 0
-        self.calls = self.shed = self.fallback_calls = self.failures = 0
+        self.calls = self.shed = self.busy = self.fallback_calls = self.failures = 0
         self.slowdown = 1.0  # multiplies the camera's detector intervals while the service sheds
         self.latencies: deque[float] = deque(maxlen=LATENCIES)
         self.lock = threading.Lock()  # one request at a time on the socket: analysis calls, heartbeat reconnects
@@ -158,7 +159,10 @@ class SharedDetector:
         if msg.get("t") != "result" or not isinstance(msg.get("crops"), list) or len(msg["crops"]) != len(crops):
             raise WireError(f"unexpected answer {str(msg.get('t'))[:20]}")
         self.latencies.append(time.monotonic() - t0)
-        if self.slowdown > 1.0:
+        if msg.get("busy") is True:  # answered, late: a counting camera is never shed, it slows down instead
+            self.busy += 1
+            self.slowdown = min(MAX_SLOWDOWN, self.slowdown * 2)
+        elif self.slowdown > 1.0:
             self.slowdown = max(1.0, self.slowdown / 1.5)
         return in_frame(self.cfg, crops, scales, msg["crops"])
 
@@ -201,6 +205,6 @@ class SharedDetector:
         """For the heartbeat: which detector answers, since when the service is missing, shed and p95."""
         return {"detector_service": "up" if self.sock is not None else "down",
                 "detector_down_since": self.down_since, "detector_error": None if self.sock else self.last_error,
-                "detector_shed": self.shed, "detector_fallback_calls": self.fallback_calls,
+                "detector_shed": self.shed, "detector_busy": self.busy, "detector_fallback_calls": self.fallback_calls,
                 "detector_slowdown": round(self.slowdown, 2),
                 "detect_p95_ms": p95_ms(self.latencies)}

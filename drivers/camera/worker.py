@@ -38,7 +38,7 @@ class WorkerSpec:
     detector_socket: str | None = None  # the shared detector service's name; None = load a detector here
     detector_size: int = 320
     detector_crops: int = 3
-    detector_timeout_s: float = 2.0
+    detector_timeout_s: float = 5.0
 
     def to_json(self) -> str:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "camera"}
