@@ -6,17 +6,20 @@ The same code runs in the live worker and in `commune-agent camera analyze VIDEO
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
-from drivers.camera.config import CameraConfig
 from drivers.camera.detectors import Box, Confirmer, Detection, Detector, kind_of, make_detector, merge_regions
 from drivers.camera.events import CountOut, EventTracker, Output, Seen
 from drivers.camera.motion import MotionDetector
 from drivers.camera.shared_detector import NoAnswer
 from drivers.camera.traffic import Tracker, foot, inside
+
+if TYPE_CHECKING:  # only types: the worker process never imports pydantic (see plain.py)
+    from drivers.camera.config import CameraConfig
 
 
 def overlaps(box: Box, others: list[Box]) -> bool:

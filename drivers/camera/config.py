@@ -12,14 +12,15 @@ from typing import Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from agent.section import SecretFile, Section
+from drivers.camera.plain import OBJECT_CLASSES, VEHICLE_CLASSES, in_window, score_for
+
+__all__ = ["OBJECT_CLASSES", "VEHICLE_CLASSES"]  # the class names live in plain.py, for the worker too
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CAMERA_NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 
 
-OBJECT_CLASSES = ("person", "bicycle", "motorcycle", "car", "bus", "truck")
-VEHICLE_CLASSES = frozenset(OBJECT_CLASSES[1:])
 ObjectClass = Literal["person", "bicycle", "motorcycle", "car", "bus", "truck"]
 Point = tuple[float, float]
 
@@ -145,7 +146,7 @@ class DetectConfig(Section):
         return self
 
     def score_for(self, label: str) -> float:
-        return self.min_scores.get(label, self.min_score)  # type: ignore[call-overload]
+        return score_for(self.min_scores, self.min_score, label)  # type: ignore[arg-type]
 
 
 class CountLine(Section):
@@ -223,14 +224,7 @@ class ArmWindow(Section):
 
     def contains(self, now: dt.datetime) -> bool:
         """True if now (a local, aware or naive datetime) falls inside; end < start wraps midnight."""
-        t = now.time().replace(tzinfo=None)
-        day = DAYS[now.weekday()]
-        if self.start <= self.end:
-            return day in self.days and self.start <= t <= self.end
-        if t >= self.start:
-            return day in self.days
-        yesterday = DAYS[(now.weekday() - 1) % 7]
-        return yesterday in self.days and t <= self.end
+        return in_window(self.days, self.start, self.end, now)
 
 
 class SnapshotConfig(Section):

@@ -10,13 +10,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
-from drivers.camera.config import VEHICLE_CLASSES, DetectConfig
 from drivers.camera.models import ModelError, load_installed
+from drivers.camera.plain import VEHICLE_CLASSES
+
+if TYPE_CHECKING:  # only types: the worker process never imports pydantic (see plain.py)
+    from drivers.camera.config import DetectConfig
 
 Box = tuple[int, int, int, int]  # x, y, w, h in full-frame pixels
 HOG_WIN = (64, 128)

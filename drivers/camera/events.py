@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import cv2
 import numpy as np
 
-from drivers.camera.config import CameraConfig
 from drivers.camera.phases import Phase
 from drivers.camera.snapshots import encode_jpeg
+
+if TYPE_CHECKING:  # only types: the worker process never imports pydantic (see plain.py)
+    from drivers.camera.config import CameraConfig
 
 Box = tuple[int, int, int, int]
 

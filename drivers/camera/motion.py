@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from drivers.camera.config import MotionConfig
+if TYPE_CHECKING:  # only types: the worker process never imports pydantic (see plain.py)
+    from drivers.camera.config import MotionConfig
+
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 SETTLE_FRAMES = 3  # frames after a light change during which the background just follows the picture

@@ -15,15 +15,17 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from agent.backoff import Backoff
-from drivers.camera.config import DetectConfig
 from drivers.camera.crops import plan_crops, render_crop
 from drivers.camera.detector_wire import WireError, address, p95_ms, recv, send
 from drivers.camera.detectors import Box, Detection, HogDetector, keep_wanted, kind_of
+
+if TYPE_CHECKING:  # only types: the worker process never imports pydantic (see plain.py)
+    from drivers.camera.config import DetectConfig
 
 LATENCIES = 64  # answers the heartbeat's p95 looks back on
 MAX_SLOWDOWN = 8.0  # a busy service stretches this camera's detector interval at most this much

@@ -12,9 +12,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.logs import KvLogger
-from drivers.camera.config import StorageConfig
+
+if TYPE_CHECKING:  # only types: the worker process never imports pydantic (see plain.py)
+    from drivers.camera.config import StorageConfig
 
 RING_HEADROOM_S = 3.0  # room kept for what every ring writes in this long (checks can run late on a busy box)
 KEPT = {".jpg", ".mp4"}  # what may be deleted to make room; a clip's .json goes with its .mp4

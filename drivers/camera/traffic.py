@@ -9,9 +9,12 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from drivers.camera.config import CountLine, TrafficConfig
 from drivers.camera.detectors import Box, Detection
+
+if TYPE_CHECKING:  # only types: the worker process never imports pydantic (see plain.py)
+    from drivers.camera.config import CountLine, TrafficConfig
 
 Pt = tuple[float, float]
 

@@ -15,19 +15,22 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from drivers.camera.config import CameraConfig
 from drivers.camera.handoff import Handoff, lowered_reason
 from drivers.camera.pace import Pace
+from drivers.camera.plain import CameraView
+
+if TYPE_CHECKING:  # only types: this process never imports pydantic (see plain.py)
+    from drivers.camera.config import CameraConfig
 
 
 @dataclass
 class WorkerSpec:
     """What a worker is started with (its first stdin line): the camera, its stream URL, timeouts and heartbeat."""
 
-    camera: CameraConfig
+    camera: CameraConfig | CameraView  # the model in the agent, its read-only view in the worker
     url: str
     timezone: str
     open_timeout_s: float
@@ -48,7 +51,7 @@ class WorkerSpec:
     @classmethod
     def from_json(cls, text: str) -> WorkerSpec:
         d = json.loads(text)
-        d["camera"] = CameraConfig.model_validate(d["camera"])
+        d["camera"] = CameraView(d["camera"])  # validated by the agent before it was written
         return cls(**d)
 
 

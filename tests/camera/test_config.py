@@ -81,3 +81,33 @@ def test_duplicate_names_are_refused() -> None:
     with pytest.raises(ValidationError, match="duplicate camera name"):
         CamerasConfig.model_validate({"devices": [{"name": "a", "rtsp_url": "rtsp://x/"},
                                                   {"name": "a", "rtsp_url": "rtsp://y/"}]})
+
+
+def test_the_worker_reads_its_camera_without_pydantic_by_the_same_rules(tmp_path: Path) -> None:
+    """The worker gets the agent's dump as read-only views: same values, same arming and scores, no pydantic."""
+    import datetime as dt
+    import subprocess
+    import sys
+
+    from drivers.camera.worker import WorkerSpec
+
+    cam = CameraConfig.model_validate({
+        "name": "gate", "rtsp_url": "rtsp://x/", "armed": [{"days": ["mon", "fri"], "start": "22:00", "end": "06:00"},
+                                                          {"days": ["sat"], "start": "08:00", "end": "12:30"}],
+        "detect": {"min_scores": {"person": 0.6}, "model_dir": str(tmp_path)},
+        "traffic": {"lines": [{"name": "mid", "points": [[0.5, 0], [0.5, 1]], "directions": ["nam", "bac"]}]}})
+    text = WorkerSpec(cam, "rtsp://x/", "UTC", 5, 5, 0.5, 4).to_json()
+    view = WorkerSpec.from_json(text).camera
+    week = [dt.datetime(2026, 12, 7) + dt.timedelta(minutes=30 * i) for i in range(7 * 48)]
+    assert [view.is_armed(t) for t in week] == [cam.is_armed(t) for t in week]
+    assert {c: view.detect.score_for(c) for c in cam.detect.classes} == \
+        {c: cam.detect.score_for(c) for c in cam.detect.classes}
+    assert view.detect.model_dir == cam.detect.model_dir and view.traffic.lines[0].directions == ["nam", "bac"]
+    with pytest.raises(AttributeError):
+        view.detect_fps = 1  # type: ignore[misc]
+    probe = ("import sys; import drivers.camera.worker as w; spec = w.WorkerSpec.from_json(sys.stdin.read()); "
+             "import drivers.camera.analyzer, drivers.camera.shared_detector, drivers.camera.capture; "
+             "print('pydantic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], input=text, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"  # ~16 MB a worker does not spend
