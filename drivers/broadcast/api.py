@@ -1,10 +1,10 @@
 """The broadcast family's face: what other families (the console, automations) may use of it.
 
 Reads: bulletins parsed and validated, their next airings, a read-only view of the store and the as-run log,
-the live state the driver writes, what is on air now (on_air_now, on_air_listen: in-process, on the loop, for
-signboards). Changes go only through the `broadcast` command (COMMAND, ACTIONS), so a
-bulletin from a phone, a file or the COC meets one validation, one store and one as-run log. Names that need
-numpy, ffmpeg or croniter (next airings, decoding and levelling an upload) load on first use.
+the live state the driver writes, what is on air now (`on_air` events as a tap sees them: on_air_changes; the
+zones on air when the live state was written: on_air_now). Changes go only through the `broadcast` command
+(COMMAND, ACTIONS), so a bulletin from a phone, a file or the COC meets one validation, one store and one as-run
+log. Names that need numpy, ffmpeg or croniter (next airings, decoding and levelling an upload) load on first use.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from drivers.broadcast.lexicon import MAX_ENTRIES as LEXICON_MAX_ENTRIES
 from drivers.broadcast.lexicon import LexiconError, check_entries, read_lexicon
 from drivers.broadcast.normalize_vi import Piece
 from drivers.broadcast.normalize_vi import pieces as spoken_pieces
+from drivers.broadcast.onair import EVENT as ON_AIR_EVENT
 from drivers.broadcast.onair import OnAir
-from drivers.broadcast.onair import listen as on_air_listen
-from drivers.broadcast.onair import now as on_air_now
+from drivers.broadcast.onair import from_items as on_air_changes
 from drivers.broadcast.store import DB_FILE, BulletinRecord, Store
 
 if TYPE_CHECKING:
@@ -31,10 +31,11 @@ if TYPE_CHECKING:
     from drivers.broadcast.audio import level_file
     from drivers.broadcast.decode import DecodeError, decode_capped
 
-__all__ = ["ACTIONS", "COMMAND", "LEXICON_FILE", "LEXICON_MAX_ENTRIES", "SECTION", "STATE_FILE", "Airing",
-           "BroadcastConfig", "Bulletin", "BulletinError", "BulletinRecord", "DecodeError", "LexiconError", "OnAir",
-           "Piece", "StoreView", "TtsConfig", "check_entries", "decode_capped", "level_file", "lexicon", "live_state",
-           "next_airings", "on_air_listen", "on_air_now", "open_view", "parse_bulletin", "spoken_pieces"]
+__all__ = ["ACTIONS", "Airing", "BroadcastConfig", "Bulletin", "BulletinError", "BulletinRecord", "COMMAND",
+           "DecodeError", "LEXICON_FILE", "LEXICON_MAX_ENTRIES", "LexiconError", "ON_AIR_EVENT", "OnAir", "Piece",
+           "SECTION", "STATE_FILE", "StoreView", "TtsConfig", "check_entries", "decode_capped", "level_file",
+           "lexicon", "live_state", "next_airings", "on_air_changes", "on_air_now", "open_view", "parse_bulletin",
+           "spoken_pieces"]
 
 SECTION = "broadcast"  # the supervisor gives the driver <data_dir>/<section>
 STATE_FILE = "state.json"
@@ -58,6 +59,13 @@ def live_state(data_root: Path) -> dict[str, Any] | None:
     bulletin files it refused; None before it ever wrote."""
     doc = read_json(data_root / SECTION / STATE_FILE)
     return doc if isinstance(doc, dict) else None
+
+
+def on_air_now(data_root: Path) -> list[OnAir]:
+    """The zones on air when the driver last wrote its live state (for a family starting mid-airing)."""
+    doc = live_state(data_root) or {}
+    rows = doc.get("on_air")
+    return [a for a in (OnAir.from_json(d) for d in (rows if isinstance(rows, list) else [])) if a is not None]
 
 
 def lexicon(data_root: Path) -> dict[str, Any]:

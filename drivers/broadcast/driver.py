@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from agent.driver import Context
+from agent.statefile import read_json
 from drivers.broadcast.airing_audio import AiringAudio
 from drivers.broadcast.commands import BroadcastCommand
 from drivers.broadcast.config import BroadcastConfig, HttpZone, PagingZone, RtpZone, SoundcardZone
@@ -44,10 +45,12 @@ class BroadcastDriver:
         sched = Scheduler(ctx, store, airing_audio, players)
         players.update({name: ZonePlayer(name, make_output(z), z.volume, sched.record, cfg.emergency_interrupt,
                                          ctx.log.child(name), cfg.realtime_priority, z.monitor,
-                                         lambda zone=name: sched.speakers.unreachable(zone))  # type: ignore[misc]
+                                         lambda zone=name: sched.speakers.unreachable(zone),  # type: ignore[misc]
+                                         sched.on_air)
                         for name, z in cfg.zones.items()})
         tasks: list[asyncio.Task[None]] = []
         try:
+            sched.on_air.end_left_over(read_json(sched.state_path))
             sched.sync()
             ctx.on_command("broadcast", BroadcastCommand(sched).handle)
             ctx.on_command("bulletins", BulletinReads(sched).handle)

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Literal
 
 from agent.logs import KvLogger
-from drivers.broadcast import onair
 from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin
 from drivers.broadcast.config import MonitorInput
 from drivers.broadcast.monitor import NOT_MONITORED, Heard, MonitorCapture
+from drivers.broadcast.onair import OnAir, OnAirZones
 from drivers.broadcast.outputs import Output, OutputError, PlayResult
 from drivers.broadcast.track import Track
 
@@ -65,8 +65,10 @@ class ZonePlayer:
 
     def __init__(self, name: str, output: Output, volume: float, sink: ResultSink,
                  interrupt_policy: Literal["requeue", "mark"], log: KvLogger, rt_priority: int = 0,
-                 monitor: MonitorInput | None = None, unreachable: Unreachable = lambda: None) -> None:
+                 monitor: MonitorInput | None = None, unreachable: Unreachable = lambda: None,
+                 on_air: OnAirZones | None = None) -> None:
         self.name = name
+        self.on_air = on_air
         self.monitor = monitor
         self.unreachable = unreachable
         self.output = output
@@ -115,8 +117,9 @@ class ZonePlayer:
                 self.queue.remove(airing)
                 self.current = airing
                 b = airing.bulletin
-                onair.began(onair.OnAir(self.name, b.id, b.title, b.text, b.priority,
-                                         max(airing.scheduled, time.time())))
+                if self.on_air is not None:
+                    self.on_air.began(OnAir(self.name, b.id, b.title, b.priority, max(airing.scheduled, time.time()),
+                                            b.text if b.priority == "emergency" else None))
                 capture = MonitorCapture(self.monitor) if self.monitor else None
                 try:
                     if capture:
@@ -128,7 +131,8 @@ class ZonePlayer:
                     await self.sink(airing.asrun(self.name, "failed", str(exc)))
                     continue
                 finally:
-                    onair.ended(self.name)
+                    if self.on_air is not None:
+                        self.on_air.ended(self.name)
                     if capture:
                         await capture.stop()
                 self.current = None
@@ -141,7 +145,8 @@ class ZonePlayer:
                 if airing is not None:
                     airing.cancel.set()
             self._pool.shutdown(wait=True, cancel_futures=True)
-            onair.ended(self.name)
+            if self.on_air is not None:
+                self.on_air.ended(self.name)
 
     async def _finished(self, airing: ZoneAiring, result: PlayResult, heard: Heard) -> None:
         if not result.interrupted:

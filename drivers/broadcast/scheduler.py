@@ -15,6 +15,7 @@ from drivers.broadcast.api import STATE_FILE
 from drivers.broadcast.asrun import AsRun
 from drivers.broadcast.bulletin import Bulletin, BulletinError
 from drivers.broadcast.config import BroadcastConfig
+from drivers.broadcast.onair import OnAirZones
 from drivers.broadcast.player import ZoneAiring, ZonePlayer
 from drivers.broadcast.speakers import SpeakerWatch
 from drivers.broadcast.store import Store
@@ -55,6 +56,7 @@ class Scheduler:
         self.version = -1
         self.state_path: Path = ctx.data_dir / STATE_FILE
         self.speakers = SpeakerWatch(self.cfg, ctx, self.speakers_changed)
+        self.on_air = OnAirZones(ctx, self.write_state)
         self.silent: dict[str, dict[str, Any]] = {}  # zones whose last played airing the monitor did not hear
         self._checks: set[asyncio.Future[None]] = set()  # speaker checks before an airing, still running
 
@@ -357,6 +359,7 @@ class Scheduler:
             "file_errors": self.file_errors,
             "speakers": self.speakers.doc(),
             "silent": self.silent,
+            "on_air": self.on_air.state(),
         }
 
     def write_state(self) -> None:

@@ -34,7 +34,7 @@ class SignboardDriver:
         self.ctx, self.cfg = ctx, cfg
         self.root = ctx.data_dir.parent
         self.content = Content.from_json(read_json(ctx.data_dir / api.STATE_FILE))
-        self.on_air: list[broadcast.OnAir] = broadcast.on_air_now()
+        self.on_air: dict[str, broadcast.OnAir] = {a.zone: a for a in broadcast.on_air_now(self.root)}
         self.emergency: broadcast.OnAir | None = None
         self.readings: dict[str, dict[str, Any]] = {}
         self.hub = Hub()
@@ -52,21 +52,19 @@ class SignboardDriver:
         runner = web.AppRunner(server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         tasks = [asyncio.create_task(link.run(), name=f"huidu-{n}") for n, link in self.links.items()]
-        untap = ctx.tap(self._tap) if cfg.readings else (lambda: None)
-        unlisten = broadcast.on_air_listen(self._aired)
+        untap = ctx.tap(self._tap)
         try:
             await web.TCPSite(runner, cfg.listen, cfg.port, reuse_address=True).start()
             ctx.log.info("signboard_listening", address=cfg.listen, port=cfg.port, screens=len(screens),
                          huidu=len(self.links))
             ctx.on_command(api.COMMAND, self.command)
-            self._aired(self.on_air)
+            self._aired()
             if cfg.schedule_file is not None:
                 tasks.append(asyncio.create_task(self._watch_schedule(cfg.schedule_file), name="schedule-file"))
             while True:
                 await self._refresh()
                 await asyncio.sleep(60.0 - time.time() % 60.0 + 0.05)  # the schedule page turns with the day
         finally:
-            unlisten()
             untap()
             if self._timer is not None:
                 self._timer.cancel()
@@ -130,18 +128,18 @@ class SignboardDriver:
         asyncio.get_running_loop().create_task(self._refresh())
 
     # -- emergencies ------------------------------------------------------------------------------------------
-    def _aired(self, now: list[broadcast.OnAir]) -> None:
+    def _aired(self) -> None:
         """The broadcast players took or ended an airing: an emergency whose start has come takes every board;
         one starting a moment later is looked at again then."""
-        self.on_air = now
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         t = time.time()
+        now = sorted(self.on_air.values(), key=lambda a: a.starts)
         due = [a for a in now if a.priority == "emergency" and a.starts <= t]
         ahead = [a.starts for a in now if a.priority == "emergency" and a.starts > t]
         if ahead:
-            self._timer = asyncio.get_running_loop().call_later(min(ahead) - t, self._aired, self.on_air)
+            self._timer = asyncio.get_running_loop().call_later(min(ahead) - t, self._aired)
         emergency = due[0] if due else None
         if (emergency and emergency.bulletin_id) != (self.emergency and self.emergency.bulletin_id):
             self.ctx.log.info("signboard_emergency", bulletin=emergency.bulletin_id if emergency else None,
@@ -149,8 +147,18 @@ class SignboardDriver:
             self.emergency = emergency
             self._changed()
 
-    # -- readings ---------------------------------------------------------------------------------------------
+    # -- what the other families emit (airings, readings) ----------------------------------------------------
     def _tap(self, source: str, items: tuple[Emittable, ...]) -> None:
+        if source == broadcast.SECTION:
+            changes = broadcast.on_air_changes(items)
+            for phase, airing in changes:
+                if phase == "start":
+                    self.on_air[airing.zone] = airing
+                elif self.on_air.get(airing.zone, airing).bulletin_id == airing.bulletin_id:
+                    self.on_air.pop(airing.zone, None)
+            if changes:
+                self._aired()
+            return
         wanted = self.cfg.readings
         fresh = False
         for r in items:

@@ -80,7 +80,7 @@ def urls(agent: ConsoleAgent) -> dict[str, str]:
 def coc_client(agent: ConsoleAgent, coc: tuple[Broker, Recorder]) -> Iterator[Recorder]:
     broker, _ = coc
     rec = Recorder(broker.port, topics=("commune/v1/t1/cmd/+/result", "commune/v1/t1/status",
-                                        "commune/v1/t1/event/asrun")).start()
+                                        "commune/v1/t1/event/asrun", "commune/v1/t1/event/on_air")).start()
     wait_until(lambda: any(m.json().get("online") for m in rec.on("t1/status")), timeout=20,
                what="the agent online at the COC")
     try:
@@ -205,6 +205,11 @@ def test_emergency_on_every_board_within_a_second_of_its_start_and_gone_at_its_e
     asrun = wait_until(lambda: [m.json()["data"] for m in coc_client.on("event/asrun")
                                 if m.json()["data"]["bulletin_id"] == "lu-khan"], timeout=30, what="the as-run row")[0]
     assert asrun["outcome"] == "played" and asrun["ended"] - asrun["started"] > 1.0, asrun
+    on_air = wait_until(lambda: len(r := [m.json()["data"] for m in coc_client.on("event/on_air")
+                                          if m.json()["data"]["bulletin_id"] == "lu-khan"]) == 2 and r,
+                        timeout=10, what="the on_air start and end at the COC")
+    assert [(e["phase"], e["zone"]) for e in on_air] == [("start", "xom"), ("end", "xom")]
+    assert on_air[0]["text"] == EMERGENCY
     for p in pages:
         expect(p.locator("#board")).to_have_attribute("data-emergency", "0")
         events = p.evaluate("() => window.boardEvents")
