@@ -7,10 +7,12 @@ test file is marked without anyone remembering to."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from types import ModuleType
 from typing import Iterator
 
+import hypothesis  # noqa: F401  imported (and assertion-rewritten) now, not by its plugin's summary at the end
 import pytest
 
 from tests.support.mosquitto import Broker, Recorder
@@ -41,6 +43,14 @@ def _harnesses(module: ModuleType) -> set[str]:
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks added here
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Garbage finalized here, not inside a later ast.parse: on 3.11 a finalizer whose error is formatted with
+    carets parses too, re-entering the AST constructor, and the outer parse dies with "recursion depth mismatch"
+    (CPython gh-106905)."""
+    gc.collect()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     seen: dict[str, set[str]] = {}
     for item in items:

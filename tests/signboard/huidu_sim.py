@@ -36,6 +36,7 @@ class Card:
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._writers: list[asyncio.StreamWriter] = []
+        self._server: asyncio.Server | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> Card:
@@ -44,8 +45,23 @@ class Card:
         return self
 
     def stop(self) -> None:
+        """The server, every connection and their handlers end before the loop does: nothing is left for the
+        garbage collector to finalize later, in the middle of some other test."""
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for w in self._writers:
+            w.close()
+        handlers = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in handlers:
+            t.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await self._server.wait_closed()
 
     def drop(self) -> None:
         """Pull the cable: every open connection is closed."""
@@ -72,7 +88,7 @@ class Card:
         asyncio.set_event_loop(self.loop)
 
         async def serve() -> None:
-            server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+            self._server = server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
 
