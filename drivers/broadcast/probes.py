@@ -15,22 +15,9 @@ import socket
 import struct
 from urllib.parse import urlsplit
 
-ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY = 8, 0
+from agent.icmp import ICMP_ECHO_REPLY, echo_request
+
 SIP_T1 = 0.5  # RFC 3261 retransmission timer for requests over UDP: 0.5 s, doubling
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def echo_request(ident: int, seq: int, payload: bytes) -> bytes:
-    head = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident, seq)
-    return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, _checksum(head + payload), ident, seq) + payload
 
 
 def _icmp_socket(host: str) -> socket.socket:

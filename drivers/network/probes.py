@@ -16,26 +16,10 @@ import time
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
+from agent.icmp import ICMP_ECHO_REPLY, echo_request
 from drivers.network.config import ProbeTarget
 
 ProbeFn = Callable[[float], Awaitable[float | None]]
-
-ICMP_ECHO_REQUEST = 8
-ICMP_ECHO_REPLY = 0
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def echo_request(ident: int, seq: int, payload: bytes) -> bytes:
-    header = struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, 0, ident, seq)
-    return struct.pack("!BBHHH", ICMP_ECHO_REQUEST, 0, _checksum(header + payload), ident, seq) + payload
 
 
 def _bound_socket(family_type: int, source: str, device: str | None, proto: int = 0) -> socket.socket:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,20 @@ class PlayResult:
     started: float  # wall time of the first sample
     ended: float
     interrupted: bool
+
+
+def multicast_socket(what: str, group: str, port: int, ttl: int, interface: str | None) -> socket.socket:
+    """A UDP socket for a zone's multicast group: its TTL, looped back to this box too, out of its interface."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        if interface:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
+    except OSError as exc:
+        sock.close()
+        raise OutputError(f"{what} {group}:{port}: {exc.strerror or exc}") from None
+    return sock
 
 
 class Session(Protocol):

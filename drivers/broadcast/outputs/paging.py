@@ -10,7 +10,6 @@ first) and the current one. Speakers take 31 alerts 30 ms apart as "a page begin
 from __future__ import annotations
 
 import secrets
-import socket
 import struct
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import Iterator
 
 from drivers.broadcast.audio import Audio
 from drivers.broadcast.config import PagingZone
-from drivers.broadcast.outputs import OutputError, PlayResult, wait_until
+from drivers.broadcast.outputs import OutputError, PlayResult, multicast_socket, wait_until
 from drivers.broadcast.outputs.rtp import PACKET_S, PAYLOAD, payloads
 from drivers.broadcast.track import Track
 
@@ -60,15 +59,7 @@ class PagingSession:
         self.frames = frames
         self.dest = (cfg.group, cfg.port)
         self.heads = {op: header(op, channel, serial, cfg.caller_id) for op in (OP_ALERT, OP_AUDIO, OP_END)}
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        try:
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, cfg.ttl)
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-            if cfg.interface:
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(cfg.interface))
-        except OSError as exc:
-            self.sock.close()
-            raise OutputError(f"paging {cfg.group}:{cfg.port}: {exc.strerror or exc}") from None
+        self.sock = multicast_socket("paging", cfg.group, cfg.port, cfg.ttl, cfg.interface)
         self.samples0 = secrets.randbits(32)
 
     def _send(self, packet: bytes) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import struct
 import threading
 import time
@@ -11,7 +10,7 @@ from typing import Iterator
 
 from drivers.broadcast.audio import Audio
 from drivers.broadcast.config import RtpZone
-from drivers.broadcast.outputs import OutputError, PlayResult, wait_until
+from drivers.broadcast.outputs import OutputError, PlayResult, multicast_socket, wait_until
 from drivers.broadcast.track import Track, regroup
 
 RATE = 8000
@@ -38,15 +37,7 @@ class RtpSession:
     def __init__(self, cfg: RtpZone, frames: Iterator[bytes]) -> None:
         self.frames = frames
         self.dest = (cfg.group, cfg.port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
-        try:
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, cfg.ttl)
-            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-            if cfg.interface:
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(cfg.interface))
-        except OSError as exc:
-            self.sock.close()
-            raise OutputError(f"rtp {cfg.group}:{cfg.port}: {exc.strerror or exc}") from None
+        self.sock = multicast_socket("rtp", cfg.group, cfg.port, cfg.ttl, cfg.interface)
         self.ssrc = secrets.randbits(32)
         self.seq = secrets.randbits(16)
         self.ts = secrets.randbits(32)
