@@ -44,7 +44,8 @@ def test_on_air_start_and_end_per_airing_and_a_left_over_one_ended_at_start(tmp_
             assert "text" not in events[0].data and events[2].data["text"] == "Bà con chú ý"
             row = asruns(ctx, bulletin="lu")[0]
             assert abs(events[2].data["starts"] - row["started"]) < 0.5
-            state = json.loads((data / STATE_FILE).read_text(encoding="utf-8"))
-            assert state["on_air"] == []
+            # the live state is written off the loop, after the as-run row: nothing left on air once it lands
+            await async_wait_until(lambda: json.loads((data / STATE_FILE).read_text(encoding="utf-8"))["on_air"] == [],
+                                   timeout=5, what="the live state with nothing on air")
 
     asyncio.run(scenario())
