@@ -6,6 +6,7 @@ start and gone at its end, the page updating across an agent restart, and a wron
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import urllib.error
@@ -153,12 +154,11 @@ def test_console_notice_and_schedule_reach_the_boards(browser: Browser, agent: C
     page.fill("#sb-title", "Tiêm phòng")
     page.fill("#sb-text", "Tiêm phòng dại cho chó mèo sáng Chủ Nhật tại trạm y tế xã.")
     page.check("input[name=boards][value=nvh]")
-    saved = time.monotonic()
     page.click("#sb-show")
     page.wait_for_url("**/signboard?done=shown")
+    # how fast is the signboard benchmark's board_update_s; here: it arrives without a reload
     expect(board.locator("#page .body")).to_have_text("Tiêm phòng dại cho chó mèo sáng Chủ Nhật tại trạm y tế xã.",
-                                                      timeout=2000)
-    assert time.monotonic() - saved < 2.0 + 1.0  # the page's own round trip included
+                                                      timeout=15000)
     # a bad line is named in Vietnamese and nothing is saved; the fixed week reaches the boards
     rows = page.locator("#sb-schedule tbody tr")
     rows.nth(0).locator("select[name=day]").select_option("2")
@@ -175,9 +175,9 @@ def test_console_notice_and_schedule_reach_the_boards(browser: Browser, agent: C
     page.click("#sb-save-schedule")
     page.wait_for_url("**/signboard?done=schedule")
     expect(page.locator("#sb-schedule tbody tr").nth(0).locator("input[name=time]")).to_have_value("07:30")
-    expect(board.locator("#board")).to_have_attribute("data-pages", "n:hop-dan,n:bulletin-tiem-phong,n:"
-                                                      + _notice_id(agent, "Tiêm phòng", by="console:canbo")
-                                                      + ",s:2,clock")
+    # the console's notice last among whatever the module's other tests put up, then Tuesday's schedule, the clock
+    nid = _notice_id(agent, "Tiêm phòng", by="console:canbo")
+    expect(board.locator("#board")).to_have_attribute("data-pages", re.compile(rf"(^|,)n:{nid},s:2,clock$"))
     wait_until(lambda: "Thứ Ba\n07:30 Họp giao ban (Chủ tịch UBND xã)\n14:00 Tiếp công dân".encode()
                in (card.last("AddProgram") or b""), timeout=10, what="the schedule on the LED card")
     ctx.close()
