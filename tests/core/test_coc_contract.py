@@ -282,7 +282,7 @@ def test_catch_up_returns_exactly_the_events_a_dashboard_missed(coc: Coc) -> Non
 def test_everything_on_the_wire_is_what_the_contract_says(coc: Coc) -> None:
     """Every message this module's agent sent (status, health, telemetry, events, results) against agent/topics.py;
     the README's table is checked against the same definitions in test_contract_drift.py."""
-    coc.ask("broadcast", {"action": "create", "bulletin": bulletin("contract-1")})  # an audit event, whatever ran before
+    coc.ask("broadcast", {"action": "create", "bulletin": bulletin("contract-1")})  # an audit event, whatever ran
     wait_until(lambda: [m for m in coc.rec.on("/event/audit") if m.json()["data"].get("target") == "contract-1"], 15,
                what="the audit event of the change")
     coc.ask("rebirth")
