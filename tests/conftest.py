@@ -42,7 +42,6 @@ def _harnesses(module: ModuleType) -> set[str]:
     return used
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks added here
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Garbage finalized here, not inside a later ast.parse: on 3.11 a finalizer whose error is formatted with
@@ -51,6 +50,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     gc.collect()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the xdist_group marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     seen: dict[str, set[str]] = {}
     for item in items:
