@@ -1,4 +1,4 @@
-"""Eight cameras on one box: eight real 720p15 RTSP streams from one GStreamer server, one shared detector, lean
+"""Eight cameras on one box: eight real RTSP streams from one GStreamer server, one shared detector, lean
 workers. Events and exact line counts on every camera; the detector killed (-9) and a worker killed mid-run;
 memory of every worker and of the service bounded. One driver for the whole module (it costs the most to start)."""
 
@@ -21,7 +21,7 @@ from tests.camera.servers import RtspServer
 from tests.support.context import RecordingContext
 from tests.support.wait import wait_until
 
-W, H, FPS = 1280, 720, 15
+W, H, FPS = 640, 360, 10  # the benchmark runs them at 720p15; here they share two cores with the whole suite
 LONG_S = 120  # one crossing per camera while the module runs: counts are exact by construction
 SHORT_S = 7  # a mover every 7 s on the cameras that must show events after the faults
 MID = {"lines": [{"name": "mid", "points": [[0.5, 0.0], [0.5, 1.0]]}]}
@@ -141,7 +141,7 @@ def test_detector_killed_is_restarted_and_health_shows_the_gap(site: tuple[Drive
     back = time.time()
     [outage] = list(service.outages)
     assert killed - 1 <= outage["from"] <= outage["to"] <= back + 1 and outage["s"] > 0
-    wait_until(lambda: "detector service was down" in ctx.states[-1][1], timeout=10,
+    wait_until(lambda: any("detector service was down" in s for _, s in ctx.states), timeout=10,
                what="health naming the outage once the service is back")
     # events continue: a new person on the short-loop cameras, detected by the new service
     wait_until(lambda: all(starts(ctx, n, "person", after=back) for n in ("c6", "c7")), timeout=20, interval=0.2,
