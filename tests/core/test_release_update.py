@@ -42,8 +42,9 @@ def test_a_good_release_is_installed_started_and_committed(box: Any) -> None:
     assert birth["agent_version"].endswith("+next")
     wait_until(lambda: b.events("ro1:s"), 20, what="committed event")
     assert [e["outcome"] for e in b.events("ro1:s")] == ["committed"]
-    state = b.state()
-    assert state["good"] == "r-next" and state["trial"] is None and state["last"]["reported"] is True
+    # the outcome is marked reported in the state file once its event is stored, which may be after the COC has it
+    state = wait_until(lambda: (s := b.state())["last"]["reported"] and s, 10, what="the outcome marked reported")
+    assert state["good"] == "r-next" and state["trial"] is None
     assert os.readlink(b.releases / "good") == os.readlink(b.releases / "current") == "r-next"
     assert sorted(p.name for p in b.releases.iterdir() if not p.name.startswith(".")) == [
         "base", "current", "good", "r-next", "state.json"]
