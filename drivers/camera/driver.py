@@ -129,6 +129,10 @@ class CameraDriver:
                        since=self._clock(ctx, service.down_since))
         elif unknown:
             ctx.health("starting", "connecting: {cameras}", cameras=", ".join(unknown))
+        elif lowered and outage is not None:  # the outage stays in sight while a busy box catches up
+            ctx.health("degraded", "analysis lowered (the box cannot keep up): {cameras}; detector service was down "
+                       "{since}-{until} ({down_s} s)", cameras=", ".join(lowered),
+                       since=self._clock(ctx, outage["from"]), until=self._clock(ctx, outage["to"]), down_s=outage["s"])
         elif lowered:
             ctx.health("degraded", "analysis lowered (the box cannot keep up): {cameras}", cameras=", ".join(lowered))
         elif outage is not None:

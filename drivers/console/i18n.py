@@ -329,6 +329,9 @@ DETAILS: dict[str, str] = {
     "detector service down since {since}: cameras detect people with HOG":
         "bộ phát hiện dùng chung ngừng từ {since}: camera tạm nhận diện người bằng HOG",
     "analysis lowered (the box cannot keep up): {cameras}": "giảm tốc độ phân tích (máy không theo kịp): {cameras}",
+    "analysis lowered (the box cannot keep up): {cameras}; detector service was down {since}-{until} ({down_s} s)":
+        "giảm tốc độ phân tích (máy không theo kịp): {cameras}; bộ phát hiện dùng chung đã ngừng {since}-{until} "
+        "({down_s} giây)",
     "{n} camera(s) online; detector service was down {since}-{until} ({down_s} s)":
         "{n} camera trực tuyến; bộ phát hiện dùng chung đã ngừng {since}-{until} ({down_s} giây)",
     "loading schedule": "đang nạp lịch phát",
