@@ -17,9 +17,10 @@ from typing import Any, Callable, Protocol
 
 from agent.children import ChildTimeout, run_child
 from agent.driver import Context, Event
-from drivers.automations.config import Action, Rule
+from drivers.automations.config import Action, Rule, SignboardAction
 from drivers.automations.rules import Firing
 from drivers.broadcast import api as broadcast
+from drivers.signboard import api as signboard
 
 CHIME_FILE = "chime.wav"
 HOOK_ENV = ("PATH", "LANG", "TZ")  # what a hook inherits; the values come as AUTOMATION_*
@@ -108,6 +109,9 @@ class Actions:
                                    **({"zones": a.chime.zones} if a.chime.zones else {}),
                                    "chime": {"before": False}, "schedule": {"at": self._now_local()}}, source)
             kind = "chime"
+        elif a.signboard is not None:
+            await self._signboard(rule, a.signboard, f, source)
+            kind = "signboard"
         elif a.event is not None:
             await self.ctx.emit(Event(a.event.kind, {"rule": rule.id, "text": render(a.event.text, f.values),
                                                      "why": f.why, "values": f.values}, severity=a.event.severity))
@@ -129,6 +133,20 @@ class Actions:
         res = await self.ctx.call_command(broadcast.COMMAND, {"action": "play-now", "bulletin": bulletin}, source)
         if not res.get("ok"):
             raise RuntimeError(f"broadcast refused: {res.get('error')}")
+
+    async def _signboard(self, rule: Rule, s: SignboardAction, f: Firing, source: str) -> None:
+        """The rule's one notice (id auto-<rule>), shown again with the new values at each firing."""
+        nid = s.id or f"auto-{rule.id}"[:64]
+        if s.clear:
+            up = (signboard.live_state(self.ctx.data_dir.parent) or {}).get("notices") or []
+            if not any(isinstance(n, dict) and n.get("id") == nid for n in up):
+                return  # already down: clearing is what the rule wants, not an error
+        args: dict[str, Any] = {"action": "clear", "id": nid} if s.clear else {
+            "action": "show", "id": nid, "title": render(s.title, f.values) or rule.id,
+            "text": render(s.text, f.values), **({"boards": s.boards} if s.boards else {})}
+        res = await self.ctx.call_command(signboard.COMMAND, args, source)
+        if not res.get("ok"):
+            raise RuntimeError(f"signboard refused: {res.get('error')}")
 
     async def _clip(self, a: Action, f: Firing, source: str) -> None:
         assert a.clip is not None

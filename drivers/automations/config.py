@@ -212,6 +212,23 @@ class ChimeAction(Section):
     priority: Literal["normal", "high", "emergency"] = Field("high", description="normal, high or emergency")
 
 
+class SignboardAction(Section):
+    """A notice on the signboards from a template; each firing replaces the rule's notice, `clear` takes it down."""
+
+    text: str = Field("", max_length=2000, description="template of the notice (needed unless clear)")
+    title: str = Field("", max_length=200, description="template of its heading (default: the rule's id)")
+    boards: Optional[list[str]] = Field(None, min_length=1, description="only these boards (default: all)")
+    id: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="the notice's id (default "
+                              "auto-<rule id>): a clearing rule names the notice its raising rule put up")
+    clear: bool = Field(False, description="take the notice down (a rule on the alarm clearing); nothing up is fine")
+
+    @model_validator(mode="after")
+    def _text(self) -> SignboardAction:
+        if not self.clear and not self.text.strip():
+            raise ValueError("text: a notice needs text (or clear: true)")
+        return self
+
+
 class EventAction(Section):
     """An event of the rule's own kind to the COC (beside the automation_fired record every firing sends)."""
 
@@ -233,20 +250,24 @@ class HookAction(Section):
     timeout_s: float = Field(30.0, gt=0, le=600, description="killed (with its children) after this")
 
 
+ACTION_KINDS = ("bulletin", "chime", "signboard", "event", "clip", "hook")
+
+
 class Action(Section):
     """Exactly one of the kinds of action."""
 
     bulletin: Optional[BulletinAction] = Field(None, description="speak a bulletin from a template")
     chime: Optional[ChimeAction] = Field(None, description="a chime alone")
+    signboard: Optional[SignboardAction] = Field(None, description="a notice on the signboards (or taken down)")
     event: Optional[EventAction] = Field(None, description="an event to the COC")
     clip: Optional[ClipAction] = Field(None, description="a clip (or snapshot) to the COC")
     hook: Optional[HookAction] = Field(None, description="run an operator's program")
 
     @model_validator(mode="after")
     def _one(self) -> Action:
-        given = [k for k in ("bulletin", "chime", "event", "clip", "hook") if getattr(self, k) is not None]
+        given = [k for k in ACTION_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of bulletin, chime, event, clip, hook")
+            raise ValueError(f"give exactly one of {', '.join(ACTION_KINDS)}")
         return self
 
 
@@ -301,6 +322,8 @@ class Rule(Section):
 def _texts(action: Action) -> list[str]:
     if action.bulletin is not None:
         return [action.bulletin.text, action.bulletin.title]
+    if action.signboard is not None:
+        return [action.signboard.text, action.signboard.title]
     if action.event is not None:
         return [action.event.text]
     return []

@@ -16,6 +16,7 @@ from drivers.broadcast.store import DB_FILE, Store
 from tests.console.conftest import login, page_csrf
 from tests.console.harness import OFFICIAL, ConsoleAgent, log_in
 from tests.support.mosquitto import Broker, Recorder
+from tests.support.ports import free_port
 from tests.support.wait import wait_until
 
 FLOOD = "Mực nước sông {device} đã lên {value} mét, vượt mức báo động {level} mét"
@@ -36,6 +37,10 @@ RULES = [
                                                     "for": 8}}),
     _rule("ask", "river-4", confirm={"timeout_s": 120, "on_timeout": "air"}),
     _rule("deadline", "river-5", confirm={"timeout_s": 9, "on_timeout": "air"}),
+    {"id": "board", "trigger": {"reading": {"name": "water_level", "device": "river-6", "above": 3.0}},
+     "actions": [{"signboard": {"title": "Báo động lũ {device}", "text": FLOOD}}]},
+    {"id": "board-off", "trigger": {"reading": {"name": "water_level", "device": "river-6", "below": 2.0}},
+     "actions": [{"signboard": {"id": "auto-board", "clear": True}}]},
 ]
 
 
@@ -48,7 +53,9 @@ def agent(tmp_path_factory: pytest.TempPathFactory, coc: tuple[Broker, Recorder]
         "topics": [{"filter": "tele/+/SENSOR", "format": "tasmota",
                     "fields": [{"source": "WL.Level", "name": "water_level", "unit": "m"}]}]}]}
     a = ConsoleAgent(tmp_path_factory.mktemp("agent"), broker.port, secret,
-                     extra={"sensors": sensors, "automations": {"rules": RULES}}).add_users().start()
+                     extra={"sensors": sensors, "automations": {"rules": RULES},
+                            "signboard": {"listen": "127.0.0.1", "port": free_port(),
+                                          "boards": {"cong": {"type": "screen"}}}}).add_users().start()
     try:
         yield a
     finally:
@@ -94,6 +101,25 @@ def test_a_level_held_for_its_duration_airs_a_bulletin_speaking_the_value(agent:
                        interval=0.2, what="the flood bulletin played")
     assert row["zone"] == "loa" and row["title"] == "flood river-1" and row["engine"] == "espeak"
     assert agent.alsa_out.stat().st_size > 44
+
+
+def notices(agent: ConsoleAgent) -> dict[str, dict[str, Any]]:
+    try:
+        doc = json.loads((agent.data / "signboard" / "state.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {n["id"]: n for n in doc.get("notices", [])}
+
+
+def test_a_rising_river_puts_a_notice_on_the_boards_and_a_falling_one_takes_it_down(
+        agent: ConsoleAgent, coc: tuple[Broker, Recorder]) -> None:
+    _, rec = coc
+    level(rec, "river-6", 3.5)
+    shown = wait_until(lambda: notices(agent).get("auto-board"), timeout=15, what="the rule's notice on the boards")
+    assert shown["title"] == "Báo động lũ river-6" and shown["by"] == "automations:board"
+    assert shown["text"] == "Mực nước sông river-6 đã lên 3,5 mét, vượt mức báo động 3 mét"
+    level(rec, "river-6", 1.5)
+    wait_until(lambda: "auto-board" not in notices(agent), timeout=15, what="the notice taken down")
 
 
 def test_a_flapping_level_airs_at_most_once_per_cooldown(agent: ConsoleAgent, coc: tuple[Broker, Recorder]) -> None:
