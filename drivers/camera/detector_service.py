@@ -39,17 +39,19 @@ LATENCIES = 256  # answers the health's p95 looks back on
 
 
 class YoloNet:
-    """The installed YOLOv3-tiny planned once at size×size; batches up to the largest it has been given."""
+    """The installed YOLOv3-tiny at size×size, planned at start for every batch size up to batch_max: its memory
+    is all taken then, not grown later the first time three cameras happen to wait at once."""
 
     name = "yolo"
 
-    def __init__(self, model_dir: Path | None, size: int) -> None:
+    def __init__(self, model_dir: Path | None, size: int, batch_max: int = 1) -> None:
         model = load_installed(model_dir)
         self.size = size
         self.net = cv2.dnn.readNetFromDarknet(str(model.cfg), str(model.weights))
         self.outputs = self.net.getUnconnectedOutLayersNames()
         self.labels = [COCO_ALIASES.get(n, n) for n in model.names.read_text().split()]
-        self.infer(np.zeros((1, size, size, 3), np.uint8), [(0.99, frozenset())])  # plan now, not at first motion
+        for n in range(batch_max, 0, -1):  # plan now, not at first motion
+            self.infer(np.zeros((n, size, size, 3), np.uint8), [(0.99, frozenset())] * n)
 
     def infer(self, images: np.ndarray, wants: list[tuple[float, frozenset[str]]]) -> list[list[list[Any]]]:
         """Per image: [x, y, w, h, score, label] in its pixels, above its min score and in its classes."""
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     out = sys.stdout.buffer
     sys.stdout = sys.stderr
     try:
-        net = YoloNet(args.model_dir, args.input_size)
+        net = YoloNet(args.model_dir, args.input_size, args.batch_max)
     except (ModelError, cv2.error) as exc:
         out.write(json.dumps({"t": "failed", "why": str(exc)}).encode() + b"\n")
         out.flush()

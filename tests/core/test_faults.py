@@ -120,7 +120,10 @@ def test_a_broker_refusing_telemetry_makes_the_agent_keep_it(tmp_path: Path) -> 
                     return r
             return None
 
-        r = wait_until(refused, 20, what="refusal in health")
+        try:
+            r = wait_until(refused, 20, what="refusal in health")
+        except AssertionError as exc:  # which of connect, publish, refusal or health did not happen
+            raise AssertionError(f"{exc}; agent log tail:\n{agent.log_text()[-3000:]}") from None
         assert "0x87" in r["reason"] and "authori" in r["reason"].lower(), r
         assert values(rec) == set()
         wait_until(lambda: status(data).get("spool", {}).get("spool_depth", 0) >= 300, 10,
